@@ -1,0 +1,321 @@
+//! The check: wait for a scope's survivors to finish, then report those that did not.
+//!
+//! The grace wait never sleep-polls. It reads the exit epoch, looks at the survivors, and sleeps
+//! until a tracked task exits or the deadline passes, so it returns the moment the last survivor
+//! ends. An async variant does the same without blocking the runtime it runs on.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use crate::config::{self, Mode};
+use crate::context;
+use crate::options::Options;
+use crate::registry::{self, exit_signal, Scope, ScopeLabel, TaskId, TaskRecord};
+use crate::report::{LeakReport, LeakedTask};
+use crate::snapshot;
+use crate::untracked::UntrackedWatch;
+
+/// Checks the current scope for leaked tasks when dropped; see [`verify_none`].
+///
+/// Dropping a guard whose scope has unexpected survivors panics with the report, unless the
+/// thread is already panicking: then the report goes to stderr and nothing panics twice.
+#[must_use = "the check runs when the guard is dropped: bind it with `let _leaks = ...`"]
+pub struct VerifyGuard {
+    check: Option<Check>,
+}
+
+/// Starts a leak check of the current scope (the current test) with default [`Options`].
+///
+/// The check runs when the returned guard is dropped, normally at the end of the test. It waits up
+/// to the grace period for the scope's tasks to finish, and fails the test with a report of those
+/// that did not.
+///
+/// ```should_panic
+/// use leakcheck::sync::mpsc;
+///
+/// let _leaks = leakcheck::verify_none();
+/// let (tx, _rx) = mpsc::sync_channel::<u32>(0);
+/// // Nobody ever receives: the sender blocks forever, and the guard panics with the report.
+/// leakcheck::thread::spawn(move || tx.send(1));
+/// ```
+pub fn verify_none() -> VerifyGuard {
+    verify_none_with(Options::default())
+}
+
+/// Starts a leak check of the current scope with `options`; see [`verify_none`].
+///
+/// ```
+/// use std::time::Duration;
+/// use leakcheck::Options;
+///
+/// let _leaks = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(200)));
+/// let worker = leakcheck::thread::spawn(|| std::thread::sleep(Duration::from_millis(20)));
+/// // Not joined, but it finishes within the grace period: the check passes.
+/// # drop(worker);
+/// ```
+pub fn verify_none_with(options: Options) -> VerifyGuard {
+    VerifyGuard { check: Some(Check::new(options)) }
+}
+
+impl VerifyGuard {
+    /// Checks now and returns the report instead of panicking.
+    ///
+    /// With `LEAKCHECK=off` this returns `Ok(())` without looking; with `LEAKCHECK=warn` it prints
+    /// any report to stderr and returns `Ok(())`.
+    pub fn verify(mut self) -> Result<(), LeakReport> {
+        match self.check.take() {
+            Some(check) => check.run_blocking(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for VerifyGuard {
+    fn drop(&mut self) {
+        let Some(check) = self.check.take() else { return };
+        if std::thread::panicking() {
+            // Never panic while unwinding (that aborts the process); but never lose the report.
+            if let Err(report) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking()))
+                .unwrap_or(Ok(()))
+            {
+                eprintln!("{report}");
+            }
+            return;
+        }
+        if let Err(report) = check.run_blocking() {
+            panic!("{report}");
+        }
+    }
+}
+
+impl std::fmt::Debug for VerifyGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyGuard").finish_non_exhaustive()
+    }
+}
+
+/// Runs `f` in a new scope named `name`: the tasks spawned inside, and their descendants, belong
+/// to it, and a [`verify_none`] inside checks only them.
+///
+/// Tests get a scope of their own without this; it is for harnesses that run several tests on
+/// one thread (a custom test main), and for checking one part of a test on its own.
+///
+/// ```
+/// leakcheck::in_scope("warm-up", || {
+///     let guard = leakcheck::verify_none();
+///     leakcheck::thread::spawn(|| ()).join().unwrap();
+///     guard.verify().unwrap();
+/// });
+/// ```
+pub fn in_scope<R>(name: &str, f: impl FnOnce() -> R) -> R {
+    let _scope = context::enter(Scope::open(ScopeLabel::Named(name.to_owned())), None);
+    f()
+}
+
+/// The body of a `#[leak_test]` function: runs it in the test's own scope, then checks it.
+#[doc(hidden)]
+pub fn run_test<R>(name: &'static str, options: Options, body: impl FnOnce() -> R) -> R {
+    let _scope = context::enter(Scope::open(ScopeLabel::Test(test_name(name).to_owned())), None);
+    let guard = verify_none_with(options);
+    let result = body();
+    drop(guard);
+    result
+}
+
+/// `my_crate::module::test` (from `module_path!()`) as libtest names it: `module::test`.
+pub(crate) fn test_name(path: &str) -> &str {
+    path.split_once("::").map_or(path, |(_crate, rest)| rest)
+}
+
+/// One check in progress: what it looks at, and what it has seen.
+pub(crate) struct Check {
+    options: Options,
+    scope: Arc<Scope>,
+    /// The task running the check and its ancestors: alive by definition, never leaks.
+    excluded: Vec<TaskId>,
+    untracked: Option<UntrackedWatch>,
+    /// Every survivor seen while waiting, to count those that exited.
+    seen: HashSet<TaskId>,
+    /// Verdicts of ignore patterns that need a symbolised stack, computed once per task.
+    ignored: HashMap<TaskId, bool>,
+}
+
+impl Check {
+    pub(crate) fn new(options: Options) -> Check {
+        let config = config::get();
+        let scope = context::current_scope();
+        if options.capture_backtraces {
+            scope.capture_backtraces();
+        }
+        let excluded = context::current_task()
+            .map(|task| std::iter::once(task.id).chain(task.ancestors().map(|a| a.id)).collect())
+            .unwrap_or_default();
+        let untracked = (config.mode != Mode::Off).then(|| UntrackedWatch::start(&options));
+        Check { options, scope, excluded, untracked, seen: HashSet::new(), ignored: HashMap::new() }
+    }
+
+    fn grace(&self) -> Duration {
+        self.options.timeout.unwrap_or(config::get().timeout)
+    }
+
+    /// The tracked tasks that count as leaks if they are still alive at the deadline.
+    pub(crate) fn tracked_survivors(&mut self) -> Vec<Arc<TaskRecord>> {
+        let mut tasks = if self.options.process_wide {
+            registry::all_scopes().iter().flat_map(|scope| scope.live_tasks()).collect()
+        } else if self.scope.live_count() == 0 {
+            return Vec::new();
+        } else {
+            self.scope.live_tasks()
+        };
+        let below = self.options.ignore_below;
+        tasks.retain(|task| {
+            !task.has_exited()
+                && !self.excluded.contains(&task.id)
+                && below.is_none_or(|below| task.id >= below)
+        });
+        let options = &self.options;
+        let ignored = &mut self.ignored;
+        tasks.retain(|task| !*ignored.entry(task.id).or_insert_with(|| snapshot::is_ignored(options, task)));
+        self.seen.extend(tasks.iter().map(|t| t.id));
+        tasks
+    }
+
+    fn untracked_survivors(&self) -> Vec<LeakedTask> {
+        self.untracked.as_ref().map(UntrackedWatch::survivors).unwrap_or_default()
+    }
+
+    /// Waits (blocking this thread) for the survivors to finish, then reports those left.
+    pub(crate) fn run_blocking(mut self) -> Result<(), LeakReport> {
+        let config = config::get();
+        config.ensure_valid();
+        if config.mode == Mode::Off {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let deadline = start + self.grace();
+        let subscription = exit_signal().subscribe();
+        let survivors = loop {
+            let epoch = subscription.epoch();
+            let survivors = self.tracked_survivors();
+            let untracked = if survivors.is_empty() { self.untracked_survivors() } else { Vec::new() };
+            if survivors.is_empty() && untracked.is_empty() {
+                return Ok(());
+            }
+            if !subscription.wait(epoch, deadline) {
+                break self.tracked_survivors();
+            }
+        };
+        drop(subscription);
+        self.conclude(survivors, start.elapsed(), ReportExtras::default())
+    }
+
+    /// The async counterpart of [`run_blocking`](Self::run_blocking): waits without blocking the
+    /// thread, so that on a single-threaded runtime the survivors can still run and finish.
+    /// `sleep` is the runtime's timer future for the grace period. `extras` adds what only the
+    /// runtime knows, computed at the deadline.
+    pub(crate) async fn run_async<S: Future<Output = ()>>(
+        mut self,
+        sleep: S,
+        mut extras: impl FnMut(&[Arc<TaskRecord>]) -> ReportExtras,
+    ) -> Result<(), LeakReport> {
+        let config = config::get();
+        config.ensure_valid();
+        if config.mode == Mode::Off {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let subscription = exit_signal().subscribe();
+        let mut sleep = pin!(sleep);
+        loop {
+            let epoch = subscription.epoch();
+            let survivors = self.tracked_survivors();
+            let pending_extras = extras(&survivors);
+            if survivors.is_empty() && pending_extras.is_empty() && self.untracked_survivors().is_empty() {
+                return Ok(());
+            }
+            let timed_out = std::future::poll_fn(|cx| {
+                if subscription.poll_exit(epoch, cx.waker()) {
+                    return Poll::Ready(false);
+                }
+                sleep.as_mut().poll(cx).map(|()| true)
+            })
+            .await;
+            if timed_out {
+                let survivors = self.tracked_survivors();
+                let extras = extras(&survivors);
+                drop(subscription);
+                return self.conclude(survivors, start.elapsed(), extras);
+            }
+        }
+    }
+
+    /// Builds the report of what is left, and applies the `LEAKCHECK` mode to it.
+    fn conclude(
+        mut self,
+        survivors: Vec<Arc<TaskRecord>>,
+        waited: Duration,
+        extras: ReportExtras,
+    ) -> Result<(), LeakReport> {
+        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks);
+        tasks.extend(self.untracked_survivors());
+        let mut notes = extras.notes;
+        if let Some(untracked) = &self.untracked {
+            notes.extend(untracked.notes());
+        }
+        let left: HashSet<TaskId> = survivors.iter().map(|t| t.id).collect();
+        self.seen.retain(|id| !left.contains(id));
+        let report = LeakReport {
+            checked: if self.options.process_wide {
+                "the process".to_owned()
+            } else {
+                self.scope.label.to_string()
+            },
+            waited,
+            exited_while_waiting: self.seen.len(),
+            tasks,
+            notes,
+            unidentified_async: extras.unidentified_async,
+        };
+        if report.leak_count() == 0 {
+            return Ok(());
+        }
+        deliver(report)
+    }
+}
+
+/// Writes the JSON file if asked to, and turns the report into the check's result per `LEAKCHECK`.
+fn deliver(report: LeakReport) -> Result<(), LeakReport> {
+    let config = config::get();
+    if let Some(dir) = &config.report_dir {
+        if let Err(error) = report.write_json_to(dir) {
+            eprintln!("leakcheck: could not write the JSON report to LEAKCHECK_REPORT_DIR={}: {error}", dir.display());
+        }
+    }
+    match config.mode {
+        Mode::Fail => Err(report),
+        Mode::Warn => {
+            eprintln!("{report}\n(LEAKCHECK=warn: not failing)");
+            Ok(())
+        }
+        Mode::Off => Ok(()),
+    }
+}
+
+/// What a runtime adds to a report: stacks from its task dump, counts of tasks it knows and
+/// leakcheck does not, and remarks.
+#[derive(Default)]
+pub(crate) struct ReportExtras {
+    pub(crate) stacks: HashMap<TaskId, crate::report::Stack>,
+    pub(crate) unidentified_async: usize,
+    pub(crate) notes: Vec<String>,
+}
+
+impl ReportExtras {
+    fn is_empty(&self) -> bool {
+        self.unidentified_async == 0
+    }
+}

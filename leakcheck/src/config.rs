@@ -1,0 +1,166 @@
+//! The process-wide settings read from the environment (SPEC §6).
+//!
+//! Each variable is read once. A malformed value is never replaced by a default: it is kept as an
+//! error that every check reports, naming the variable and the values it accepts.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::duration::{parse_duration, ACCEPTED_DURATIONS};
+
+/// What a check does when it finds leaks (`LEAKCHECK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Fail the test (the default).
+    Fail,
+    /// Print the report to stderr, and pass.
+    Warn,
+    /// Do not check at all.
+    Off,
+}
+
+/// How much leakcheck records when a task is spawned or blocks (`LEAKCHECK_BACKTRACE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum CaptureLevel {
+    /// The `#[track_caller]` site only.
+    Location,
+    /// An unresolved backtrace as well, symbolised only when a report needs it.
+    Backtrace,
+}
+
+pub(crate) struct Config {
+    pub(crate) mode: Mode,
+    pub(crate) timeout: Duration,
+    pub(crate) capture: CaptureLevel,
+    pub(crate) report_dir: Option<PathBuf>,
+    /// Every malformed variable, as a message naming it and its accepted values.
+    pub(crate) errors: Vec<String>,
+}
+
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// The settings of this process, read from the environment the first time they are needed.
+pub(crate) fn get() -> &'static Config {
+    CONFIG.get_or_init(|| Config::from_lookup(|name| std::env::var_os(name)))
+}
+
+/// The capture level, without waiting for anything else: read on every spawn.
+pub(crate) fn capture_level() -> CaptureLevel {
+    get().capture
+}
+
+impl Config {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Config {
+        let mut errors = Vec::new();
+        let mut read = |name: &str, accepted: &str| -> Option<String> {
+            let value = lookup(name)?;
+            match value.into_string() {
+                Ok(text) if text.trim().is_empty() => None,
+                Ok(text) => Some(text),
+                Err(raw) => {
+                    errors.push(format!(
+                        "{name}={raw:?} is not valid UTF-8; accepted values: {accepted}"
+                    ));
+                    None
+                }
+            }
+        };
+        let mode_raw = read("LEAKCHECK", "`fail`, `warn`, `off`");
+        let timeout_raw = read("LEAKCHECK_TIMEOUT", ACCEPTED_DURATIONS);
+        let capture_raw = read("LEAKCHECK_BACKTRACE", "`0`, `1`");
+        let report_dir = read("LEAKCHECK_REPORT_DIR", "a directory").map(PathBuf::from);
+
+        let mode = match mode_raw.as_deref().map(str::trim) {
+            None | Some("fail") => Mode::Fail,
+            Some("warn") => Mode::Warn,
+            Some("off") => Mode::Off,
+            Some(other) => {
+                errors.push(format!(
+                    "LEAKCHECK=`{other}` is not understood; accepted values: `fail` (the default), `warn`, `off`"
+                ));
+                Mode::Fail
+            }
+        };
+        let timeout = match timeout_raw {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => parse_duration(&text).unwrap_or_else(|error| {
+                errors.push(format!("LEAKCHECK_TIMEOUT: {error}"));
+                DEFAULT_TIMEOUT
+            }),
+        };
+        let capture = match capture_raw.as_deref().map(str::trim) {
+            None | Some("0") => CaptureLevel::Location,
+            Some("1") | Some("full") => CaptureLevel::Backtrace,
+            Some(other) => {
+                errors.push(format!(
+                    "LEAKCHECK_BACKTRACE=`{other}` is not understood; accepted values: `0` (spawn site only, the default), `1` (a backtrace per spawn)"
+                ));
+                CaptureLevel::Location
+            }
+        };
+        Config { mode, timeout, capture, report_dir, errors }
+    }
+
+    /// Panics with every configuration error at once, so a malformed variable fails the check
+    /// that would otherwise silently run with a default.
+    pub(crate) fn ensure_valid(&self) {
+        if !self.errors.is_empty() {
+            panic!("leakcheck: malformed environment:\n  {}", self.errors.join("\n  "));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).map(Into::into))
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let c = config(&[]);
+        assert_eq!(c.mode, Mode::Fail);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.capture, CaptureLevel::Location);
+        assert!(c.report_dir.is_none());
+        assert!(c.errors.is_empty());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = config(&[
+            ("LEAKCHECK", "warn"),
+            ("LEAKCHECK_TIMEOUT", "250ms"),
+            ("LEAKCHECK_BACKTRACE", "1"),
+            ("LEAKCHECK_REPORT_DIR", "/tmp/x"),
+        ]);
+        assert_eq!(c.mode, Mode::Warn);
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(c.capture, CaptureLevel::Backtrace);
+        assert_eq!(c.report_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable_and_the_accepted_values() {
+        let c = config(&[
+            ("LEAKCHECK", "loud"),
+            ("LEAKCHECK_TIMEOUT", "soon"),
+            ("LEAKCHECK_BACKTRACE", "yes"),
+        ]);
+        assert_eq!(c.errors.len(), 3, "{:?}", c.errors);
+        assert!(c.errors[0].contains("LEAKCHECK=`loud`") && c.errors[0].contains("`warn`"));
+        assert!(c.errors[1].contains("LEAKCHECK_TIMEOUT") && c.errors[1].contains("500ms"));
+        assert!(c.errors[2].contains("LEAKCHECK_BACKTRACE=`yes`") && c.errors[2].contains("`1`"));
+        let panic = std::panic::catch_unwind(|| c.ensure_valid()).unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert!(message.contains("LEAKCHECK_TIMEOUT"), "{message}");
+    }
+}

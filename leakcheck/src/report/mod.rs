@@ -1,0 +1,293 @@
+//! The leak report: what a failing check says, for a person (text) and for tools (JSON).
+//!
+//! A report is built from owned snapshots ([`LeakedTask`]), never from live records, so it stays
+//! true to the moment of the check however the tasks move on afterwards.
+
+mod group;
+mod json;
+mod stack;
+mod text;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::registry::{TaskId, TaskKind};
+use crate::state::TaskState;
+
+pub(crate) use stack::{resolve_stacks, PendingStack};
+pub use stack::{Frame, Stack, StackOrigin};
+
+/// A failed check: the tasks that survived the grace period, and what they were doing.
+///
+/// Its [`Display`](fmt::Display) is the text report; [`tasks`](Self::tasks) gives the same content
+/// for assertions and tools.
+///
+/// ```
+/// use std::time::Duration;
+/// use leakcheck::{sync::mpsc, thread, Options, TaskState};
+///
+/// let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(10)));
+/// let (tx, rx) = mpsc::sync_channel::<u32>(0);
+/// thread::spawn(move || { let _ = tx.send(1); });
+/// let report = guard.verify().unwrap_err();
+/// assert_eq!(report.tasks().len(), 1);
+/// assert_eq!(report.tasks()[0].state(), TaskState::Blocked);
+/// assert_eq!(report.tasks()[0].blocked_on(), Some("chan send"));
+/// drop(rx); // lets the sender go
+/// ```
+#[derive(Clone, Serialize)]
+pub struct LeakReport {
+    /// What was checked: "test `a::b`", "scope `x`", or "the process".
+    pub(crate) checked: String,
+    #[serde(serialize_with = "json::seconds")]
+    pub(crate) waited: Duration,
+    pub(crate) exited_while_waiting: usize,
+    pub(crate) tasks: Vec<LeakedTask>,
+    /// Things the reader must know that are not tasks: untracked tasks counted by a runtime,
+    /// untracked threads left to the global check, platform limits.
+    pub(crate) notes: Vec<String>,
+    /// Async tasks a runtime counted alive that leakcheck never saw spawn (no site, no stack).
+    pub(crate) unidentified_async: usize,
+}
+
+impl LeakReport {
+    /// Every unexpected survivor, in spawn order.
+    pub fn tasks(&self) -> &[LeakedTask] {
+        &self.tasks
+    }
+
+    /// What the check looked at: "test `pool::tests::query_all`", "scope `name`", "the process".
+    pub fn checked(&self) -> &str {
+        &self.checked
+    }
+
+    /// How long the check waited for the survivors to finish.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// Remarks that are not about one task (for example untracked tasks a runtime counted).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The report as JSON, as written to `LEAKCHECK_REPORT_DIR`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// Async tasks that a runtime counted alive but that leakcheck did not see spawn, so knows
+    /// nothing more about (see the report's notes for how to get their spawn sites).
+    pub fn unidentified_async_tasks(&self) -> usize {
+        self.unidentified_async
+    }
+
+    /// How many leaks the report holds, identified or not.
+    pub fn leak_count(&self) -> usize {
+        self.tasks.len() + self.unidentified_async
+    }
+}
+
+impl fmt::Display for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&text::render(self))
+    }
+}
+
+impl fmt::Debug for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `unwrap_err()` and `{:?}` in test failures should show the readable report.
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for LeakReport {}
+
+/// A source position: `file:line:column`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Site {
+    file: String,
+    line: u32,
+    column: u32,
+}
+
+impl Site {
+    pub(crate) fn new(file: impl Into<String>, line: u32, column: u32) -> Site {
+        Site { file: file.into(), line, column }
+    }
+
+    pub(crate) fn from_location(location: &std::panic::Location<'_>) -> Site {
+        Site::new(location.file(), location.line(), location.column())
+    }
+
+    /// The source file, as the compiler named it (`tests/pool.rs`, `src/lib.rs`).
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The line, from 1.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The column, from 1.
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// The tracked task that spawned a survivor (or an ancestor of it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ParentTask {
+    pub(crate) id: TaskId,
+    pub(crate) kind: TaskKind,
+    pub(crate) name: Option<String>,
+    pub(crate) spawned_at: Site,
+    pub(crate) exited: bool,
+}
+
+impl ParentTask {
+    /// The parent's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+    /// Thread or async task.
+    pub fn kind(&self) -> TaskKind {
+        self.kind
+    }
+    /// The parent's name, if it had one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// Where the parent was spawned.
+    pub fn spawned_at(&self) -> &Site {
+        &self.spawned_at
+    }
+    /// Whether the parent had already ended when the report was built.
+    pub fn exited(&self) -> bool {
+        self.exited
+    }
+}
+
+/// What the kernel says about an OS thread.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct OsThread {
+    pub(crate) tid: i64,
+    /// The kernel's one-letter state with its meaning, such as `S (sleeping)`.
+    pub(crate) kernel_state: String,
+    /// What the kernel says the thread waits in (`wchan`), such as `futex_wait_queue`.
+    pub(crate) waiting_in: Option<String>,
+}
+
+impl OsThread {
+    /// The kernel's thread id.
+    pub fn tid(&self) -> i64 {
+        self.tid
+    }
+    /// The kernel's scheduling state, such as `S (sleeping)`.
+    pub fn kernel_state(&self) -> &str {
+        &self.kernel_state
+    }
+    /// The kernel function the thread sleeps in, when the kernel says.
+    pub fn waiting_in(&self) -> Option<&str> {
+        self.waiting_in.as_deref()
+    }
+}
+
+/// One unexpected survivor of a check.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeakedTask {
+    pub(crate) id: Option<TaskId>,
+    pub(crate) kind: TaskKind,
+    pub(crate) name: Option<String>,
+    pub(crate) spawned_at: Option<Site>,
+    /// The scope (test) the task belongs to, as "test `name`".
+    pub(crate) scope: Option<String>,
+    /// The type name of the closure or future it runs.
+    pub(crate) runs: Option<String>,
+    pub(crate) state: TaskState,
+    #[serde(serialize_with = "json::seconds")]
+    pub(crate) in_state_for: Duration,
+    pub(crate) blocked_on: Option<String>,
+    pub(crate) blocked_at: Option<Site>,
+    #[serde(serialize_with = "json::optional_seconds")]
+    pub(crate) last_polled_ago: Option<Duration>,
+    pub(crate) parents: Vec<ParentTask>,
+    pub(crate) stack: Option<Stack>,
+    /// Why there is no stack, when one was looked for and could not be had.
+    pub(crate) stack_unavailable: Option<String>,
+    pub(crate) os_thread: Option<OsThread>,
+}
+
+impl LeakedTask {
+    /// The tracked task's id; `None` for an untracked thread.
+    pub fn id(&self) -> Option<TaskId> {
+        self.id
+    }
+    /// Thread, async task, or untracked thread.
+    pub fn kind(&self) -> TaskKind {
+        self.kind
+    }
+    /// The task's name (a thread's name, or the name given to an async task).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// Where it was spawned (`file:line:column`); `None` for an untracked thread.
+    pub fn spawned_at(&self) -> Option<&Site> {
+        self.spawned_at.as_ref()
+    }
+    /// The scope it belongs to, such as "test `pool::tests::query_all`".
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+    /// The name of the test it belongs to, if its scope is a test.
+    pub fn test(&self) -> Option<&str> {
+        let scope = self.scope.as_deref()?;
+        scope.strip_prefix("test `")?.strip_suffix('`')
+    }
+    /// The type of the closure or future it runs, which names the function that spawned it.
+    pub fn runs(&self) -> Option<&str> {
+        self.runs.as_deref()
+    }
+    /// Its state when the report was built.
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+    /// How long it had been in that state.
+    pub fn in_state_for(&self) -> Duration {
+        self.in_state_for
+    }
+    /// What it is blocked on (`chan send`, `chan receive`, `sleep`, a reason given to
+    /// [`blocking`](crate::blocking)), when blocked.
+    pub fn blocked_on(&self) -> Option<&str> {
+        self.blocked_on.as_deref()
+    }
+    /// Where it blocked, when blocked.
+    pub fn blocked_at(&self) -> Option<&Site> {
+        self.blocked_at.as_ref()
+    }
+    /// For an async task, how long ago it was last polled (`None` if never).
+    pub fn last_polled_ago(&self) -> Option<Duration> {
+        self.last_polled_ago
+    }
+    /// The chain of tracked tasks that spawned it, nearest first.
+    pub fn parents(&self) -> &[ParentTask] {
+        &self.parents
+    }
+    /// Its stack, if one could be had, labelled with how it was obtained.
+    pub fn stack(&self) -> Option<&Stack> {
+        self.stack.as_ref()
+    }
+    /// What the kernel says about it, for a thread on a platform that says.
+    pub fn os_thread(&self) -> Option<&OsThread> {
+        self.os_thread.as_ref()
+    }
+}

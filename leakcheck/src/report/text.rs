@@ -1,0 +1,225 @@
+//! The text report, for a person reading CI logs (SPEC §5).
+//!
+//! Bounded: whatever the number of survivors, the text stays under [`BUDGET`] bytes. Groups are
+//! written largest first until the budget is spent; the rest are summed up in one line, and stay
+//! available in full through [`LeakReport::tasks`] and the JSON report.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::registry::TaskKind;
+use crate::state::TaskState;
+
+use super::group::{group, Group};
+use super::LeakReport;
+
+/// The most text a report writes: far below the 64 KiB a CI log line-budget tolerates.
+const BUDGET: usize = 56 * 1024;
+/// Tasks named in one group's `tasks` line.
+const TASKS_LISTED: usize = 8;
+/// Frames shown for one stack.
+const FRAMES_SHOWN: usize = 24;
+
+pub(super) fn render(report: &LeakReport) -> String {
+    let mut out = String::new();
+    let count = report.leak_count();
+    let _ = write!(
+        out,
+        "leakcheck: {count} unexpected {} in {} (waited {}",
+        plural(count, "task", "tasks"),
+        report.checked,
+        human(report.waited),
+    );
+    if report.exited_while_waiting > 0 {
+        let n = report.exited_while_waiting;
+        let _ = write!(out, "; {n} {} exited while waiting", plural(n, "task", "tasks"));
+    }
+    out.push_str(")\n");
+
+    let groups = group(&report.tasks);
+    let mut shown_tasks = 0;
+    for (index, group) in groups.iter().enumerate() {
+        let mut section = String::new();
+        render_group(&mut section, group);
+        if out.len() + section.len() > BUDGET {
+            let rest: usize = groups[index..].iter().map(|g| g.tasks.len()).sum();
+            let _ = write!(
+                out,
+                "\n  … and {} more {} of {rest} {} not shown (all are in LeakReport::tasks() and the JSON report)\n",
+                groups.len() - index,
+                plural(groups.len() - index, "group", "groups"),
+                plural(rest, "task", "tasks"),
+            );
+            break;
+        }
+        out.push_str(&section);
+        shown_tasks += group.tasks.len();
+    }
+    let _ = shown_tasks;
+    for note in &report.notes {
+        let _ = write!(out, "\n  note: {note}\n");
+    }
+    out
+}
+
+fn render_group(out: &mut String, group: &Group<'_>) {
+    let task = group.representative();
+    let count = group.tasks.len();
+    let (shortest, longest) = group.shortest_and_longest();
+    let duration = if longest.saturating_sub(shortest) < Duration::from_millis(50) {
+        human(longest)
+    } else {
+        format!("{}–{}", human(shortest), human(longest))
+    };
+    let _ = write!(out, "\n  {count} × {}, ", task.kind);
+    match task.state {
+        TaskState::Blocked => {
+            let reason = task.blocked_on.as_deref().unwrap_or("an unknown call");
+            let _ = write!(out, "blocked in `{reason}` for {duration}");
+        }
+        TaskState::Lost => {
+            let _ = write!(
+                out,
+                "LOST for {duration}: pending, and every waker is dropped, so nothing can ever wake it again"
+            );
+        }
+        TaskState::Idle => {
+            let _ = write!(out, "idle for {duration} (pending; a waker is held somewhere)");
+        }
+        TaskState::Scheduled => {
+            let _ = write!(out, "scheduled for {duration} (woken, waiting to be polled)");
+        }
+        TaskState::Running if task.kind == TaskKind::UntrackedThread => {
+            let _ = write!(out, "alive (not spawned through leakcheck)");
+        }
+        TaskState::Running => {
+            let _ = write!(out, "running for {duration}");
+        }
+    }
+    out.push('\n');
+
+    if let Some(site) = &task.spawned_at {
+        let _ = write!(out, "      spawned at   {site}");
+        if let Some(scope) = &task.scope {
+            let _ = write!(out, "   (by {scope})");
+        }
+        out.push('\n');
+    }
+    if let Some(site) = &task.blocked_at {
+        let _ = writeln!(out, "      blocked at   {site}");
+    }
+    if let Some(runs) = &task.runs {
+        let _ = writeln!(out, "      runs         {runs}");
+    }
+    if task.kind == TaskKind::Async {
+        match task.last_polled_ago {
+            Some(ago) => {
+                let _ = writeln!(out, "      last polled  {} ago", human(ago));
+            }
+            None => out.push_str("      last polled  never\n"),
+        }
+    }
+    if let Some(os) = group.os_thread() {
+        let _ = write!(out, "      kernel       {}", os.kernel_state);
+        if let Some(wchan) = &os.waiting_in {
+            let _ = write!(out, ", waiting in {wchan}");
+        }
+        out.push('\n');
+    }
+    render_task_list(out, group);
+    for (depth, parent) in group.parents().iter().enumerate() {
+        let label = if depth == 0 { "spawned by  " } else { "         ←  " };
+        let _ = write!(out, "      {label} {} ", parent.id);
+        if let Some(name) = &parent.name {
+            let _ = write!(out, "{name:?} ");
+        }
+        let _ = writeln!(
+            out,
+            "({}, spawned at {}{})",
+            parent.kind,
+            parent.spawned_at,
+            if parent.exited { ", exited" } else { "" }
+        );
+    }
+    if let Some(stack) = &task.stack {
+        let _ = writeln!(out, "      stack ({}):", stack.origin);
+        for frame in stack.frames.iter().take(FRAMES_SHOWN) {
+            let _ = write!(out, "          {}", frame.function);
+            if let (Some(file), Some(line)) = (&frame.file, frame.line) {
+                let _ = write!(out, "   {file}:{line}");
+            }
+            out.push('\n');
+        }
+        let more = stack.frames.len().saturating_sub(FRAMES_SHOWN);
+        if more > 0 {
+            let _ = writeln!(out, "          … {more} more frames");
+        }
+        if stack.hidden > 0 {
+            let _ = writeln!(out, "          ({} internal frames hidden)", stack.hidden);
+        }
+    } else if let Some(why) = &task.stack_unavailable {
+        let _ = writeln!(out, "      stack        not available: {why}");
+    }
+}
+
+fn render_task_list(out: &mut String, group: &Group<'_>) {
+    out.push_str("      tasks        ");
+    for (index, task) in group.tasks.iter().take(TASKS_LISTED).enumerate() {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        match (task.id, &task.os_thread) {
+            (Some(id), _) => {
+                let _ = write!(out, "{id}");
+            }
+            (None, Some(os)) => {
+                let _ = write!(out, "tid {}", os.tid);
+            }
+            (None, None) => out.push('?'),
+        }
+        if let Some(name) = &task.name {
+            let _ = write!(out, " {name:?}");
+        }
+    }
+    let more = group.tasks.len().saturating_sub(TASKS_LISTED);
+    if more > 0 {
+        let _ = write!(out, ", … and {more} more");
+    }
+    out.push('\n');
+}
+
+fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `1.0s`, `250ms`, `12µs`, `2m 05s`: short, and precise enough to read.
+pub(crate) fn human(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs >= 60.0 {
+        let whole = duration.as_secs();
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    } else if secs >= 1.0 {
+        format!("{secs:.1}s")
+    } else if duration.as_millis() >= 1 {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{}µs", duration.as_micros())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_millis(1000)), "1.0s");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+        assert_eq!(human(Duration::from_micros(12)), "12µs");
+        assert_eq!(human(Duration::from_secs(125)), "2m 05s");
+    }
+}

@@ -1,0 +1,1 @@
+//! tokio integration. (Owned by the async-tasks work; stub.)
