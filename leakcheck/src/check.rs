@@ -78,11 +78,19 @@ impl Drop for VerifyGuard {
     fn drop(&mut self) {
         let Some(check) = self.check.take() else { return };
         if std::thread::panicking() {
-            // Never panic while unwinding (that aborts the process); but never lose the report.
-            if let Err(report) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking()))
-                .unwrap_or(Ok(()))
-            {
-                eprintln!("{report}");
+            // Never panic while unwinding (that aborts the process); but never lose the report,
+            // nor the reason the check itself could not run.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking())) {
+                Ok(Ok(())) => {}
+                Ok(Err(report)) => eprintln!("{report}"),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("(no message)");
+                    eprintln!("leakcheck: the check could not run: {message}");
+                }
             }
             return;
         }

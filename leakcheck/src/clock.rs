@@ -4,7 +4,7 @@
 //! future), so they are kept as plain `u64`s that fit in atomics instead of `Instant`s.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -17,9 +17,4 @@ pub(crate) fn now() -> u64 {
     let nanos = epoch().elapsed().as_nanos();
     // 2^64 ns is 584 years of process uptime; saturate rather than wrap.
     u64::try_from(nanos).unwrap_or(u64::MAX)
-}
-
-/// Time elapsed since the timestamp `since` (as returned by [`now`]).
-pub(crate) fn elapsed_since(since: u64) -> Duration {
-    Duration::from_nanos(now().saturating_sub(since))
 }

@@ -1,6 +1,71 @@
-//! Find the threads and async tasks a test left behind.
+//! Find the threads and async tasks a test left behind, and say where they were spawned and what
+//! they are stuck on.
 //!
-//! (The guide is written in `lib.rs` at the end of the core work.)
+//! Concurrent code leaks tasks: a sender blocked forever on a channel nobody reads, a worker loop
+//! nobody stops, a task per connection that outlives its connection. In tests nobody notices,
+//! because the process exits. leakcheck records every task spawned through it in a *registry*,
+//! with its spawn site and its state, and fails the test that left one alive:
+//!
+//! ```text
+//! leakcheck: 2 unexpected tasks in test `pool::tests::query_all` (waited 1.0s)
+//!
+//!   2 × thread, blocked in `chan send` for 1.0s
+//!       spawned at   tests/pool.rs:18:9   (by test `pool::tests::query_all`, 1.0s ago)
+//!       blocked at   tests/pool.rs:19:26
+//!       tasks        #17 "query-1", #18 "query-2"
+//! ```
+//!
+//! # Three ways to use it
+//!
+//! **1. `#[leak_test]`** in place of `#[test]`, on sync or async tests. It gives the test a scope of
+//! its own and checks it when the body returns. `#[leak_test(tokio)]` replaces `#[tokio::test]` and
+//! builds the runtime itself, so even plain `tokio::spawn` tasks of the code under test are caught.
+//!
+//! ```
+//! # mod hidden {
+//! #[leakcheck::leak_test(timeout = "500ms")]
+//! fn workers_are_joined() {
+//!     let worker = leakcheck::thread::spawn(|| 2 + 2);
+//!     assert_eq!(worker.join().unwrap(), 4);
+//! }
+//! # }
+//! ```
+//!
+//! **2. A guard** in the test body, checked when dropped:
+//!
+//! ```
+//! let _leaks = leakcheck::verify_none();
+//! let worker = leakcheck::thread::spawn(|| 2 + 2);
+//! assert_eq!(worker.join().unwrap(), 4);
+//! ```
+//!
+//! [`VerifyGuard::verify`] checks at once and returns the [`LeakReport`] instead of panicking, for
+//! assertions on the report itself.
+//!
+//! **3. A global check** in a custom test main (`harness = false`): every test's leftovers, and
+//! threads leakcheck did not spawn, process-wide, after all tests ran. See `verify_test_main`.
+//!
+//! # What is tracked
+//!
+//! Tasks spawned through [`thread::spawn`], [`thread::Builder`], [`task::track`] (any executor)
+//! and, with the `tokio` feature, `tokio::spawn`. A task belongs to the *scope* that was current
+//! where it was spawned (its test), and its children inherit that scope however deep, so tests
+//! running in parallel in one process never blame each other.
+//!
+//! A tracked task is `running`, `scheduled`, `idle`, `lost` (pending with every waker dropped:
+//! nothing can ever wake it) or `blocked`: [`sync::mpsc`] marks blocked channel operations, and
+//! [`blocking`] / [`waiting`] mark any call you name.
+//!
+//! # Settings
+//!
+//! | variable | values | meaning |
+//! | --- | --- | --- |
+//! | `LEAKCHECK` | `fail` (default), `warn`, `off` | what a check does on leaks |
+//! | `LEAKCHECK_TIMEOUT` | a duration: `500ms`, `2s` | the default grace period (1 s) |
+//! | `LEAKCHECK_BACKTRACE` | `0`, `1` | record a backtrace per spawn and per blocking call |
+//! | `LEAKCHECK_REPORT_DIR` | a directory | write a JSON report per failing check |
+//!
+//! A malformed value fails every check with an error naming the variable and its accepted values.
 
 #![warn(missing_docs)]
 

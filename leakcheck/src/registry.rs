@@ -230,7 +230,6 @@ struct Shard(Mutex<TaskSet>);
 pub(crate) struct Scope {
     pub(crate) id: u64,
     pub(crate) label: ScopeLabel,
-    pub(crate) opened_at: u64,
     shards: [Shard; SHARDS],
     live: AtomicUsize,
     /// Set by a check with `Options::capture_backtraces`: spawns in this scope record backtraces.
@@ -250,7 +249,6 @@ impl Scope {
         let scope = Arc::new(Scope {
             id: NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed),
             label,
-            opened_at: clock::now(),
             shards: std::array::from_fn(|_| Shard(Mutex::new(TaskSet::default()))),
             live: AtomicUsize::new(0),
             capture_backtraces: AtomicBool::new(false),

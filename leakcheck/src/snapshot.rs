@@ -119,6 +119,7 @@ pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<Task
             kind: record.kind,
             name: record.name.as_deref().map(str::to_owned),
             spawned_at: Some(Site::from_location(record.spawn_site)),
+            age: Duration::from_nanos(now.saturating_sub(record.spawned_at)),
             scope: Some(record.scope.label.to_string()),
             runs: Some(record.entry.to_owned()),
             state: observed.state,

@@ -83,7 +83,7 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
         groups[slot].tasks.push(task);
     }
     // Stable: equal-sized groups keep the order of their first task.
-    groups.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.tasks.len()));
     groups
 }
 

@@ -209,6 +209,9 @@ pub struct LeakedTask {
     pub(crate) kind: TaskKind,
     pub(crate) name: Option<String>,
     pub(crate) spawned_at: Option<Site>,
+    /// How long ago it was spawned (for an untracked thread: first seen).
+    #[serde(serialize_with = "json::seconds")]
+    pub(crate) age: Duration,
     /// The scope (test) the task belongs to, as "test `name`".
     pub(crate) scope: Option<String>,
     /// The type name of the closure or future it runs.
@@ -243,6 +246,10 @@ impl LeakedTask {
     /// Where it was spawned (`file:line:column`); `None` for an untracked thread.
     pub fn spawned_at(&self) -> Option<&Site> {
         self.spawned_at.as_ref()
+    }
+    /// How long ago it was spawned.
+    pub fn age(&self) -> Duration {
+        self.age
     }
     /// The scope it belongs to, such as "test `pool::tests::query_all`".
     pub fn scope(&self) -> Option<&str> {

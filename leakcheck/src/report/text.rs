@@ -37,7 +37,6 @@ pub(super) fn render(report: &LeakReport) -> String {
     out.push_str(")\n");
 
     let groups = group(&report.tasks);
-    let mut shown_tasks = 0;
     for (index, group) in groups.iter().enumerate() {
         let mut section = String::new();
         render_group(&mut section, group);
@@ -53,9 +52,7 @@ pub(super) fn render(report: &LeakReport) -> String {
             break;
         }
         out.push_str(&section);
-        shown_tasks += group.tasks.len();
     }
-    let _ = shown_tasks;
     for note in &report.notes {
         let _ = write!(out, "\n  note: {note}\n");
     }
@@ -99,11 +96,12 @@ fn render_group(out: &mut String, group: &Group<'_>) {
     out.push('\n');
 
     if let Some(site) = &task.spawned_at {
-        let _ = write!(out, "      spawned at   {site}");
+        let _ = write!(out, "      spawned at   {site}   (");
         if let Some(scope) = &task.scope {
-            let _ = write!(out, "   (by {scope})");
+            let _ = write!(out, "by {scope}, ");
         }
-        out.push('\n');
+        let oldest = group.tasks.iter().map(|t| t.age).max().unwrap_or_default();
+        let _ = writeln!(out, "{} ago)", human(oldest));
     }
     if let Some(site) = &task.blocked_at {
         let _ = writeln!(out, "      blocked at   {site}");
