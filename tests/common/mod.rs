@@ -54,7 +54,7 @@ pub fn run_fixture(name: &str, env: &[(&str, &str)]) -> FixtureRun {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        text.contains(&format!("running 1 test")),
+        text.contains("running 1 test"),
         "the fixture `{name}` was not found in this binary:\n{text}"
     );
     FixtureRun { success: output.status.success(), output: text }
