@@ -1,1 +1,0 @@
-//! tokio integration. (Owned by the async-tasks work; stub.)

@@ -1,0 +1,230 @@
+//! tokio integration (cargo feature `tokio`): tracked `spawn` and `spawn_blocking`, and the runtime
+//! that `#[leak_test(tokio)]` builds for a test.
+//!
+//! # Tracked spawns
+//!
+//! [`spawn`] is `tokio::spawn(task::track(future))`: the task is recorded with its spawn site,
+//! scope and parent, and its state (`running`, `scheduled`, `idle`, `lost`, `blocked`) is known at
+//! every moment, on any tokio runtime. [`spawn_blocking`] records the closure as a task of kind
+//! *thread* (it is one: a synchronous closure on a thread of tokio's blocking pool), `blocked in
+//! "blocking-pool queue"` until a thread picks it up, then `running` with a live stack, like a
+//! [`leakcheck::thread`](crate::thread).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let guard = leakcheck::verify_none();
+//! let answer = leakcheck::tokio::spawn(async { 6 * 7 });
+//! assert_eq!(answer.await.unwrap(), 42);
+//! let sum = leakcheck::tokio::spawn_blocking(|| (1..=10).sum::<u32>());
+//! assert_eq!(sum.await.unwrap(), 55);
+//! guard.verify().expect("both tasks ended");
+//! # }
+//! ```
+//!
+//! # `#[leak_test(tokio)]`: catching plain `tokio::spawn`
+//!
+//! Code under test rarely spawns through leakcheck. `#[leak_test(tokio)]` (with `flavor =
+//! "current_thread" | "multi_thread"`, `worker_threads = N`, `start_paused = true`) replaces
+//! `#[tokio::test]` and builds the test's runtime itself, so it sees every task the test spawns,
+//! however it spawns them:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! #[leakcheck::leak_test(tokio, flavor = "multi_thread", timeout = "200ms")]
+//! async fn ticks_until_stopped() {
+//!     let ticker = tokio::spawn(async {
+//!         loop {
+//!             tokio::time::sleep(Duration::from_millis(10)).await;
+//!         }
+//!     });
+//!     // Forgot `ticker.abort()`: the test fails, and the report says where the ticker was spawned
+//!     // (with `--cfg tokio_unstable`; on stable tokio, that one task was left alive).
+//! #   drop(ticker);
+//! }
+//! ```
+//!
+//! It checks **inside** the runtime, after the test body and **before** the runtime shuts down —
+//! shutting a runtime down silently drops its pending tasks, which is exactly what hides these
+//! leaks under `#[tokio::test]`. The grace wait is asynchronous, so on a current-thread runtime
+//! the survivors still run, and a task that finishes during the grace period is not a leak.
+//!
+//! What it knows about a plain `tokio::spawn` task depends on how tokio is built:
+//!
+//! - **stable tokio**: the runtime's count of alive tasks
+//!   ([`RuntimeMetrics::num_alive_tasks`](::tokio::runtime::RuntimeMetrics::num_alive_tasks)),
+//!   less the tasks leakcheck tracks, is reported as a number of *unidentified* async tasks, with a
+//!   note on how to learn more. A plain task's exit is not signalled on stable tokio, so while only
+//!   those are outstanding the check looks at the count again after 1, 2, 4, … 16 ms.
+//! - **`RUSTFLAGS="--cfg tokio_unstable"`**: the runtime's task hooks register every task as a
+//!   tracked async task, with its spawn site (`TaskMeta::spawned_at`), in the scope and as a child
+//!   of the task that spawned it, so parallel tests never blame each other; poll hooks make nested
+//!   spawns inherit. Such a task shows `running`, `idle` or `blocked` (through
+//!   [`waiting`](crate::waiting)): leakcheck does not see its waker, so a pending task reads
+//!   `idle` even when nothing holds its waker; `scheduled` and `lost` need [`spawn`].
+//! - **`RUSTFLAGS="--cfg tokio_unstable --cfg tokio_taskdump"`** (Linux on x86, x86_64, aarch64,
+//!   s390x): leakcheck also enables tokio's `taskdump` feature, and a failing check takes the
+//!   runtime's task dump (under a timeout) and shows each survivor's async stack, joined by tokio
+//!   task id.
+//!
+//! `start_paused` needs tokio's `test-util` feature, which leakcheck's `tokio` feature enables.
+//! With it, the grace period passes on tokio's paused clock, which advances by itself when the
+//! runtime is idle: a survivor waiting on a timer gets to run, and the check does not wait in
+//! real time for nothing.
+//!
+//! `#[leak_test]` stacked on `#[tokio::test]` is a compile error that says to write
+//! `#[leak_test(tokio)]` instead: under `#[tokio::test]` the runtime is built and shut down
+//! inside the test function, and a check can only run after that shutdown has dropped the leaked
+//! tasks, so it would see nothing.
+//!
+//! # Limitations
+//!
+//! - Under `tokio_unstable`, `tokio::spawn(track(future))` (rather than [`spawn`]) is seen twice
+//!   in a leakcheck runtime: as the tracked future and as the runtime's task.
+//! - A plain `tokio::task::spawn_blocking` is not counted by tokio's alive-task metric; its thread
+//!   is an untracked thread (see [`verify_test_main`](crate::verify_test_main)).
+
+mod dump;
+mod runtime_tasks;
+mod test_runtime;
+
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+use ::tokio::task::JoinHandle;
+
+use crate::context;
+use crate::os;
+use crate::registry::{TaskKind, TaskRecord};
+use crate::state::Blocked;
+use crate::task::Tracked;
+
+#[cfg(not(tokio_unstable))]
+pub(crate) use runtime_tasks::Claim;
+pub(crate) use runtime_tasks::{claim_current_task, release};
+pub use test_runtime::{run_tokio_test, TokioFlavor, TokioTestConfig};
+
+/// Spawns a tracked task on the current tokio runtime: [`tokio::spawn`](::tokio::spawn) of
+/// [`task::track(future)`](crate::task::track).
+///
+/// # Panics
+///
+/// Panics outside a tokio runtime, like `tokio::spawn`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handle = leakcheck::tokio::spawn(async { "done" });
+/// assert_eq!(handle.await.unwrap(), "done");
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_tracked(Tracked::register(None, Location::caller(), future))
+}
+
+/// Like [`spawn`], with a name for the task, shown in reports and matched by
+/// [`Options::ignore_name`](crate::Options::ignore_name).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let flusher = leakcheck::tokio::spawn_named("metrics-flush", async {});
+/// flusher.await.unwrap();
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_named<F>(name: impl Into<String>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let name = Some(name.into().into_boxed_str());
+    spawn_tracked(Tracked::register(name, Location::caller(), future))
+}
+
+#[track_caller]
+fn spawn_tracked<F>(tracked: Tracked<F>) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let record = runtime_tasks::wants_spawn_record().then(|| Arc::clone(tracked.record()));
+    #[cfg(tokio_unstable)]
+    let _handoff = record
+        .as_ref()
+        .map(|record| runtime_tasks::hand_off(Arc::clone(record)));
+    // `tokio::spawn` is `#[track_caller]` too: its spawn location is our caller's.
+    let handle = ::tokio::spawn(tracked);
+    #[cfg(not(tokio_unstable))]
+    if let Some(record) = &record {
+        runtime_tasks::claim_spawned(record, handle.id());
+    }
+    #[cfg(tokio_unstable)]
+    drop(record);
+    handle
+}
+
+/// The reason a [`spawn_blocking`] closure is `blocked` until a pool thread picks it up.
+const QUEUED: &str = "blocking-pool queue";
+
+/// Runs a closure on tokio's blocking pool as a tracked task of kind thread, like
+/// [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking).
+///
+/// Until a pool thread picks it up, the task is `blocked in "blocking-pool queue"` at the call
+/// site; then it is `running`, with a live stack in reports, and the blocking annotations
+/// ([`blocking`](crate::blocking), [`leakcheck::sync`](crate::sync)) work inside it. It ends
+/// when the closure returns or panics, or when the runtime shuts down before running it.
+///
+/// # Panics
+///
+/// Panics outside a tokio runtime, like tokio's.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hash = leakcheck::tokio::spawn_blocking(|| "expensive".len());
+/// assert_eq!(hash.await.unwrap(), 9);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let site = Location::caller();
+    let record = TaskRecord::register(TaskKind::Thread, None, site, std::any::type_name::<F>());
+    let queued = record.state.block(Blocked {
+        reason: QUEUED,
+        site,
+        stack: None,
+    });
+    // Ends the task however the closure goes: run, panicking, or dropped unrun at shutdown.
+    let exit = ExitOnDrop(record);
+    ::tokio::task::spawn_blocking(move || {
+        let record = &exit.0;
+        record.state.unblock(queued);
+        let _ = record.os_thread.set(os::ThreadHandle::current());
+        let _context = context::enter(Arc::clone(&record.scope), Some(Arc::clone(record)));
+        let output = f();
+        drop(_context);
+        drop(exit);
+        output
+    })
+}
+
+/// Ends a task when dropped.
+struct ExitOnDrop(Arc<TaskRecord>);
+
+impl Drop for ExitOnDrop {
+    fn drop(&mut self) {
+        self.0.exit();
+    }
+}

@@ -1,0 +1,364 @@
+//! Which tasks of a leakcheck test runtime leakcheck knows, so that the others can be counted.
+//!
+//! A [`TestRuntime`] is the leakcheck side of the runtime `#[leak_test(tokio)]` builds. It keeps,
+//! per tokio task id, the tasks leakcheck knows; the runtime's alive-task count less that is the
+//! number of tasks nobody told leakcheck about.
+//!
+//! - On stable tokio, a tracked future *claims* the tokio task it runs in: at spawn when spawned
+//!   by [`leakcheck::tokio::spawn`](super::spawn), else at its first poll. Several tracked futures
+//!   in one task claim it once between them.
+//! - With `--cfg tokio_unstable`, the runtime's hooks register every task at spawn (a task spawned
+//!   by [`leakcheck::tokio::spawn`](super::spawn) is handed over as the tracked record it already
+//!   has), make its record current while it is polled, and end it when it terminates.
+//!
+//! Every thread of the runtime (workers and blocking-pool threads) starts in the test's scope,
+//! so what they spawn outside any task belongs to the test too, and is registered as part of the
+//! harness, never reported as an untracked thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ::tokio::runtime::{Builder, Handle};
+use parking_lot::Mutex;
+
+use crate::context::{self, ContextGuard};
+use crate::registry::Scope;
+#[cfg(tokio_unstable)]
+use crate::registry::TaskRecord;
+use crate::untracked;
+
+/// The leakcheck side of a test's tokio runtime.
+pub(crate) struct TestRuntime {
+    scope: Arc<Scope>,
+    /// The runtime's tasks leakcheck knows, by tokio task id.
+    known: Mutex<HashMap<::tokio::task::Id, Known>>,
+}
+
+/// How many leakcheck test runtimes are alive: while none is, spawns and first polls skip all of
+/// this for the price of one load.
+static LIVE_RUNTIMES: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a spawn may land on a leakcheck test runtime, so that its record is worth keeping.
+#[inline]
+pub(crate) fn wants_spawn_record() -> bool {
+    LIVE_RUNTIMES.load(Ordering::Relaxed) > 0
+}
+
+thread_local! {
+    /// The test scope each runtime thread starts in.
+    static THREAD_SCOPE: RefCell<Vec<ContextGuard>> = const { RefCell::new(Vec::new()) };
+}
+
+impl TestRuntime {
+    pub(crate) fn new(scope: Arc<Scope>) -> Arc<TestRuntime> {
+        Arc::new(TestRuntime {
+            scope,
+            known: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Installs the hooks that keep this up to date on the runtime `builder` builds.
+    pub(crate) fn install(self: &Arc<Self>, builder: &mut Builder) {
+        let scope = Arc::clone(&self.scope);
+        builder
+            .on_thread_start(move || {
+                untracked::harness_thread_started();
+                let guard = context::enter(Arc::clone(&scope), None);
+                THREAD_SCOPE.with(|guards| guards.borrow_mut().push(guard));
+            })
+            .on_thread_stop(|| {
+                let guard = THREAD_SCOPE.with(|guards| guards.borrow_mut().pop());
+                drop(guard);
+                untracked::harness_thread_stopped();
+            });
+        #[cfg(tokio_unstable)]
+        hooks::install(self, builder);
+    }
+
+    /// Makes the runtime known while the returned guard lives.
+    pub(crate) fn register(self: &Arc<Self>, handle: &Handle) -> Registration {
+        #[cfg(not(tokio_unstable))]
+        claims::RUNTIMES
+            .lock()
+            .push((handle.id(), Arc::downgrade(self)));
+        #[cfg(tokio_unstable)]
+        let _ = handle;
+        LIVE_RUNTIMES.fetch_add(1, Ordering::Relaxed);
+        Registration {
+            runtime: Arc::clone(self),
+        }
+    }
+
+    /// How many of the runtime's alive tasks leakcheck knows nothing about.
+    pub(crate) fn unidentified(&self, handle: &Handle) -> usize {
+        // Read the count first: a task that ends in between is then at worst counted as known,
+        // never as unidentified.
+        let alive = handle.metrics().num_alive_tasks();
+        alive.saturating_sub(self.known.lock().len())
+    }
+
+    /// The leakcheck record of the runtime task `id`, if the hooks registered it.
+    #[cfg(tokio_unstable)]
+    #[cfg_attr(not(all(tokio_taskdump, target_os = "linux")), allow(dead_code))]
+    pub(crate) fn record_of(&self, id: ::tokio::task::Id) -> Option<Arc<TaskRecord>> {
+        self.known
+            .lock()
+            .get(&id)
+            .map(|known| Arc::clone(&known.record))
+    }
+}
+
+/// Keeps a [`TestRuntime`] findable; see [`TestRuntime::register`].
+pub(crate) struct Registration {
+    runtime: Arc<TestRuntime>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        LIVE_RUNTIMES.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(not(tokio_unstable))]
+        claims::RUNTIMES
+            .lock()
+            .retain(|(_, runtime)| !std::ptr::eq(runtime.as_ptr(), Arc::as_ptr(&self.runtime)));
+        #[cfg(tokio_unstable)]
+        let _ = &self.runtime;
+    }
+}
+
+#[cfg(not(tokio_unstable))]
+type Known = usize;
+
+#[cfg(not(tokio_unstable))]
+pub(crate) use claims::{claim_current_task, claim_spawned, release, Claim};
+
+/// Stable tokio: tracked futures claim the runtime task they run in.
+#[cfg(not(tokio_unstable))]
+mod claims {
+    use std::sync::{Arc, Weak};
+
+    use ::tokio::runtime::Handle;
+    use parking_lot::Mutex;
+
+    use super::{wants_spawn_record, TestRuntime};
+    use crate::registry::TaskRecord;
+
+    /// Every live test runtime, by tokio runtime id.
+    pub(super) static RUNTIMES: Mutex<Vec<(::tokio::runtime::Id, Weak<TestRuntime>)>> =
+        Mutex::new(Vec::new());
+
+    /// The runtime task a tracked future claimed (kept in its [`AsyncState`](crate::async_state::AsyncState)).
+    pub(crate) struct Claim {
+        runtime: Arc<TestRuntime>,
+        task: ::tokio::task::Id,
+    }
+
+    /// At the first poll of a tracked future: claims the runtime task it is polled in.
+    pub(crate) fn claim_current_task(record: &TaskRecord) {
+        if !wants_spawn_record() {
+            return;
+        }
+        if let Some(task) = ::tokio::task::try_id() {
+            claim(record, task);
+        }
+    }
+
+    /// Right after `leakcheck::tokio::spawn` spawned `record` as the runtime task `task`.
+    pub(crate) fn claim_spawned(record: &TaskRecord, task: ::tokio::task::Id) {
+        claim(record, task);
+    }
+
+    fn claim(record: &TaskRecord, task: ::tokio::task::Id) {
+        let Some(state) = &record.async_state else {
+            return;
+        };
+        if state.tokio.get().is_some() {
+            return;
+        }
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        let id = handle.id();
+        let runtime = RUNTIMES
+            .lock()
+            .iter()
+            .find(|(rt, _)| *rt == id)
+            .and_then(|(_, runtime)| runtime.upgrade());
+        let Some(runtime) = runtime else { return };
+        *runtime.known.lock().entry(task).or_insert(0) += 1;
+        if let Err(Claim { runtime, task }) = state.tokio.set(Claim { runtime, task }) {
+            // Claimed by a concurrent first poll in between.
+            unclaim(&runtime, task);
+        }
+    }
+
+    /// When a tracked future ends: gives its claim back.
+    pub(crate) fn release(record: &TaskRecord) {
+        if let Some(claim) = record
+            .async_state
+            .as_ref()
+            .and_then(|state| state.tokio.get())
+        {
+            unclaim(&claim.runtime, claim.task);
+        }
+    }
+
+    fn unclaim(runtime: &TestRuntime, task: ::tokio::task::Id) {
+        let mut known = runtime.known.lock();
+        if let Some(count) = known.get_mut(&task) {
+            *count -= 1;
+            if *count == 0 {
+                known.remove(&task);
+            }
+        }
+    }
+}
+
+#[cfg(tokio_unstable)]
+pub(crate) use hooks::{claim_current_task, hand_off, release};
+
+#[cfg(tokio_unstable)]
+use hooks::Known;
+
+/// `--cfg tokio_unstable`: the runtime's task hooks register every task.
+#[cfg(tokio_unstable)]
+mod hooks {
+    use std::cell::{Cell, RefCell};
+    use std::sync::Arc;
+
+    use ::tokio::runtime::{Builder, TaskMeta};
+
+    use super::TestRuntime;
+    use crate::async_state;
+    use crate::clock;
+    use crate::context::{self, ContextGuard};
+    use crate::registry::{ScopeLabel, TaskKind, TaskRecord};
+
+    /// What a report says a plain `tokio::spawn` task runs: tokio does not say.
+    const PLAIN_TASK: &str = "(unknown: a future spawned with plain `tokio::spawn`)";
+
+    /// A runtime task leakcheck knows.
+    pub(crate) struct Known {
+        pub(super) record: Arc<TaskRecord>,
+        /// Registered by the spawn hook (a plain `tokio::spawn`), so the hooks keep its state;
+        /// otherwise it is a tracked future that keeps its own.
+        hook_driven: bool,
+    }
+
+    thread_local! {
+        /// The tracked record `leakcheck::tokio::spawn` is spawning on this thread right now.
+        static HANDOFF: Cell<Option<Arc<TaskRecord>>> = const { Cell::new(None) };
+        /// What the poll hooks made current, innermost last (`None` for unknown tasks).
+        static POLLS: RefCell<Vec<Option<HookPoll>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    struct HookPoll {
+        context: ContextGuard,
+        /// The hook-driven record whose state the end of the poll settles.
+        settle: Option<Arc<TaskRecord>>,
+    }
+
+    /// Not needed with hooks: the spawn hook knows every task.
+    pub(crate) fn claim_current_task(_record: &TaskRecord) {}
+
+    /// Not needed with hooks: the terminate hook forgets every task.
+    pub(crate) fn release(_record: &TaskRecord) {}
+
+    /// Tells the spawn hook, until the guard drops, that the task spawned on this thread is
+    /// `record`, already tracked.
+    pub(crate) fn hand_off(record: Arc<TaskRecord>) -> HandOff {
+        HANDOFF.set(Some(record));
+        HandOff(())
+    }
+
+    /// Clears an unclaimed hand-off (the spawn went to a runtime without our hooks, or panicked).
+    pub(crate) struct HandOff(());
+
+    impl Drop for HandOff {
+        fn drop(&mut self) {
+            drop(HANDOFF.take());
+        }
+    }
+
+    pub(super) fn install(runtime: &Arc<TestRuntime>, builder: &mut Builder) {
+        let (spawned, terminated, polled) = (
+            Arc::clone(runtime),
+            Arc::clone(runtime),
+            Arc::clone(runtime),
+        );
+        builder
+            .on_task_spawn(move |meta| on_spawn(&spawned, meta))
+            .on_task_terminate(move |meta| on_terminate(&terminated, meta))
+            .on_before_task_poll(move |meta| on_before_poll(&polled, meta))
+            .on_after_task_poll(|_| on_after_poll());
+    }
+
+    /// Runs on the spawning thread, inside `tokio::spawn`: the current scope and task are the
+    /// spawner's. A thread that belongs to no test or named scope (a plain `std::thread` with a
+    /// handle to the runtime) spawns into the runtime's test.
+    fn on_spawn(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
+        let known = match HANDOFF.take() {
+            Some(record) => Known {
+                record,
+                hook_driven: false,
+            },
+            None => {
+                let (mut scope, parent) = context::spawn_context();
+                if matches!(scope.label, ScopeLabel::Thread(_)) {
+                    scope = Arc::clone(&runtime.scope);
+                }
+                let site = meta.spawned_at();
+                let record =
+                    TaskRecord::register_in(scope, parent, TaskKind::Async, None, site, PLAIN_TASK);
+                Known {
+                    record,
+                    hook_driven: true,
+                }
+            }
+        };
+        let replaced = runtime.known.lock().insert(meta.id(), known);
+        drop(replaced);
+    }
+
+    fn on_terminate(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
+        let known = runtime.known.lock().remove(&meta.id());
+        if let Some(known) = known.filter(|known| known.hook_driven) {
+            known.record.exit();
+        }
+    }
+
+    fn on_before_poll(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
+        let found = runtime
+            .known
+            .lock()
+            .get(&meta.id())
+            .map(|known| (Arc::clone(&known.record), known.hook_driven));
+        let poll = found.map(|(record, hook_driven)| {
+            if hook_driven {
+                if let Some(state) = &record.async_state {
+                    async_state::begin_poll(&record, state, clock::now());
+                }
+            }
+            HookPoll {
+                context: context::enter(Arc::clone(&record.scope), Some(Arc::clone(&record))),
+                settle: hook_driven.then_some(record),
+            }
+        });
+        POLLS.with(|polls| polls.borrow_mut().push(poll));
+    }
+
+    /// tokio calls it after every poll, also when the poll panicked or completed the task.
+    fn on_after_poll() {
+        let Some(Some(HookPoll { context, settle })) = POLLS.with(|polls| polls.borrow_mut().pop())
+        else {
+            return;
+        };
+        drop(context);
+        if let Some(record) = settle.filter(|record| !record.has_exited()) {
+            if let Some(state) = &record.async_state {
+                async_state::end_pending_poll(&record, state, clock::now());
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The runtime `#[leak_test(tokio)]` builds for a test, and the check it runs inside it.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ::tokio::runtime::{Builder, Handle, Runtime};
+use ::tokio::time::Sleep;
+
+use super::dump::{self, Dumped};
+use super::runtime_tasks::TestRuntime;
+use crate::check::{test_name, Check, ReportExtras};
+use crate::config;
+use crate::context;
+use crate::options::Options;
+use crate::registry::{Scope, ScopeLabel, TaskKind, TaskRecord};
+use crate::report::LeakReport;
+
+/// The runtime flavor of a `#[leak_test(tokio)]` test, as `flavor = "..."` says.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokioFlavor {
+    /// `flavor = "current_thread"`, the default (as for `#[tokio::test]`).
+    #[default]
+    CurrentThread,
+    /// `flavor = "multi_thread"`.
+    MultiThread,
+}
+
+/// The runtime a `#[leak_test(tokio)]` test asks for.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokioTestConfig {
+    /// The scheduler.
+    pub flavor: TokioFlavor,
+    /// `worker_threads = N` (multi-thread only); tokio's default (one per core) when `None`.
+    pub worker_threads: Option<usize>,
+    /// `start_paused`: the runtime's clock starts paused (current-thread only).
+    pub start_paused: bool,
+}
+
+/// How long a clean test waits for its runtime to stop (its blocking-pool threads to exit).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+/// While only unidentified runtime tasks are outstanding, how soon the check looks again, at
+/// first and at most (the interval doubles in between).
+const RECHECK_FIRST: Duration = Duration::from_millis(1);
+const RECHECK_MAX: Duration = Duration::from_millis(16);
+
+/// The body of a `#[leak_test(tokio)]` test: builds the test's runtime, runs the body on it in
+/// the test's own scope, then checks the scope inside the runtime, before shutting it down.
+///
+/// A survivor fails the test with the report. If the body panics, the check still runs, any
+/// report goes to stderr, and the panic goes on.
+///
+/// # Panics
+///
+/// On leaks; with a configuration tokio does not support (`start_paused` on a multi-thread
+/// runtime, `worker_threads` on a current-thread one, zero workers); if the runtime cannot be
+/// built.
+#[doc(hidden)]
+#[track_caller]
+pub fn run_tokio_test<F: Future>(
+    name: &'static str,
+    options: Options,
+    config: TokioTestConfig,
+    body: F,
+) -> F::Output {
+    let scope = Scope::open(ScopeLabel::Test(test_name(name).to_owned()));
+    let _context = context::enter(Arc::clone(&scope), None);
+    let test_runtime = TestRuntime::new(scope);
+    let runtime = RuntimeGuard(Some(build(&config, &test_runtime)));
+    let handle = runtime.handle().clone();
+    let registration = test_runtime.register(&handle);
+    let grace = options.timeout.unwrap_or_else(|| config::get().timeout);
+    // After the runtime is built: its threads are part of the harness, not the test.
+    let check = Check::new(options);
+
+    let (output, verdict) = runtime.block_on(async {
+        let output = CatchUnwind(body).await;
+        let verdict = check_inside(check, grace, &handle, &test_runtime).await;
+        (output, verdict)
+    });
+    runtime.shut_down(verdict.is_ok());
+    drop(registration);
+
+    match output {
+        Ok(output) => {
+            if let Err(report) = verdict {
+                panic!("{report}");
+            }
+            output
+        }
+        Err(panic) => {
+            if let Err(report) = verdict {
+                eprintln!("{report}");
+            }
+            panic::resume_unwind(panic)
+        }
+    }
+}
+
+fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> Runtime {
+    let mut builder = match config.flavor {
+        TokioFlavor::CurrentThread => {
+            assert!(
+                config.worker_threads.is_none(),
+                "leakcheck: `worker_threads` needs `flavor = \"multi_thread\"`: a current-thread runtime runs everything on the test's thread"
+            );
+            Builder::new_current_thread()
+        }
+        TokioFlavor::MultiThread => {
+            assert!(
+                !config.start_paused,
+                "leakcheck: `start_paused` needs `flavor = \"current_thread\"`: tokio pauses the clock of a current-thread runtime only"
+            );
+            let mut builder = Builder::new_multi_thread();
+            if let Some(threads) = config.worker_threads {
+                assert!(
+                    threads > 0,
+                    "leakcheck: `worker_threads` must be at least 1"
+                );
+                builder.worker_threads(threads);
+            }
+            builder
+        }
+    };
+    builder.enable_all().start_paused(config.start_paused);
+    test_runtime.install(&mut builder);
+    builder.build().unwrap_or_else(|error| {
+        panic!("leakcheck: could not build the test's tokio runtime: {error}")
+    })
+}
+
+/// Waits for the survivors without blocking the runtime, then reports them with what the runtime
+/// knows: how many of its tasks leakcheck does not know, and (with task dumps) async stacks.
+async fn check_inside(
+    check: Check,
+    grace: Duration,
+    handle: &Handle,
+    runtime: &TestRuntime,
+) -> Result<(), LeakReport> {
+    // Whether the last look found unidentified runtime tasks, whose exit nothing signals.
+    let counting = Cell::new(false);
+    let grace_over = Cell::new(false);
+    let dumped: RefCell<Option<Dumped>> = RefCell::new(None);
+
+    let sleep = async {
+        ::tokio::time::sleep(grace).await;
+        grace_over.set(true);
+        // The report is about to be built: take the stacks while the survivors still run.
+        *dumped.borrow_mut() = dump::take(handle, runtime).await;
+    };
+
+    let extras = |survivors: &[Arc<TaskRecord>]| {
+        let unidentified = runtime.unidentified(handle);
+        counting.set(unidentified > 0);
+        let mut extras = ReportExtras {
+            unidentified_async: unidentified,
+            ..ReportExtras::default()
+        };
+        if unidentified > 0 {
+            extras.notes.push(unidentified_note(unidentified));
+        }
+        match dumped.borrow_mut().take() {
+            Some(Ok(stacks)) => extras.stacks = stacks,
+            Some(Err(why)) => extras.notes.push(why),
+            None => {}
+        }
+        if grace_over.get()
+            && cfg!(tokio_unstable)
+            && !dump::AVAILABLE
+            && survivors.iter().any(|task| task.kind == TaskKind::Async)
+        {
+            extras.notes.push(
+                "for the async stacks of these tasks, add `--cfg tokio_taskdump` to `--cfg tokio_unstable` (Linux)"
+                    .to_owned(),
+            );
+        }
+        extras
+    };
+
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    let mut interval = RECHECK_FIRST;
+    let recheck = |cx: &mut Context<'_>| {
+        if !counting.get() {
+            timer = None;
+            interval = RECHECK_FIRST;
+            return Poll::Pending;
+        }
+        let sleep = timer.get_or_insert_with(|| Box::pin(::tokio::time::sleep(interval)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        timer = None;
+        interval = (interval * 2).min(RECHECK_MAX);
+        Poll::Ready(())
+    };
+
+    check.run_async(sleep, extras, recheck).await
+}
+
+fn unidentified_note(count: usize) -> String {
+    let (tasks, are) = if count == 1 {
+        ("task", "is")
+    } else {
+        ("tasks", "are")
+    };
+    if cfg!(tokio_unstable) {
+        format!(
+            "{count} async {tasks} of this test's tokio runtime {are} alive that its spawn hook did not see: \
+             leakcheck knows neither where they were spawned nor what they wait on"
+        )
+    } else {
+        format!(
+            "{count} async {tasks} of this test's tokio runtime {are} alive that leakcheck did not see spawn \
+             (plain `tokio::spawn`), so it knows neither where they were spawned nor what they wait on. \
+             For their spawn sites and states, build the tests with `RUSTFLAGS=\"--cfg tokio_unstable\"` \
+             (add `--cfg tokio_taskdump` for their async stacks), or spawn them with `leakcheck::tokio::spawn`"
+        )
+    }
+}
+
+/// The test's runtime: shut down without waiting for anything if the test does not reach
+/// [`shut_down`](Self::shut_down) (a leaked blocking task would hang a plain drop forever).
+struct RuntimeGuard(Option<Runtime>);
+
+impl RuntimeGuard {
+    /// A clean test waits (briefly) for the runtime to stop, so its threads are gone before the
+    /// next test; with leaks, nothing is waited for: the leaked tasks may never end.
+    fn shut_down(mut self, clean: bool) {
+        let runtime = self.0.take().expect("the runtime is shut down once");
+        if clean {
+            runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        } else {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl std::ops::Deref for RuntimeGuard {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime is alive until shut down")
+    }
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Catches a panic of the test body, so that the check still runs before the panic goes on.
+struct CatchUnwind<F>(F);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: the only field is structurally pinned: never moved, never exposed unpinned.
+        let future = unsafe { self.map_unchecked_mut(|this| &mut this.0) };
+        match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}

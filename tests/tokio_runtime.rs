@@ -1,0 +1,439 @@
+//! The runtime `#[leak_test(tokio)]` builds: plain `tokio::spawn` survivors are caught on both
+//! flavors, the check runs inside the runtime before it shuts down, and what the report knows
+//! depends on the build:
+//!
+//! - stable tokio: a count of unidentified tasks, with a note;
+//! - `--cfg tokio_unstable`: their spawn sites, scopes and parents, from the runtime's hooks;
+//! - `--cfg tokio_unstable --cfg tokio_taskdump` (Linux): their async stacks too.
+//!
+//! Leaky tests are run in-process through `run_tokio_test` (which panics with the report), and
+//! through the attribute as `#[ignore]`d fixtures that the real tests re-run (`common`).
+
+#![cfg(feature = "tokio")]
+
+mod common;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::run_fixture;
+use leakcheck::__private::{run_tokio_test, TokioFlavor, TokioTestConfig};
+use leakcheck::{leak_test, Options};
+
+/// Evaluates a call and returns it with its site, `file:line:column`, as `#[track_caller]`
+/// reports it: the column where the call starts, right after `spawned_here!(`.
+macro_rules! spawned_here {
+    ($call:expr) => {{
+        let site = format!(
+            "{}:{}:{}",
+            file!(),
+            line!(),
+            column!() + "spawned_here!(".len() as u32
+        );
+        ($call, site)
+    }};
+}
+
+const FLAVORS: [TokioFlavor; 2] = [TokioFlavor::CurrentThread, TokioFlavor::MultiThread];
+
+fn config(flavor: TokioFlavor) -> TokioTestConfig {
+    TokioTestConfig {
+        flavor,
+        worker_threads: (flavor == TokioFlavor::MultiThread).then_some(2),
+        start_paused: false,
+    }
+}
+
+fn quick() -> Options {
+    Options::new().timeout(Duration::from_millis(100))
+}
+
+/// Runs a tokio test body the way `#[leak_test(tokio)]` does, and returns the report it failed
+/// with.
+fn leak_report<F: std::future::Future<Output = ()>>(
+    name: &'static str,
+    options: Options,
+    config: TokioTestConfig,
+    body: F,
+) -> String {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        run_tokio_test(name, options, config, body)
+    }));
+    let payload = outcome.expect_err("the test leaked, so it must fail");
+    match payload.downcast::<String>() {
+        Ok(report) => *report,
+        Err(payload) => panic!("the test failed with something else than a report: {payload:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_contains(report: &str, needle: &str) {
+    assert!(
+        report.contains(needle),
+        "expected {needle:?} in the report:\n{report}"
+    );
+}
+
+#[test]
+fn plain_tokio_spawn_survivors_are_caught_on_both_flavors() {
+    for flavor in FLAVORS {
+        let (site_tx, site_rx) = std::sync::mpsc::channel();
+        let report = leak_report(
+            "tokio_runtime::plain_leak",
+            quick(),
+            config(flavor),
+            async move {
+                let (handle, site) = spawned_here!(tokio::spawn(std::future::pending::<()>()));
+                site_tx.send(site).unwrap();
+                drop(handle);
+            },
+        );
+        let site = site_rx.recv().unwrap();
+        assert_contains(&report, "leakcheck: 1 unexpected task in test `plain_leak`");
+        if cfg!(tokio_unstable) {
+            assert_contains(&report, "1 × async task, idle for");
+            assert_contains(&report, &format!("spawned at   {site}"));
+        } else {
+            assert_contains(&report, "1 async task of this test's tokio runtime is alive that leakcheck did not see spawn");
+            assert_contains(&report, "--cfg tokio_unstable");
+            assert_contains(&report, "leakcheck::tokio::spawn");
+        }
+    }
+}
+
+#[test]
+fn a_task_spawned_onto_the_test_runtime_from_a_plain_thread_belongs_to_the_test() {
+    let report = leak_report(
+        "tokio_runtime::foreign",
+        quick(),
+        config(TokioFlavor::MultiThread),
+        async {
+            let handle = tokio::runtime::Handle::current();
+            std::thread::spawn(move || drop(handle.spawn(std::future::pending::<()>())))
+                .join()
+                .unwrap();
+        },
+    );
+    assert_contains(&report, "leakcheck: 1 unexpected task in test `foreign`");
+    if cfg!(tokio_unstable) {
+        assert_contains(&report, "(by test `foreign`");
+    }
+}
+
+#[test]
+fn tracked_survivors_are_reported_once_with_their_site() {
+    for flavor in FLAVORS {
+        let (site_tx, site_rx) = std::sync::mpsc::channel();
+        let report = leak_report(
+            "tokio_runtime::tracked_leak",
+            quick(),
+            config(flavor),
+            async move {
+                let (handle, site) =
+                    spawned_here!(leakcheck::tokio::spawn(std::future::pending::<()>()));
+                site_tx.send(site).unwrap();
+                drop(handle);
+            },
+        );
+        let site = site_rx.recv().unwrap();
+        assert_contains(
+            &report,
+            "leakcheck: 1 unexpected task in test `tracked_leak`",
+        );
+        assert_contains(&report, &format!("spawned at   {site}"));
+        assert!(
+            !report.contains("did not see"),
+            "the tracked task is not also unidentified:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn a_tracked_future_spawned_with_plain_tokio_spawn_is_known_to_the_runtime() {
+    let report = leak_report(
+        "tokio_runtime::track_then_spawn",
+        quick(),
+        config(TokioFlavor::CurrentThread),
+        async {
+            drop(tokio::spawn(leakcheck::task::track(
+                std::future::pending::<()>(),
+            )));
+            tokio::task::yield_now().await;
+        },
+    );
+    if cfg!(tokio_unstable) {
+        // Seen as the tracked future and as the runtime's task (documented).
+        assert_contains(&report, "2 unexpected tasks");
+    } else {
+        // Its first poll claimed the runtime task it runs in: not counted twice.
+        assert_contains(&report, "1 unexpected task");
+        assert!(!report.contains("did not see"), "{report}");
+    }
+}
+
+#[test]
+fn tasks_that_finish_during_the_grace_period_pass_on_a_current_thread_runtime() {
+    for flavor in FLAVORS {
+        let start = Instant::now();
+        run_tokio_test(
+            "tokio_runtime::finish_in_grace",
+            Options::new().timeout(Duration::from_secs(10)),
+            config(flavor),
+            async {
+                // Both still run after the body returns: on a current-thread runtime only while
+                // the check waits without blocking it.
+                tokio::spawn(tokio::time::sleep(Duration::from_millis(50)));
+                leakcheck::tokio::spawn(tokio::time::sleep(Duration::from_millis(50)));
+            },
+        );
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "the check returned soon after the tasks ended: {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn aborted_plain_and_tracked_tasks_are_not_leaks() {
+    for flavor in FLAVORS {
+        run_tokio_test("tokio_runtime::aborted", quick(), config(flavor), async {
+            let plain = tokio::spawn(std::future::pending::<()>());
+            let tracked = leakcheck::tokio::spawn(std::future::pending::<()>());
+            tokio::task::yield_now().await;
+            plain.abort();
+            tracked.abort();
+            assert!(plain.await.unwrap_err().is_cancelled());
+            assert!(tracked.await.unwrap_err().is_cancelled());
+        });
+    }
+}
+
+#[test]
+fn parallel_tests_do_not_blame_each_other() {
+    // A leaky and a clean test run at the same time, each with its runtime and scope.
+    let both_running = Arc::new(Barrier::new(2));
+    let leaky = std::thread::spawn({
+        let both_running = Arc::clone(&both_running);
+        move || {
+            leak_report(
+                "tokio_runtime::leaky",
+                quick(),
+                config(TokioFlavor::MultiThread),
+                async move {
+                    tokio::spawn(std::future::pending::<()>());
+                    leakcheck::tokio::spawn(std::future::pending::<()>());
+                    both_running.wait();
+                },
+            )
+        }
+    });
+    run_tokio_test(
+        "tokio_runtime::clean",
+        quick(),
+        config(TokioFlavor::MultiThread),
+        async move {
+            let done = tokio::spawn(async { 1 });
+            both_running.wait();
+            assert_eq!(done.await.unwrap(), 1);
+        },
+    );
+    let report = leaky.join().unwrap();
+    assert_contains(&report, "2 unexpected tasks in test `leaky`");
+    assert!(!report.contains("`clean`"), "{report}");
+}
+
+#[test]
+fn a_panicking_body_still_panics_with_its_own_message() {
+    let outcome = std::panic::catch_unwind(|| {
+        run_tokio_test(
+            "tokio_runtime::panics",
+            quick(),
+            config(TokioFlavor::CurrentThread),
+            async {
+                tokio::spawn(std::future::pending::<()>());
+                panic!("the body's own failure");
+            },
+        )
+    });
+    let payload = outcome.unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the body's own failure")
+    );
+}
+
+#[test]
+fn the_body_output_is_returned() {
+    let output: Result<u32, String> = run_tokio_test(
+        "tokio_runtime::output",
+        quick(),
+        config(TokioFlavor::MultiThread),
+        async { Ok(7) },
+    );
+    assert_eq!(output, Ok(7));
+}
+
+#[test]
+fn start_paused_lets_timers_of_survivors_fire_in_the_grace_period() {
+    let start = Instant::now();
+    run_tokio_test(
+        "tokio_runtime::paused",
+        Options::new().timeout(Duration::from_secs(60)),
+        TokioTestConfig {
+            flavor: TokioFlavor::CurrentThread,
+            worker_threads: None,
+            start_paused: true,
+        },
+        async {
+            tokio::spawn(tokio::time::sleep(Duration::from_secs(30)));
+        },
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "paused time auto-advances"
+    );
+}
+
+#[test]
+#[should_panic(expected = "`start_paused` needs `flavor = \"current_thread\"`")]
+fn start_paused_on_a_multi_thread_runtime_is_refused_clearly() {
+    run_tokio_test(
+        "tokio_runtime::paused_multi",
+        quick(),
+        TokioTestConfig {
+            flavor: TokioFlavor::MultiThread,
+            worker_threads: None,
+            start_paused: true,
+        },
+        async {},
+    );
+}
+
+#[test]
+fn a_blocked_spawn_blocking_closure_is_reported_and_does_not_hang_the_test() {
+    let (_keep, rx) = leakcheck::sync::mpsc::channel::<()>();
+    let report = leak_report(
+        "tokio_runtime::blocking",
+        quick(),
+        config(TokioFlavor::CurrentThread),
+        async move {
+            leakcheck::tokio::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(3)));
+        },
+    );
+    assert_contains(&report, "1 × thread, blocked in `chan receive`");
+}
+
+/// With `--cfg tokio_unstable`, the runtime's hooks register plain tasks in the spawner's scope,
+/// as children of the spawning task, and make them current while polled.
+#[cfg(tokio_unstable)]
+#[test]
+fn with_hooks_plain_tasks_have_parents_and_blocking_reasons() {
+    let (sites_tx, sites_rx) = std::sync::mpsc::channel();
+    let report = leak_report(
+        "tokio_runtime::nested",
+        quick(),
+        config(TokioFlavor::MultiThread),
+        async move {
+            let (outer, outer_site) = spawned_here!(tokio::spawn(async move {
+                let (tx, _rx) = tokio::sync::mpsc::channel::<u32>(1);
+                tx.send(1).await.unwrap();
+                let (inner, inner_site) = spawned_here!(tokio::spawn(async move {
+                    let (send, site) = spawned_here!(leakcheck::waiting("chan send", tx.send(2)));
+                    sites_tx.send(site).unwrap();
+                    let _ = send.await;
+                }));
+                (inner, inner_site, _rx)
+            }));
+            let (_inner, inner_site, rx) = outer.await.unwrap();
+            std::mem::forget(rx);
+            let _ = (outer_site, inner_site);
+        },
+    );
+    let blocked_at = sites_rx.recv().unwrap();
+    assert_contains(&report, "1 × async task, blocked in `chan send`");
+    assert_contains(&report, &format!("blocked at   {blocked_at}"));
+    assert_contains(&report, "spawned by   #");
+    assert_contains(&report, "exited)");
+}
+
+/// With task dumps, a plain task's report carries its async stack from the runtime.
+#[cfg(all(tokio_unstable, tokio_taskdump, target_os = "linux"))]
+#[test]
+fn with_task_dumps_survivors_have_async_stacks() {
+    async fn wait_for_the_answer(rx: tokio::sync::oneshot::Receiver<u32>) {
+        let _ = rx.await;
+    }
+    for flavor in FLAVORS {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let report = leak_report(
+            "tokio_runtime::dumped",
+            quick(),
+            config(flavor),
+            async move {
+                tokio::spawn(wait_for_the_answer(rx));
+                tokio::task::yield_now().await;
+            },
+        );
+        drop(tx);
+        assert_contains(&report, "stack (from the runtime's task dump)");
+        assert_contains(&report, "wait_for_the_answer");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the attribute.
+
+#[leak_test(tokio)]
+async fn attribute_current_thread_clean_test_passes() {
+    let answer = tokio::spawn(async { 42 });
+    assert_eq!(answer.await.unwrap(), 42);
+}
+
+#[leak_test(tokio, flavor = "multi_thread", worker_threads = 2)]
+async fn attribute_multi_thread_clean_test_passes() {
+    let tasks: Vec<_> = (0..8).map(|i| tokio::spawn(async move { i * 2 })).collect();
+    let mut sum = 0;
+    for task in tasks {
+        sum += task.await.unwrap();
+    }
+    assert_eq!(sum, 56);
+}
+
+#[leak_test(tokio, start_paused = true)]
+async fn attribute_start_paused_runs_on_paused_time() {
+    let start = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(start.elapsed() >= Duration::from_secs(3600));
+}
+
+#[leak_test(tokio, timeout = "100ms")]
+#[ignore = "fixture: run by tokio_runtime.rs itself"]
+async fn fixture_attribute_current_thread_leak() {
+    tokio::spawn(std::future::pending::<()>());
+}
+
+#[leak_test(tokio, flavor = "multi_thread", timeout = "100ms")]
+#[ignore = "fixture: run by tokio_runtime.rs itself"]
+async fn fixture_attribute_multi_thread_leak() {
+    tokio::spawn(std::future::pending::<()>());
+}
+
+#[test]
+fn the_attribute_catches_plain_tokio_spawn_on_both_flavors() {
+    for fixture in [
+        "fixture_attribute_current_thread_leak",
+        "fixture_attribute_multi_thread_leak",
+    ] {
+        let run = run_fixture(fixture, &[]);
+        run.assert_failed()
+            .assert_contains(&format!("leakcheck: 1 unexpected task in test `{fixture}`"));
+        if cfg!(tokio_unstable) {
+            run.assert_contains("spawned at   tests/tokio_runtime.rs:");
+        } else {
+            run.assert_contains("that leakcheck did not see spawn");
+        }
+    }
+}
