@@ -37,8 +37,9 @@ pub struct VerifyGuard {
 /// ```should_panic
 /// use leakcheck::sync::mpsc;
 ///
-/// let _leaks = leakcheck::verify_none();
 /// let (tx, _rx) = mpsc::sync_channel::<u32>(0);
+/// // Declared after the channel, so dropped (and checked) before the receiver goes away.
+/// let _leaks = leakcheck::verify_none();
 /// // Nobody ever receives: the sender blocks forever, and the guard panics with the report.
 /// leakcheck::thread::spawn(move || tx.send(1));
 /// ```
@@ -192,8 +193,14 @@ impl Check {
         tasks
     }
 
-    fn untracked_survivors(&self) -> Vec<LeakedTask> {
-        self.untracked.as_ref().map(UntrackedWatch::survivors).unwrap_or_default()
+    fn untracked_survivors(&mut self) -> Vec<LeakedTask> {
+        self.untracked.as_mut().map(UntrackedWatch::survivors).unwrap_or_default()
+    }
+
+    /// Whether no untracked thread is left, after waiting for them up to `deadline` (they do not
+    /// announce their exit like tracked tasks; see `untracked.rs` for how the wait wakes).
+    fn untracked_settled(&mut self, deadline: Instant) -> bool {
+        self.untracked.as_mut().is_none_or(|watch| watch.settle(deadline))
     }
 
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
@@ -209,8 +216,7 @@ impl Check {
         let survivors = loop {
             let epoch = subscription.epoch();
             let survivors = self.tracked_survivors();
-            let untracked = if survivors.is_empty() { self.untracked_survivors() } else { Vec::new() };
-            if survivors.is_empty() && untracked.is_empty() {
+            if survivors.is_empty() && self.untracked_settled(deadline) {
                 return Ok(());
             }
             if !subscription.wait(epoch, deadline) {
@@ -224,11 +230,14 @@ impl Check {
     /// The async counterpart of [`run_blocking`](Self::run_blocking): waits without blocking the
     /// thread, so that on a single-threaded runtime the survivors can still run and finish.
     /// `sleep` is the runtime's timer future for the grace period. `extras` adds what only the
-    /// runtime knows, computed at the deadline.
+    /// runtime knows, computed at the deadline. `recheck` is polled while waiting: when it is
+    /// ready, the survivors and extras are looked at again, for what a runtime counts but cannot
+    /// signal the end of (plain tokio tasks on stable tokio).
     pub(crate) async fn run_async<S: Future<Output = ()>>(
         mut self,
         sleep: S,
         mut extras: impl FnMut(&[Arc<TaskRecord>]) -> ReportExtras,
+        mut recheck: impl FnMut(&mut std::task::Context<'_>) -> Poll<()>,
     ) -> Result<(), LeakReport> {
         let config = config::get();
         config.ensure_valid();
@@ -236,17 +245,21 @@ impl Check {
             return Ok(());
         }
         let start = Instant::now();
+        let deadline = start + self.grace();
         let subscription = exit_signal().subscribe();
         let mut sleep = pin!(sleep);
         loop {
             let epoch = subscription.epoch();
             let survivors = self.tracked_survivors();
             let pending_extras = extras(&survivors);
-            if survivors.is_empty() && pending_extras.is_empty() && self.untracked_survivors().is_empty() {
+            if survivors.is_empty()
+                && pending_extras.is_empty()
+                && self.untracked.as_mut().is_none_or(|watch| watch.settle_briefly(deadline))
+            {
                 return Ok(());
             }
             let timed_out = std::future::poll_fn(|cx| {
-                if subscription.poll_exit(epoch, cx.waker()) {
+                if subscription.poll_exit(epoch, cx.waker()) || recheck(cx).is_ready() {
                     return Poll::Ready(false);
                 }
                 sleep.as_mut().poll(cx).map(|()| true)

@@ -81,6 +81,7 @@ mod registry;
 mod report;
 mod snapshot;
 mod state;
+mod test_main;
 mod untracked;
 
 pub mod sync;
@@ -96,12 +97,15 @@ pub use registry::{TaskId, TaskKind};
 pub use report::{Frame, LeakReport, LeakedTask, OsThread, ParentTask, Site, Stack, StackOrigin};
 pub use state::{blocking, TaskState};
 pub use task::waiting;
+pub use test_main::{verify_test_main, verify_test_main_with, MainOptions};
 
 /// Support for the code `#[leak_test]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::check::run_test;
     pub use crate::task::run_async_test;
+    #[cfg(feature = "tokio")]
+    pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
 }
 
 /// Expands to nothing when the `tokio` feature is on; `#[leak_test(tokio)]` calls it.

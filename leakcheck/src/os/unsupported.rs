@@ -1,14 +1,33 @@
 //! Platforms without a thread list leakcheck can read: untracked threads and live stacks are
-//! reported as not available here.
+//! reported as not available here, and nothing else changes.
+
+use std::time::{Duration, Instant};
+
+/// Why untracked threads and live stacks are missing on this platform.
+const NOT_HERE: &str =
+    "not available on this platform (leakcheck reads them from /proc and signals on Linux)";
 
 /// The OS identity of a thread (none is known on this platform).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ThreadHandle {}
 
 impl ThreadHandle {
     pub(crate) fn current() -> ThreadHandle {
         ThreadHandle {}
     }
+
+    pub(crate) fn from_tid(_tid: i32) -> ThreadHandle {
+        ThreadHandle {}
+    }
+
+    pub(crate) fn tid(&self) -> i32 {
+        0
+    }
+}
+
+/// No kernel thread ids are known here.
+pub(crate) fn current_tid() -> i32 {
+    0
 }
 
 /// The OS threads alive at one moment (none are known on this platform).
@@ -19,9 +38,63 @@ impl ThreadBaseline {
     pub(crate) fn take() -> ThreadBaseline {
         ThreadBaseline {}
     }
+
+    pub(crate) fn try_take() -> Result<ThreadBaseline, String> {
+        Err(format!("untracked OS threads are {NOT_HERE}"))
+    }
+
+    pub(crate) fn contains(&self, _tid: i32) -> bool {
+        false
+    }
+}
+
+/// There is no thread list to read.
+pub(crate) fn list_threads() -> std::io::Result<Vec<i32>> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        NOT_HERE,
+    ))
+}
+
+/// What the kernel says about a thread: nothing, here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadStatus {
+    pub(crate) name: String,
+    pub(crate) state: char,
+    pub(crate) wchan: Option<String>,
+    pub(crate) age: Option<Duration>,
+}
+
+impl ThreadStatus {
+    pub(crate) fn state_text(&self) -> String {
+        self.state.to_string()
+    }
+
+    pub(crate) fn has_exited(&self) -> bool {
+        false
+    }
+}
+
+pub(crate) fn thread_status(_tid: i32) -> Option<ThreadStatus> {
+    None
+}
+
+/// How a wait for thread exits ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExitWait {
+    /// Never produced here; the variants mirror the Linux ones.
+    #[allow(dead_code)]
+    Exited,
+    #[allow(dead_code)]
+    TimedOut,
+    Unsupported,
+}
+
+pub(crate) fn wait_for_any_exit(_tids: &[i32], _deadline: Instant) -> ExitWait {
+    ExitWait::Unsupported
 }
 
 /// Live stacks are not available on this platform.
-pub(crate) fn live_stack(_thread: &ThreadHandle, _timeout: std::time::Duration) -> Result<Vec<usize>, String> {
-    Err("live stacks are not available on this platform".to_owned())
+pub(crate) fn live_stack(_thread: &ThreadHandle, _timeout: Duration) -> Result<Vec<usize>, String> {
+    Err(format!("live stacks are {NOT_HERE}"))
 }

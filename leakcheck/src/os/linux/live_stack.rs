@@ -1,0 +1,801 @@
+//! Live stacks: the current stack of another thread of this process, taken by the thread itself.
+//!
+//! # How
+//!
+//! The requester prepares a slot (a fixed array of instruction pointers and one atomic word), then
+//! sends the thread a real-time signal with `rt_tgsigqueueinfo`. The handler, running on the
+//! interrupted thread, walks its own stack into the slot, publishes it with a release store and a
+//! `FUTEX_WAKE`, and returns; the thread carries on with whatever it was doing. The requester waits
+//! on the word with `FUTEX_WAIT` and a timeout, and copies the addresses out. Symbolisation
+//! happens later, outside the handler (`report/stack.rs`).
+//!
+//! # The signal
+//!
+//! `SIGRTMAX - 7` (57 with glibc, whose range is 34..=64). The ends of the real-time range are
+//! where other tools go: glibc keeps the two below `SIGRTMIN` for itself, libraries and
+//! `timer_create` users conventionally start at `SIGRTMIN`, and debuggers and sanitizers tend to
+//! take the top. The handler is installed once, on the first request, with
+//! `SA_SIGINFO | SA_RESTART | SA_ONSTACK`. If the signal already had a handler, that handler keeps
+//! working: leakcheck's requests carry `SI_QUEUE` and a cookie in `si_value`, and every other
+//! delivery of the signal is passed on to the previous handler (one whose disposition was the
+//! default, terminate, or ignore, is ignored). If some library later replaces leakcheck's handler,
+//! requests fail with a message saying so instead of sending a signal nobody answers.
+//!
+//! # What the handler does, and why it is safe there
+//!
+//! Nothing that allocates or locks: atomics on static memory, the unwinder, and the `futex`
+//! system call. The stack is walked with [`backtrace::trace_unsynchronized`], which on Linux is
+//! libgcc's `_Unwind_Backtrace`. Whether that is async-signal-safe depends on how libgcc finds
+//! unwind tables: since GCC 12 with glibc 2.35 it calls `_dl_find_object`, which glibc documents
+//! as lock-free and async-signal-safe (it was built for this); older combinations fall back to
+//! `dl_iterate_phdr`, which takes the loader lock, so a thread interrupted inside `dlopen` could
+//! deadlock its own handler (the request then times out; nothing else is affected). On the
+//! machine this was built on: glibc 2.36 and libgcc from GCC 12.2, whose `libgcc_s.so.1` imports
+//! `_dl_find_object@GLIBC_2.35` (checked with `nm -D`). libgcc also registers frames with a lock
+//! (`__register_frame_info`), which only JIT compilers and static binaries without
+//! `.eh_frame_hdr` use; in GCC 12 that path is skipped while nothing is registered. The first
+//! request walks a stack outside any handler, so lazy symbol binding and libgcc's one-time
+//! initialisation never happen inside one.
+//!
+//! The walk starts in the handler, crosses the kernel's signal frame (libgcc unwinds through the
+//! `__restore_rt` trampoline), and continues into the interrupted code. The handler keeps only
+//! the frames from the interrupted instruction on: it finds that frame by the program counter
+//! saved in the `ucontext` (x86-64 and AArch64; elsewhere the handler's frames stay and the
+//! report's trimming hides them).
+//!
+//! # Safety of the protocol
+//!
+//! One request is in flight at a time: requesters take a lock; the handler never does. The slot's
+//! word holds a generation and a phase (idle, armed, writing, done). The handler starts writing
+//! only by moving *its own* generation from armed to writing, so a signal that arrives late —
+//! after its requester gave up — finds another generation (or idle) and writes nothing. A
+//! requester that gives up while a handler is writing leaves the slot to it: the next request
+//! waits for that handler to finish before it arms the slot, so there is never more than one
+//! writer, and the memory written is always this static slot, never reused memory.
+//!
+//! # What a thread sees
+//!
+//! A signal interrupts a blocking system call. `SA_RESTART` restarts most of them (`read`,
+//! `write`, `futex` waits, `accept`); those the kernel never restarts (`epoll_wait`, `poll`,
+//! `nanosleep`, calls with socket timeouts) return `EINTR`, which std, mio and tokio retry.
+//! Live stacks are taken only while a report is built, that is, of threads that already leaked.
+//! A thread that blocks the signal (`pthread_sigmask`) is not sent one: its `SigBlk` mask is read
+//! from `/proc` first and the report says why there is no stack. A thread that cannot run the
+//! handler in time (uninterruptible sleep, stopped, starved) makes the request time out; the
+//! signal stays queued and is ignored when it is finally delivered.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::proc::{blocks_signal, thread_status};
+use super::ThreadHandle;
+
+/// How far below `SIGRTMAX` the live-stack signal is.
+const BELOW_SIGRTMAX: libc::c_int = 7;
+
+/// Frames kept per stack; deeper stacks keep their innermost frames.
+const MAX_FRAMES: usize = 256;
+
+/// The signal leakcheck takes live stacks with: `SIGRTMAX - 7`.
+pub(crate) fn signal() -> libc::c_int {
+    libc::SIGRTMAX() - BELOW_SIGRTMAX
+}
+
+// The slot's word: generation << 2 | phase.
+const IDLE: u32 = 0;
+const ARMED: u32 = 1;
+const WRITING: u32 = 2;
+const DONE: u32 = 3;
+const PHASE_MASK: u32 = 0b11;
+const GENERATION_MASK: u32 = u32::MAX >> 2;
+
+fn pack(generation: u32, phase: u32) -> u32 {
+    (generation << 2) | phase
+}
+
+/// Memory prepared before any signal is sent: the handler writes nowhere else.
+struct Slot {
+    word: AtomicU32,
+    len: AtomicUsize,
+    frames: [AtomicUsize; MAX_FRAMES],
+}
+
+static SLOT: Slot = Slot {
+    word: AtomicU32::new(IDLE),
+    len: AtomicUsize::new(0),
+    frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+};
+
+/// Held by requesters only (never by the handler): one request at a time. Holds the last
+/// generation used.
+static REQUESTS: Mutex<u32> = Mutex::new(0);
+
+/// The disposition the signal had before leakcheck's handler, for deliveries that are not ours.
+static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+/// `si_value` of leakcheck's requests: a tag in the upper half (on 64-bit targets) and the
+/// generation in the lower.
+const COOKIE_TAG: usize = if usize::BITS >= 64 { 0x6c6b_6368 } else { 0 };
+
+fn cookie(generation: u32) -> usize {
+    (COOKIE_TAG << (usize::BITS / 2)) | generation as usize
+}
+
+fn generation_of(cookie: usize) -> Option<u32> {
+    let tag = if usize::BITS >= 64 {
+        cookie >> (usize::BITS / 2)
+    } else {
+        0
+    };
+    let generation = u32::try_from(cookie & (u32::MAX as usize)).ok()?;
+    (tag == COOKIE_TAG && generation <= GENERATION_MASK).then_some(generation)
+}
+
+/// The current stack of `thread`, as instruction pointers, innermost first, starting at the
+/// instruction the thread was interrupted at.
+pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec<usize>, String> {
+    let signal = signal();
+    install(signal)?;
+    if !handler_is_installed(signal) {
+        return Err(format!(
+            "signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with, was given \
+             another handler by someone else"
+        ));
+    }
+    let tid = thread.tid;
+    match thread_status(tid) {
+        None => return Err("the thread has exited".to_owned()),
+        Some(status) if status.has_exited() => return Err("the thread is exiting".to_owned()),
+        Some(status) if matches!(status.state, 'T' | 't') => {
+            return Err(format!(
+                "the thread is stopped ({}) and cannot run a signal handler",
+                status.state_text()
+            ))
+        }
+        Some(_) => {}
+    }
+    if blocks_signal(tid, signal) == Some(true) {
+        return Err(format!(
+            "the thread blocks signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with"
+        ));
+    }
+    request(tid, signal, timeout)
+}
+
+/// Sends the request to thread `tid` and waits for the answer. No checks beforehand: a thread
+/// that cannot answer makes this time out.
+fn request(tid: i32, signal: libc::c_int, timeout: Duration) -> Result<Vec<usize>, String> {
+    let mut last_generation = REQUESTS.lock();
+    let mut deadline = Instant::now() + timeout;
+    // A handler an earlier request gave up on may still be writing: it finishes first.
+    loop {
+        let word = SLOT.word.load(Ordering::Acquire);
+        if word & PHASE_MASK != WRITING {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err("an earlier live-stack request is still being answered".to_owned());
+        }
+        futex_wait(&SLOT.word, word, deadline);
+    }
+    let generation = match (*last_generation + 1) & GENERATION_MASK {
+        0 => 1,
+        next => next,
+    };
+    *last_generation = generation;
+    SLOT.len.store(0, Ordering::Relaxed);
+    SLOT.word.store(pack(generation, ARMED), Ordering::Release);
+
+    if let Err(errno) = send(tid, signal, generation) {
+        let _ = SLOT.word.compare_exchange(
+            pack(generation, ARMED),
+            pack(generation, IDLE),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        return Err(match errno {
+            libc::ESRCH => "the thread has exited".to_owned(),
+            libc::EAGAIN => {
+                "the signal could not be queued (too many signals pending, RLIMIT_SIGPENDING)"
+                    .to_owned()
+            }
+            errno => format!(
+                "the signal could not be sent: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        });
+    }
+
+    let mut extended = false;
+    loop {
+        let word = SLOT.word.load(Ordering::Acquire);
+        if word == pack(generation, DONE) {
+            let len = SLOT.len.load(Ordering::Relaxed).min(MAX_FRAMES);
+            let frames = SLOT.frames[..len]
+                .iter()
+                .map(|ip| ip.load(Ordering::Relaxed))
+                .collect();
+            SLOT.word.store(pack(generation, IDLE), Ordering::Release);
+            return Ok(frames);
+        }
+        if Instant::now() >= deadline {
+            if word == pack(generation, ARMED)
+                && SLOT
+                    .word
+                    .compare_exchange(
+                        word,
+                        pack(generation, IDLE),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+            {
+                return Err(format!(
+                    "the thread did not answer signal {signal} within {timeout:?} (it may be in an \
+                     uninterruptible sleep, or block the signal)"
+                ));
+            }
+            // The handler is writing (that takes microseconds): give it as long again.
+            if !extended {
+                extended = true;
+                deadline = Instant::now() + timeout;
+                continue;
+            }
+            return Err("the thread started answering but did not finish in time".to_owned());
+        }
+        futex_wait(&SLOT.word, word, deadline);
+    }
+}
+
+/// The fields of `siginfo_t` that a queued signal carries (`_sifields._rt`): aligned like the
+/// kernel's union, so `pid` lands at offset 16 on 64-bit targets and 12 on 32-bit ones.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RtFields {
+    pid: libc::pid_t,
+    uid: libc::uid_t,
+    value: usize,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct QueuedInfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    rt: RtFields,
+}
+
+/// A `siginfo_t` of the kernel's size (128 bytes) for `rt_tgsigqueueinfo`.
+#[repr(C)]
+union SigInfo {
+    raw: [u64; 16],
+    queued: QueuedInfo,
+}
+
+/// `rt_tgsigqueueinfo(getpid(), tid, signal, {SI_QUEUE, cookie(generation)})`, or the errno.
+fn send(tid: i32, signal: libc::c_int, generation: u32) -> Result<(), i32> {
+    let mut info = SigInfo { raw: [0; 16] };
+    // SAFETY: getpid and getuid have no preconditions.
+    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    info.queued = QueuedInfo {
+        signo: signal,
+        errno: 0,
+        code: libc::SI_QUEUE,
+        rt: RtFields {
+            pid,
+            uid,
+            value: cookie(generation),
+        },
+    };
+    // SAFETY: `info` is a valid, fully initialised 128-byte siginfo; the kernel reads it only.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid,
+            tid,
+            signal,
+            &info as *const SigInfo,
+        )
+    };
+    if sent == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL))
+    }
+}
+
+/// Installs the handler, once per process.
+fn install(signal: libc::c_int) -> Result<(), String> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signal) {
+                return Err(format!(
+                    "signal {signal} is outside this system's real-time range"
+                ));
+            }
+            // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only reads.
+            let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
+            if unsafe { libc::sigaction(signal, std::ptr::null(), &mut previous) } != 0 {
+                return Err(format!(
+                    "signal {signal}'s handler cannot be read: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            let _ = PREVIOUS.set(previous);
+            warm_up();
+            // SAFETY: as above; `handler` has the SA_SIGINFO signature and touches only
+            // async-signal-safe state (see the module documentation).
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = handler_address();
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+            unsafe { libc::sigemptyset(&mut action.sa_mask) };
+            if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
+                return Err(format!(
+                    "the live-stack handler for signal {signal} cannot be installed: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(())
+        })
+        .clone()
+}
+
+/// Everything the handler calls, called once outside it: binds lazily bound symbols (the
+/// unwinder's own calls into glibc included) and runs libgcc's one-time initialisation.
+fn warm_up() {
+    let mut depth = 0usize;
+    // SAFETY: a plain stack walk of the current thread, outside any signal handler.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            depth += usize::from(!frame.ip().is_null());
+            true
+        })
+    };
+    std::hint::black_box(depth);
+    futex_wake(&SLOT.word);
+    // SAFETY: reads this thread's errno.
+    std::hint::black_box(unsafe { *libc::__errno_location() });
+}
+
+fn handler_is_installed(signal: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only reads.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) } == 0;
+    read && current.sa_sigaction == handler_address()
+}
+
+/// The handler as `sigaction` stores it.
+fn handler_address() -> libc::sighandler_t {
+    let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) = handler;
+    handler as *const () as libc::sighandler_t
+}
+
+/// The signal handler. Async-signal-safe: atomics, the unwinder, `futex`; it preserves `errno`.
+extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: errno is thread-local and always valid to read and write.
+    let errno = unsafe { *libc::__errno_location() };
+    if !answer(info, context) {
+        chain(signal, info, context);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Answers the request the signal carries, if it is one of leakcheck's. Returns whether it was.
+fn answer(info: *mut libc::siginfo_t, context: *mut c_void) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; `si_value` is the
+    // right member to read for SI_QUEUE, checked first.
+    let generation = unsafe {
+        if (*info).si_code != libc::SI_QUEUE {
+            return false;
+        }
+        generation_of((*info).si_value().sival_ptr as usize)
+    };
+    let Some(generation) = generation else {
+        return false;
+    };
+    let armed = pack(generation, ARMED);
+    if SLOT
+        .word
+        .compare_exchange(
+            armed,
+            pack(generation, WRITING),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        // A request that was given up on (or never ours): write nothing.
+        return true;
+    }
+    record(interrupted_pc(context));
+    SLOT.word.store(pack(generation, DONE), Ordering::Release);
+    futex_wake(&SLOT.word);
+    true
+}
+
+/// Walks this thread's stack into the slot, from the frame that was interrupted outward.
+fn record(interrupted: Option<usize>) {
+    let mut len = 0;
+    let mut start = None;
+    // SAFETY: walks the current thread's stack; see the module documentation for why this is
+    // sound inside a signal handler. The callback only stores into static atomics.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let ip = frame.ip() as usize;
+            if ip == 0 {
+                return false;
+            }
+            if start.is_none() && Some(ip) == interrupted {
+                start = Some(len);
+            }
+            // A deeper stack keeps its innermost MAX_FRAMES frames.
+            match SLOT.frames.get(len) {
+                Some(slot) => {
+                    slot.store(ip, Ordering::Relaxed);
+                    len += 1;
+                    true
+                }
+                None => false,
+            }
+        })
+    };
+    // Leave out the handler's frames and the signal trampoline.
+    let start = start.unwrap_or(0);
+    for index in start..len {
+        let ip = SLOT.frames[index].load(Ordering::Relaxed);
+        SLOT.frames[index - start].store(ip, Ordering::Relaxed);
+    }
+    SLOT.len.store(len - start, Ordering::Relaxed);
+}
+
+/// The program counter the signal interrupted, from the handler's `ucontext`.
+#[allow(unused_variables)]
+fn interrupted_pc(context: *mut c_void) -> Option<usize> {
+    if context.is_null() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let context = context.cast::<libc::ucontext_t>();
+        // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
+        let pc = unsafe { (*context).uc_mcontext.gregs[libc::REG_RIP as usize] };
+        #[allow(clippy::unnecessary_cast)]
+        return Some(pc as usize);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let context = context.cast::<libc::ucontext_t>();
+        // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
+        let pc = unsafe { (*context).uc_mcontext.pc };
+        return Some(pc as usize);
+    }
+    #[allow(unreachable_code)]
+    None
+}
+
+/// Passes a delivery that is not leakcheck's to the handler the signal had before.
+fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    let Some(previous) = PREVIOUS.get() else {
+        return;
+    };
+    let action = previous.sa_sigaction;
+    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+        return;
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
+        let previous: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
+            unsafe { std::mem::transmute(action) };
+        previous(signal, info, context);
+    } else {
+        // SAFETY: the previous handler was installed without SA_SIGINFO: a plain handler.
+        let previous: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
+        previous(signal);
+    }
+}
+
+/// Sleeps while `word` holds `expected`, until woken or `deadline`.
+fn futex_wait(word: &AtomicU32, expected: u32, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return;
+    }
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: left.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &timeout as *const libc::timespec,
+        )
+    };
+}
+
+/// Wakes the requester sleeping on `word`. Async-signal-safe (a system call).
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        )
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{resolve_stacks, PendingStack, StackOrigin};
+    use std::sync::mpsc;
+
+    /// Spawns a thread that reports its tid and then runs `body`.
+    fn spawn_with_tid(
+        body: impl FnOnce() + Send + 'static,
+    ) -> (ThreadHandle, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            tx.send(ThreadHandle::current()).unwrap();
+            body();
+        });
+        (rx.recv().unwrap(), handle)
+    }
+
+    fn functions(ips: Vec<usize>) -> Vec<String> {
+        let stack = resolve_stacks(&[Some(PendingStack::Addresses(StackOrigin::Live, ips.into()))])
+            .pop()
+            .flatten()
+            .unwrap();
+        stack
+            .frames()
+            .iter()
+            .map(|f| f.function().to_owned())
+            .collect()
+    }
+
+    #[inline(never)]
+    fn wait_here_for_a_while(rx: mpsc::Receiver<()>) {
+        let _ = rx.recv();
+    }
+
+    #[test]
+    fn takes_the_stack_of_a_blocked_thread() {
+        let (release, wait) = mpsc::channel();
+        let (thread, handle) = spawn_with_tid(move || wait_here_for_a_while(wait));
+        // The thread may not have reached the call yet: ask until it has.
+        let found = (0..1000).find_map(|_| {
+            let names = functions(live_stack(&thread, Duration::from_secs(2)).unwrap());
+            names
+                .iter()
+                .any(|f| f.contains("wait_here_for_a_while"))
+                .then_some(names)
+        });
+        let names = found.expect("the blocked function shows in the live stack");
+        // The handler's frames are gone: the stack starts in the interrupted code.
+        assert!(
+            !names
+                .iter()
+                .any(|f| f.contains("live_stack::record") || f.contains("live_stack::handler")),
+            "{names:?}"
+        );
+        release.send(()).unwrap();
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_that_blocks_the_signal_is_refused_at_once_or_times_out_cleanly() {
+        let (release, wait) = mpsc::channel::<()>();
+        let (thread, handle) = spawn_with_tid(move || {
+            // SAFETY: blocks every signal on this thread only.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+            }
+            let _ = wait.recv();
+        });
+        // Wait until the mask is in place, as the kernel reports it.
+        while blocks_signal(thread.tid, signal()) != Some(true) {
+            std::thread::yield_now();
+        }
+        let error = live_stack(&thread, Duration::from_secs(5)).unwrap_err();
+        assert!(error.contains("blocks signal"), "{error}");
+
+        // Without the check beforehand the request times out, and the late delivery that
+        // follows when the mask is lifted writes nothing.
+        install(signal()).unwrap();
+        let start = Instant::now();
+        let error = request(thread.tid, signal(), Duration::from_millis(50)).unwrap_err();
+        assert!(error.contains("did not answer"), "{error}");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        release.send(()).unwrap();
+        handle.join().unwrap();
+
+        // The slot still works, and holds a fresh answer.
+        let (release, wait) = mpsc::channel();
+        let (thread, handle) = spawn_with_tid(move || wait_here_for_a_while(wait));
+        assert!(live_stack(&thread, Duration::from_secs(2)).is_ok());
+        release.send(()).unwrap();
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn an_exited_thread_is_reported_as_gone() {
+        let (thread, handle) = spawn_with_tid(|| ());
+        handle.join().unwrap();
+        // The tid may be reused by a thread of another test; then a stack is a fine answer too.
+        if let Err(error) = live_stack(&thread, Duration::from_secs(2)) {
+            assert!(error.contains("exit"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_current_thread_can_take_its_own_stack() {
+        let names =
+            functions(live_stack(&ThreadHandle::current(), Duration::from_secs(2)).unwrap());
+        assert!(
+            names
+                .iter()
+                .any(|f| f.contains("the_current_thread_can_take_its_own_stack")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn foreign_deliveries_of_the_signal_reach_the_previous_handler_or_are_ignored() {
+        install(signal()).unwrap();
+        // A plain `tgkill` (SI_TKILL, no cookie) is not a request: it is passed on, and since the
+        // previous disposition was the default (terminate), it is ignored; the process lives.
+        // SAFETY: signals the current thread with a signal whose handler is installed.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), signal()) };
+        assert_eq!(generation_of(cookie(7)), Some(7));
+        if usize::BITS >= 64 {
+            assert_eq!(
+                generation_of(7),
+                None,
+                "a value without the tag is not a request"
+            );
+        }
+    }
+
+    /// Whether `signal` is pending for thread `tid` (`SigPnd` in its status).
+    fn signal_pending(tid: i32, signal: libc::c_int) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigPnd:"))
+            .unwrap()
+            .trim();
+        u64::from_str_radix(mask, 16).unwrap() & (1 << (signal - 1)) != 0
+    }
+
+    /// Runs `signal_it` on a thread waiting on an alternate signal stack of its own, painted
+    /// beforehand; returns how many bytes of that stack were used.
+    fn alternate_stack_use(signal_it: impl FnOnce(ThreadHandle)) -> usize {
+        const SIZE: usize = 64 * 1024;
+        const PAINT: u8 = 0xA5;
+        let (release, wait) = mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (used_tx, used_rx) = mpsc::channel::<usize>();
+        let (thread, handle) = spawn_with_tid(move || {
+            let mut stack = vec![PAINT; SIZE];
+            // SAFETY: a zeroed stack_t is a valid out-parameter.
+            let mut previous: libc::stack_t = unsafe { std::mem::zeroed() };
+            let ours = libc::stack_t {
+                ss_sp: stack.as_mut_ptr().cast(),
+                ss_flags: 0,
+                ss_size: SIZE,
+            };
+            // SAFETY: `stack` outlives its use: the previous alternate stack is restored below.
+            unsafe { libc::sigaltstack(&ours, &mut previous) };
+            ready_tx.send(()).unwrap();
+            wait_here_for_a_while(wait);
+            // SAFETY: restores what std installed.
+            unsafe { libc::sigaltstack(&previous, std::ptr::null_mut()) };
+            let untouched = stack.iter().take_while(|&&b| b == PAINT).count();
+            used_tx.send(SIZE - untouched).unwrap();
+        });
+        ready_rx.recv().unwrap();
+        signal_it(thread);
+        release.send(()).unwrap();
+        let used = used_rx.recv().unwrap();
+        handle.join().unwrap();
+        used
+    }
+
+    /// The handler runs on the alternate signal stack (`SA_ONSTACK`), which std makes 8 KiB
+    /// (`SIGSTKSZ`) or the kernel's minimum for its signal frame, whichever is larger. The kernel's
+    /// frame takes most of it; the handler's own share must stay small.
+    #[test]
+    fn the_handler_fits_on_a_small_alternate_stack() {
+        install(signal()).unwrap();
+        let kernel_frame = alternate_stack_use(|thread| {
+            // A delivery that is not a request: the handler returns at once, so what is used is
+            // the kernel's signal frame.
+            // SAFETY: signals a thread of this process with a signal whose handler is installed.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), thread.tid, signal()) };
+            // Delivered (and the frame written) once it is no longer pending.
+            while signal_pending(thread.tid, signal()) {
+                std::thread::yield_now();
+            }
+        });
+        let with_walk = alternate_stack_use(|thread| {
+            live_stack(&thread, Duration::from_secs(2)).unwrap();
+        });
+        let handler = with_walk.saturating_sub(kernel_frame.min(with_walk));
+        eprintln!("signal frame and live-stack handler: {with_walk} bytes of the alternate stack ({handler} for the handler)");
+        assert!(with_walk > 0, "the handler ran on the alternate stack");
+        assert!(
+            handler < 3 * 1024,
+            "the handler itself used {handler} bytes of the alternate stack"
+        );
+    }
+
+    /// Many threads start and end while their stacks are taken: every answer is a stack or a
+    /// clean refusal; nothing deadlocks or crashes.
+    #[test]
+    fn stacks_of_threads_that_come_and_go() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tids_tx, tids_rx) = mpsc::channel::<ThreadHandle>();
+        let spawners: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = std::sync::Arc::clone(&stop);
+                let tids_tx = tids_tx.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let tids_tx = tids_tx.clone();
+                        std::thread::spawn(move || {
+                            let _ = tids_tx.send(ThreadHandle::current());
+                            std::hint::black_box((0..1000).sum::<u64>());
+                        })
+                        .join()
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tids_tx);
+        let deadline = Instant::now() + Duration::from_millis(700);
+        let (mut answered, mut refused) = (0, 0);
+        while Instant::now() < deadline {
+            let Ok(thread) = tids_rx.recv_timeout(Duration::from_secs(1)) else {
+                break;
+            };
+            match live_stack(&thread, Duration::from_millis(200)) {
+                Ok(_) => answered += 1,
+                Err(error) => {
+                    // glibc blocks every signal while a thread starts and while it exits.
+                    assert!(
+                        error.contains("exit")
+                            || error.contains("blocks signal")
+                            || error.contains("did not answer"),
+                        "{error}"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        spawners.into_iter().for_each(|s| s.join().unwrap());
+        eprintln!("{answered} live stacks taken, {refused} threads gone first");
+        assert!(answered + refused > 0);
+    }
+}
