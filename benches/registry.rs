@@ -48,7 +48,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
 fn compare(rounds: usize, iterations: usize, mut plain: impl FnMut(), mut tracked: impl FnMut()) -> (f64, f64, f64) {
     let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut time = |f: &mut dyn FnMut()| {
+        let time = |f: &mut dyn FnMut()| {
             let start = Instant::now();
             (0..iterations).for_each(|_| f());
             start.elapsed().as_nanos() as f64 / iterations as f64

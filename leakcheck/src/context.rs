@@ -1,58 +1,106 @@
 //! What is current on this thread: the scope new tasks join, and the tracked task running here.
 //!
-//! A tracked thread carries its task and inherited scope for its whole life; a tracked future
-//! carries them only while it is being polled; a test carries the scope `#[leak_test]` opened for
-//! it. A thread that has none of those (a libtest test thread using `verify_none()`, `main`) gets
-//! an implicit scope of its own the first time one is needed.
+//! A tracked thread carries its task for its whole life; a tracked future carries it only while
+//! it is being polled; a test carries the scope `#[leak_test]` opened for it. These nest as a
+//! stack of frames: the innermost frame gives the current scope (a task frame gives its task's
+//! scope), and the innermost task frame gives the task that spawns whatever is spawned here.
+//! A thread with no frame at all (a libtest test thread using `verify_none()`, `main`) gets an
+//! implicit scope of its own the first time one is needed.
+//!
+//! Entering a task is on the hot path of every poll, so [`enter_task`] borrows the record instead
+//! of cloning `Arc`s: the frame holds a pointer that its guard's lifetime keeps valid.
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::registry::{Scope, ScopeLabel, TaskRecord};
 
+enum Frame {
+    Scope(Arc<Scope>),
+    OwnedTask(Arc<TaskRecord>),
+    /// Valid while the [`TaskGuard`] that pushed it lives, which borrows the record.
+    BorrowedTask(NonNull<TaskRecord>),
+}
+
+impl Frame {
+    fn task(&self) -> Option<&TaskRecord> {
+        match self {
+            Frame::Scope(_) => None,
+            Frame::OwnedTask(task) => Some(task),
+            // SAFETY: the guard that pushed this frame borrows the record and pops the frame
+            // before the borrow ends; frames are only read on their own thread.
+            Frame::BorrowedTask(task) => Some(unsafe { task.as_ref() }),
+        }
+    }
+
+    fn scope(&self) -> &Arc<Scope> {
+        match self {
+            Frame::Scope(scope) => scope,
+            _ => &self.task().expect("a task frame").scope,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Context {
-    /// Scopes entered on this thread, innermost last.
-    scopes: Vec<Arc<Scope>>,
+    /// Entered scopes and tasks, innermost last.
+    frames: Vec<Frame>,
     /// The scope of the thread itself, created on first use.
     implicit: Option<Arc<Scope>>,
-    /// The tracked task running on this thread right now.
-    task: Option<Arc<TaskRecord>>,
+}
+
+impl Context {
+    fn scope(&mut self) -> Arc<Scope> {
+        if let Some(frame) = self.frames.last() {
+            return Arc::clone(frame.scope());
+        }
+        Arc::clone(self.implicit.get_or_insert_with(|| Scope::open(implicit_label())))
+    }
+
+    fn task(&self) -> Option<&TaskRecord> {
+        self.frames.iter().rev().find_map(Frame::task)
+    }
 }
 
 thread_local! {
     static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
 }
 
+/// Another strong reference to a record we can see is alive.
+fn share(task: &TaskRecord) -> Arc<TaskRecord> {
+    let task: *const TaskRecord = task;
+    // SAFETY: every record is allocated in an `Arc` (see `TaskRecord::register_in`), and a
+    // record reachable from a frame is alive; the new reference is owned by the returned `Arc`.
+    unsafe {
+        Arc::increment_strong_count(task);
+        Arc::from_raw(task)
+    }
+}
+
 /// The scope a task spawned here joins, and the task that spawns it.
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
     CONTEXT.with(|cx| {
         let mut cx = cx.borrow_mut();
-        let parent = cx.task.clone();
-        (current_scope_of(&mut cx), parent)
+        let parent = cx.task().map(share);
+        (cx.scope(), parent)
     })
 }
 
 /// The scope a check run here looks at.
 pub(crate) fn current_scope() -> Arc<Scope> {
-    CONTEXT.with(|cx| current_scope_of(&mut cx.borrow_mut()))
+    CONTEXT.with(|cx| cx.borrow_mut().scope())
 }
 
 /// The tracked task running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
-    CONTEXT.with(|cx| cx.borrow().task.clone())
+    CONTEXT.with(|cx| cx.borrow().task().map(share))
 }
 
 /// Runs `f` with the tracked task running on this thread, if any, without cloning it.
-pub(crate) fn with_current_task<R>(f: impl FnOnce(Option<&Arc<TaskRecord>>) -> R) -> R {
-    CONTEXT.with(|cx| f(cx.borrow().task.as_ref()))
-}
-
-fn current_scope_of(cx: &mut Context) -> Arc<Scope> {
-    if let Some(scope) = cx.scopes.last() {
-        return Arc::clone(scope);
-    }
-    Arc::clone(cx.implicit.get_or_insert_with(|| Scope::open(implicit_label())))
+pub(crate) fn with_current_task<R>(f: impl FnOnce(Option<&TaskRecord>) -> R) -> R {
+    CONTEXT.with(|cx| f(cx.borrow().task()))
 }
 
 /// libtest runs each test on a thread named after the test (`module::test_name`); any other
@@ -74,38 +122,61 @@ fn is_rust_path(name: &str) -> bool {
     })
 }
 
-/// Makes `scope` (and `task`, if given) current on this thread until the guard is dropped.
+/// Makes `scope` (and `task`, if given, which then runs in `scope`) current on this thread until
+/// the guard is dropped.
 pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> ContextGuard {
     CONTEXT.with(|cx| {
         let mut cx = cx.borrow_mut();
-        cx.scopes.push(scope);
-        let previous_task = match task {
-            Some(task) => Some(cx.task.replace(task)),
-            None => None,
+        cx.frames.push(Frame::Scope(scope));
+        let pushed = match task {
+            Some(task) => {
+                cx.frames.push(Frame::OwnedTask(task));
+                2
+            }
+            None => 1,
         };
-        ContextGuard { previous_task }
+        ContextGuard { pushed }
     })
+}
+
+/// Makes `task` (and its scope) current on this thread while the guard lives.
+#[inline]
+pub(crate) fn enter_task(task: &Arc<TaskRecord>) -> TaskGuard<'_> {
+    CONTEXT.with(|cx| cx.borrow_mut().frames.push(Frame::BorrowedTask(NonNull::from(&**task))));
+    TaskGuard { _task: PhantomData }
 }
 
 /// Restores the context that was current before [`enter`].
 #[must_use]
 pub(crate) struct ContextGuard {
-    /// `Some(previous)` when `enter` replaced the current task.
-    previous_task: Option<Option<Arc<TaskRecord>>>,
+    pushed: usize,
 }
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        let previous_task = self.previous_task.take();
+        pop(self.pushed);
+    }
+}
+
+/// Restores the context that was current before [`enter_task`]; borrows the task meanwhile.
+#[must_use]
+pub(crate) struct TaskGuard<'a> {
+    _task: PhantomData<&'a TaskRecord>,
+}
+
+impl Drop for TaskGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        pop(1);
+    }
+}
+
+fn pop(count: usize) {
+    for _ in 0..count {
         // During thread teardown the context may already be gone; there is nothing to restore.
-        let _ = CONTEXT.try_with(|cx| {
-            let mut cx = cx.borrow_mut();
-            let left = cx.scopes.pop();
-            let replaced = previous_task.map(|previous| std::mem::replace(&mut cx.task, previous));
-            drop(cx);
-            // Drop the Arcs outside the borrow: a last reference may run arbitrary drops.
-            drop((left, replaced));
-        });
+        let frame = CONTEXT.try_with(|cx| cx.borrow_mut().frames.pop()).ok().flatten();
+        // Dropped outside the borrow: a last reference may run arbitrary drops.
+        drop(frame);
     }
 }
 

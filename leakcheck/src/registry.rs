@@ -1,15 +1,17 @@
 //! The task registry: a record per live tracked task, kept in the scope that owns it.
 //!
-//! There is no process-wide table of tasks. Each [`Scope`] owns a small sharded set of its live
-//! tasks, so spawning and exiting lock one shard of one scope, a check of a scope costs what that
-//! scope holds (not what the process holds), and a finished task leaves nothing behind: its record
-//! is freed with its last `Arc`, and shards give their capacity back as they empty. The only global
-//! structures are the list of live scopes (touched when a scope opens or closes) and the
-//! [`exit signal`](ExitSignal) that wakes checks waiting for survivors to finish.
+//! There is no process-wide table of tasks. Each [`Scope`] keeps its live tasks in a few sharded
+//! intrusive lists, so spawning and exiting lock one shard of one scope for a few pointer writes,
+//! a check of a scope costs what that scope holds (not what the process holds), and a finished
+//! task leaves nothing behind: the list links live in the record, which is freed with its last
+//! `Arc`, so there is no table to shrink after a burst. The only global structures are the list of
+//! live scopes (touched when a scope opens or closes) and the [`exit signal`](ExitSignal) that
+//! wakes checks waiting for survivors to finish.
 
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
@@ -96,7 +98,15 @@ pub(crate) struct TaskRecord {
     /// Threads only: the OS identity of the thread, set by the thread itself when it starts.
     pub(crate) os_thread: OnceLock<os::ThreadHandle>,
     exited: AtomicBool,
+    /// This record's place in its scope's shard list; see [`ShardList`].
+    links: UnsafeCell<Links>,
 }
+
+// SAFETY: `links` is only read or written with the lock of the shard the record is in (see
+// `ShardList`); every other field is `Sync` on its own.
+unsafe impl Sync for TaskRecord {}
+// SAFETY: as above; a record moves between threads only behind an `Arc`.
+unsafe impl Send for TaskRecord {}
 
 impl TaskRecord {
     /// Registers a new task in the current scope, as a child of the current task.
@@ -139,6 +149,7 @@ impl TaskRecord {
             async_state: (kind == TaskKind::Async).then(AsyncState::default),
             os_thread: OnceLock::new(),
             exited: AtomicBool::new(false),
+            links: UnsafeCell::new(Links::default()),
         });
         record.scope.insert(&record);
         record
@@ -150,7 +161,7 @@ impl TaskRecord {
         if self.exited.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.scope.remove(self.id);
+        self.scope.remove(self);
         exit_signal().notify();
     }
 
@@ -203,27 +214,93 @@ impl std::fmt::Display for ScopeLabel {
 /// locks on the machines tests run on, few enough that an empty scope is cheap to check.
 const SHARDS: usize = 8;
 
-/// A multiplicative hasher for task ids, which are unique sequential integers already.
-#[derive(Default)]
-struct IdHasher(u64);
+/// Neighbours in a shard list.
+struct Links {
+    previous: *const TaskRecord,
+    next: *const TaskRecord,
+}
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("task ids hash as u64")
-    }
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+impl Default for Links {
+    fn default() -> Self {
+        Links { previous: ptr::null(), next: ptr::null() }
     }
 }
 
-type TaskSet = HashMap<u64, Arc<TaskRecord>, BuildHasherDefault<IdHasher>>;
+/// An intrusive doubly-linked list of the live records of one shard of a scope.
+///
+/// The list owns one strong reference to each record in it (taken with `Arc::into_raw` on
+/// insertion, given back on removal), so a listed record is always alive. A record's `links` are
+/// touched only with this list's lock held.
+struct ShardList {
+    head: *const TaskRecord,
+}
 
-/// Keeps each shard's lock on its own cache line.
+// SAFETY: the raw pointers are owned strong references to `Send + Sync` records, only followed
+// under the shard's lock.
+unsafe impl Send for ShardList {}
+
+/// One lock and its list, alone on a cache line; `len` is readable without the lock.
 #[repr(align(64))]
-struct Shard(Mutex<TaskSet>);
+struct Shard {
+    list: Mutex<ShardList>,
+    len: AtomicUsize,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard { list: Mutex::new(ShardList { head: ptr::null() }), len: AtomicUsize::new(0) }
+    }
+
+    fn push(&self, record: &Arc<TaskRecord>) {
+        let new = Arc::into_raw(Arc::clone(record));
+        let mut list = self.list.lock();
+        // SAFETY: we hold the lock; `new` and `list.head` (if any) are live records of this list.
+        unsafe {
+            *(*new).links.get() = Links { previous: ptr::null(), next: list.head };
+            if let Some(head) = list.head.as_ref() {
+                (*head.links.get()).previous = new;
+            }
+        }
+        list.head = new;
+        self.len.store(self.len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Unlinks `record`, which must be in this list, and gives back the list's reference to it.
+    fn unlink(&self, record: &TaskRecord) -> Arc<TaskRecord> {
+        let this: *const TaskRecord = record;
+        {
+            let mut list = self.list.lock();
+            // SAFETY: we hold the lock, and `record` and its neighbours are live records of this
+            // list (the caller guarantees `record` was pushed here and not yet unlinked).
+            unsafe {
+                let links = &mut *record.links.get();
+                match links.previous.as_ref() {
+                    Some(previous) => (*previous.links.get()).next = links.next,
+                    None => list.head = links.next,
+                }
+                if let Some(next) = links.next.as_ref() {
+                    (*next.links.get()).previous = links.previous;
+                }
+                *links = Links::default();
+            }
+            self.len.store(self.len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        }
+        // SAFETY: `push` leaked exactly this reference with `Arc::into_raw`.
+        unsafe { Arc::from_raw(this) }
+    }
+
+    fn collect_into(&self, tasks: &mut Vec<Arc<TaskRecord>>) {
+        let list = self.list.lock();
+        let mut cursor = list.head;
+        // SAFETY: we hold the lock, so every record reachable from `head` is listed and alive;
+        // each one we hand out gets a strong reference of its own.
+        while let Some(record) = unsafe { cursor.as_ref() } {
+            unsafe { Arc::increment_strong_count(cursor) };
+            tasks.push(unsafe { Arc::from_raw(cursor) });
+            cursor = unsafe { (*record.links.get()).next };
+        }
+    }
+}
 
 /// A test, or a scope a user opened: the unit a check looks at. Its tasks (and their descendants,
 /// however deep) are kept here while they live.
@@ -231,7 +308,6 @@ pub(crate) struct Scope {
     pub(crate) id: u64,
     pub(crate) label: ScopeLabel,
     shards: [Shard; SHARDS],
-    live: AtomicUsize,
     /// Set by a check with `Options::capture_backtraces`: spawns in this scope record backtraces.
     capture_backtraces: AtomicBool,
 }
@@ -249,8 +325,7 @@ impl Scope {
         let scope = Arc::new(Scope {
             id: NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed),
             label,
-            shards: std::array::from_fn(|_| Shard(Mutex::new(TaskSet::default()))),
-            live: AtomicUsize::new(0),
+            shards: std::array::from_fn(|_| Shard::new()),
             capture_backtraces: AtomicBool::new(false),
         });
         open_scopes().lock().insert(scope.id, Arc::downgrade(&scope));
@@ -270,42 +345,30 @@ impl Scope {
         }
     }
 
-    fn shard(&self, id: TaskId) -> &Mutex<TaskSet> {
-        &self.shards[(id.0 as usize) % SHARDS].0
+    fn shard(&self, id: TaskId) -> &Shard {
+        &self.shards[(id.0 as usize) % SHARDS]
     }
 
     fn insert(&self, record: &Arc<TaskRecord>) {
-        self.shard(record.id).lock().insert(record.id.0, Arc::clone(record));
-        self.live.fetch_add(1, Ordering::Relaxed);
+        self.shard(record.id).push(record);
     }
 
-    fn remove(&self, id: TaskId) {
-        let removed = {
-            let mut shard = self.shard(id).lock();
-            let removed = shard.remove(&id.0);
-            // Give memory back after a burst, with hysteresis so a steady state does not thrash.
-            if shard.capacity() > 64 && shard.len() * 4 < shard.capacity() {
-                let keep = shard.len() * 2;
-                shard.shrink_to(keep);
-            }
-            removed
-        };
-        if removed.is_some() {
-            self.live.fetch_sub(1, Ordering::Relaxed);
-        }
-        // `removed` (maybe the last reference to the record) is dropped outside the lock.
+    fn remove(&self, record: &TaskRecord) {
+        // The list's reference may be the last one: dropped here, outside the shard's lock.
+        drop(self.shard(record.id).unlink(record));
     }
 
-    /// How many tracked tasks of this scope are alive.
+    /// How many tracked tasks of this scope are alive; exact when no task spawns or exits
+    /// concurrently, and never reads a lock.
     pub(crate) fn live_count(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.shards.iter().map(|shard| shard.len.load(Ordering::Relaxed)).sum()
     }
 
     /// The live tasks of this scope, in spawn order.
     pub(crate) fn live_tasks(&self) -> Vec<Arc<TaskRecord>> {
         let mut tasks = Vec::with_capacity(self.live_count());
         for shard in &self.shards {
-            tasks.extend(shard.0.lock().values().cloned());
+            shard.collect_into(&mut tasks);
         }
         tasks.sort_unstable_by_key(|t| t.id);
         tasks
@@ -336,8 +399,11 @@ pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
 
 /// Wakes checks that wait for survivors to finish, the moment any tracked task exits.
 ///
-/// Exits bump an epoch; a waiter reads the epoch, looks at its survivors, and sleeps only if the
-/// epoch has not moved since. A notification costs one atomic increment while nobody waits.
+/// A waiter subscribes, reads the epoch, looks at its survivors, and sleeps only if the epoch has
+/// not moved since. An exit bumps the epoch and wakes waiters only if someone is subscribed, so
+/// while no check waits an exit costs one load of a rarely written word. That is enough: a
+/// waiter subscribes before it reads a shard, and an exit unlinks itself under that shard's lock
+/// before it looks, so an exit the waiter could have missed always sees the subscription.
 pub(crate) struct ExitSignal {
     epoch: AtomicU64,
     waiters: AtomicUsize,
@@ -358,8 +424,8 @@ pub(crate) fn exit_signal() -> &'static ExitSignal {
 impl ExitSignal {
     /// Called on every tracked exit.
     pub(crate) fn notify(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
             let wakers = std::mem::take(&mut *self.lock.lock());
             self.condvar.notify_all();
             wakers.into_iter().for_each(Waker::wake);

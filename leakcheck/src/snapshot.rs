@@ -121,7 +121,7 @@ pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<Task
             spawned_at: Some(Site::from_location(record.spawn_site)),
             age: Duration::from_nanos(now.saturating_sub(record.spawned_at)),
             scope: Some(record.scope.label.to_string()),
-            runs: Some(record.entry.to_owned()),
+            runs: Some(entry_name(record.entry)),
             state: observed.state,
             in_state_for: Duration::from_nanos(now.saturating_sub(observed.since)),
             blocked_on: blocked.as_ref().map(|b| b.reason.to_owned()),
@@ -137,6 +137,17 @@ pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<Task
         task.stack = stack;
     }
     tasks
+}
+
+/// A closure's type name as a reader wants it: `#[leak_test]` wraps test bodies in a closure of
+/// their own, so `t::{{closure}}::{{closure}}` reads `t::{{closure}}`.
+fn entry_name(type_name: &str) -> String {
+    const CLOSURE: &str = "::{{closure}}";
+    let mut name = type_name.to_owned();
+    while let Some(at) = name.find(&CLOSURE.repeat(2)) {
+        name.replace_range(at..at + CLOSURE.len(), "");
+    }
+    name
 }
 
 fn parents_of(record: &TaskRecord) -> Vec<ParentTask> {
@@ -157,4 +168,16 @@ fn parents_of(record: &TaskRecord) -> Vec<ParentTask> {
 pub(crate) fn observe_plain(record: &TaskRecord) -> Observed {
     let (state, since) = record.state.load();
     Observed { state, since, last_polled: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_closures_read_as_one() {
+        assert_eq!(entry_name("t::a::{{closure}}::{{closure}}::{{closure}}"), "t::a::{{closure}}");
+        assert_eq!(entry_name("t::a::{{closure}}"), "t::a::{{closure}}");
+        assert_eq!(entry_name("t::a::{async_block#0}"), "t::a::{async_block#0}");
+    }
 }

@@ -168,7 +168,7 @@ impl<F: Future> Future for Tracked<F> {
         if first_poll {
             crate::tokio::claim_current_task(record);
         }
-        let context = context::enter(Arc::clone(&record.scope), Some(Arc::clone(record)));
+        let context = context::enter_task(record);
 
         let reusable = this
             .waker
@@ -426,7 +426,7 @@ impl<F> Waiting<F> {
         state.set_blocked_since(None);
         task.state.unblock(saved);
         let in_its_poll =
-            context::with_current_task(|current| current.is_some_and(|c| Arc::ptr_eq(c, &task)));
+            context::with_current_task(|current| current.is_some_and(|c| std::ptr::eq(c, &*task)));
         if !in_its_poll {
             // Dropped between polls: the task is still pending (or ending), not running.
             async_state::end_pending_poll(&task, state, clock::now());

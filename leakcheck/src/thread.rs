@@ -143,8 +143,8 @@ where
 {
     move || {
         let _ = record.os_thread.set(os::ThreadHandle::current());
-        let _exit = ExitOnDrop(Arc::clone(&record));
-        let _context = context::enter(Arc::clone(&record.scope), Some(record));
+        let exit = ExitOnDrop(record);
+        let _context = context::enter_task(&exit.0);
         f()
     }
 }

@@ -212,7 +212,7 @@ where
         let record = &exit.0;
         record.state.unblock(queued);
         let _ = record.os_thread.set(os::ThreadHandle::current());
-        let _context = context::enter(Arc::clone(&record.scope), Some(Arc::clone(record)));
+        let _context = context::enter_task(record);
         let output = f();
         drop(_context);
         drop(exit);
