@@ -29,7 +29,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -45,7 +48,12 @@ fn median(mut samples: Vec<f64>) -> f64 {
 /// Times `plain` and `tracked` alternately for `rounds` rounds of `iterations` each. Returns the
 /// median nanoseconds per iteration of each, and the median of the per-round ratios: pairing each
 /// tracked round with the plain round just before it cancels out drift in machine load.
-fn compare(rounds: usize, iterations: usize, mut plain: impl FnMut(), mut tracked: impl FnMut()) -> (f64, f64, f64) {
+fn compare(
+    rounds: usize,
+    iterations: usize,
+    mut plain: impl FnMut(),
+    mut tracked: impl FnMut(),
+) -> (f64, f64, f64) {
     let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let time = |f: &mut dyn FnMut()| {
@@ -109,13 +117,16 @@ fn pending_task() -> Pin<Box<dyn Future<Output = ()> + Send>> {
 
 fn clean_check_with_foreign_tasks() {
     let measure = |foreign: usize| {
-        let held: Vec<_> = leakcheck::in_scope("foreign", || (0..foreign).map(|_| pending_task()).collect());
+        let held: Vec<_> =
+            leakcheck::in_scope("foreign", || (0..foreign).map(|_| pending_task()).collect());
         let per_check = leakcheck::in_scope("clean", || {
             let samples = (0..15)
                 .map(|_| {
                     let start = Instant::now();
                     for _ in 0..10_000 {
-                        leakcheck::verify_none_with(Options::new()).verify().unwrap();
+                        leakcheck::verify_none_with(Options::new())
+                            .verify()
+                            .unwrap();
                     }
                     start.elapsed().as_nanos() as f64 / 10_000.0
                 })
@@ -129,7 +140,12 @@ fn clean_check_with_foreign_tasks() {
     let with = measure(100_000);
     row(
         "clean-scope check, 100,000 foreign tasks alive (vs none)",
-        format!("{:.2} µs vs {:.2} µs = {:.2}×", with / 1000.0, without / 1000.0, with / without),
+        format!(
+            "{:.2} µs vs {:.2} µs = {:.2}×",
+            with / 1000.0,
+            without / 1000.0,
+            with / without
+        ),
         "≤ 5 µs, independent",
     );
 }
@@ -152,7 +168,11 @@ fn grace_wakeup_latency() {
     let worst = latencies.iter().cloned().fold(0.0, f64::max);
     row(
         "check return after the last survivor's exit (median, worst)",
-        format!("{:.0} µs, {:.0} µs", median(latencies) / 1000.0, worst / 1000.0),
+        format!(
+            "{:.0} µs, {:.0} µs",
+            median(latencies) / 1000.0,
+            worst / 1000.0
+        ),
         "≤ 1 ms",
     );
 }
@@ -162,7 +182,9 @@ fn memory_after_a_million_tasks() {
     let mut peak = 0;
     // A burst: 100,000 tracked tasks alive at once, ten times over, each run to completion.
     for _ in 0..10 {
-        let burst: Vec<_> = (0..100_000).map(|i| leakcheck::task::track(async move { i })).collect();
+        let burst: Vec<_> = (0..100_000)
+            .map(|i| leakcheck::task::track(async move { i }))
+            .collect();
         peak = peak.max(LIVE_BYTES.load(Ordering::Relaxed) - baseline);
         for task in burst {
             poll_to_completion(task);
@@ -171,31 +193,48 @@ fn memory_after_a_million_tasks() {
     let after = LIVE_BYTES.load(Ordering::Relaxed) - baseline;
     row(
         "heap after 1,000,000 tracked tasks ran (bursts of 100,000)",
-        format!("{:+.1} KiB (peak {:.0} MiB)", after as f64 / 1024.0, peak as f64 / (1 << 20) as f64),
+        format!(
+            "{:+.1} KiB (peak {:.0} MiB)",
+            after as f64 / 1024.0,
+            peak as f64 / (1 << 20) as f64
+        ),
         "≤ 1 MiB",
     );
     let baseline = LIVE_BYTES.load(Ordering::Relaxed);
     let threads: Vec<_> = (0..2_000)
         .map(|_| {
-            leakcheck::thread::Builder::new().stack_size(64 * 1024).spawn(|| ()).unwrap()
+            leakcheck::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(|| ())
+                .unwrap()
         })
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
     let after = LIVE_BYTES.load(Ordering::Relaxed) - baseline;
-    row("heap after a burst of 2,000 tracked threads", format!("{:+.1} KiB", after as f64 / 1024.0), "≤ 1 MiB");
+    row(
+        "heap after a burst of 2,000 tracked threads",
+        format!("{:+.1} KiB", after as f64 / 1024.0),
+        "≤ 1 MiB",
+    );
 }
 
 fn report_for_survivors() {
     leakcheck::in_scope("survivors", || {
         let held: Vec<_> = (0..100_000).map(|_| pending_task()).collect();
         let start = Instant::now();
-        let report = leakcheck::verify_none_with(Options::new().timeout(Duration::ZERO)).verify().unwrap_err();
+        let report = leakcheck::verify_none_with(Options::new().timeout(Duration::ZERO))
+            .verify()
+            .unwrap_err();
         let text = report.to_string();
         let built = start.elapsed();
         assert_eq!(report.tasks().len(), 100_000);
         row(
             "report for 100,000 survivors (build + render, text size)",
-            format!("{:.0} ms, {:.1} KiB", built.as_secs_f64() * 1000.0, text.len() as f64 / 1024.0),
+            format!(
+                "{:.0} ms, {:.1} KiB",
+                built.as_secs_f64() * 1000.0,
+                text.len() as f64 / 1024.0
+            ),
             "≤ 1 s, ≤ 64 KiB",
         );
         drop(held);

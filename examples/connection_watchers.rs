@@ -46,7 +46,9 @@ struct Pool {
 
 impl Pool {
     fn new(size: usize) -> Pool {
-        Pool { connections: (1..=size).map(Connection::connect).collect() }
+        Pool {
+            connections: (1..=size).map(Connection::connect).collect(),
+        }
     }
 
     fn close(self) {

@@ -21,20 +21,11 @@ const FIXTURE: &str = "fixture: run by attribute.rs itself";
 ///
 /// The column is where `leakcheck::` starts on that line, as `#[track_caller]` reports a call.
 fn site_of(marker: &str) -> String {
-    let needle = format!("// site: {marker}");
-    let source = include_str!("attribute.rs");
-    let mut found = source
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| line.trim_end().ends_with(&needle));
-    let (index, line) = found
-        .next()
-        .unwrap_or_else(|| panic!("no line ends with `{needle}`"));
-    assert!(found.next().is_none(), "two lines end with `{needle}`");
-    let column = line
+    let (line, text) = common::marked_line(include_str!("attribute.rs"), marker);
+    let column = text
         .find("leakcheck::")
-        .unwrap_or_else(|| panic!("line {} has no `leakcheck::` call", index + 1));
-    format!("{}:{}:{}", file!(), index + 1, column + 1)
+        .unwrap_or_else(|| panic!("line {line} has no `leakcheck::` call"));
+    format!("{}:{line}:{}", file!(), column + 1)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,17 +17,32 @@ fn leak_some(test: &str, leaked: usize, joined: usize) {
     let (tx, rx) = mpsc::sync_channel::<()>(0);
     for i in 0..leaked {
         let rx = tx.clone();
-        thread::Builder::new().name(format!("{test}-leak-{i}")).spawn(move || rx.send(())).unwrap();
+        thread::Builder::new()
+            .name(format!("{test}-leak-{i}"))
+            .spawn(move || rx.send(()))
+            .unwrap();
     }
     for i in 0..joined {
-        thread::Builder::new().name(format!("{test}-ok-{i}")).spawn(move || i * 2).unwrap().join().unwrap();
+        thread::Builder::new()
+            .name(format!("{test}-ok-{i}"))
+            .spawn(move || i * 2)
+            .unwrap()
+            .join()
+            .unwrap();
     }
     match guard.verify() {
         Ok(()) => assert_eq!(leaked, 0, "{test}: {leaked} leaks went unreported"),
         Err(report) => {
-            assert_eq!(report.tasks().len(), leaked, "{test}: wrong survivors:\n{report}");
+            assert_eq!(
+                report.tasks().len(),
+                leaked,
+                "{test}: wrong survivors:\n{report}"
+            );
             for task in report.tasks() {
-                assert!(task.name().unwrap().starts_with(&format!("{test}-leak-")), "{test} blamed for:\n{report}");
+                assert!(
+                    task.name().unwrap().starts_with(&format!("{test}-leak-")),
+                    "{test} blamed for:\n{report}"
+                );
                 assert!(task.scope().unwrap().contains(test), "{report}");
             }
             assert!(report.checked().contains(test), "{report}");
@@ -79,6 +94,7 @@ fn thirty_two_simultaneous_tests_each_see_only_their_own_tasks() {
         })
         .collect();
     for test in tests {
-        test.join().expect("every simulated test sees exactly its own survivors");
+        test.join()
+            .expect("every simulated test sees exactly its own survivors");
     }
 }

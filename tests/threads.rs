@@ -11,13 +11,38 @@ use std::time::{Duration, Instant};
 use leakcheck::sync::mpsc;
 use leakcheck::{thread, LeakReport, Options, TaskKind, TaskState};
 
-use common::run_fixture;
+use common::{marked_line, run_fixture};
 
 const FILE: &str = "tests/threads.rs";
 
 /// A short grace period: these survivors are blocked for good.
 fn quick() -> Options {
     Options::new().timeout(Duration::from_millis(50))
+}
+
+/// Checks this test's scope until `expected` survivors have all reached their blocking call, and
+/// returns that report. Threads start asynchronously and a loaded CI machine may take a while to
+/// run them: a single check with a short grace period could catch one still on its way.
+fn report_once_blocked(expected: usize) -> LeakReport {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = leakcheck::verify_none_with(quick())
+            .verify()
+            .expect_err("survivors were expected");
+        let blocked = report
+            .tasks()
+            .iter()
+            .filter(|t| t.state() == TaskState::Blocked)
+            .count();
+        if (report.tasks().len() == expected && blocked == expected) || Instant::now() > deadline {
+            return report;
+        }
+    }
+}
+
+/// The line marked `// site: {marker}` in this file.
+fn line_of(marker: &str) -> u32 {
+    marked_line(include_str!("threads.rs"), marker).0
 }
 
 fn site(line: u32) -> String {
@@ -28,24 +53,23 @@ fn site(line: u32) -> String {
 /// receiver releases them.
 fn blocked_senders(count: usize) -> (mpsc::Receiver<usize>, u32, u32) {
     let (tx, rx) = mpsc::sync_channel(0);
-    let spawn_line = line!() + 4;
-    let send_line = line!() + 4;
+    let (spawn_line, send_line) = (line_of("sender"), line_of("send"));
     for i in 0..count {
         let tx = tx.clone();
-        thread::spawn(move || {
-            let _ = tx.send(i);
-        });
+        let sender = move || {
+            let _ = tx.send(i); // site: send
+        };
+        thread::spawn(sender); // site: sender
     }
     (rx, spawn_line, send_line)
 }
 
 #[test]
 fn blocked_senders_are_reported_with_count_site_and_state() {
-    let guard = leakcheck::verify_none_with(quick());
     let (rx, spawn_line, send_line) = blocked_senders(3);
     assert_eq!(rx.recv().ok().map(|_| ()), Some(()));
 
-    let report = guard.verify().expect_err("two senders are blocked forever");
+    let report = report_once_blocked(2);
     assert_eq!(report.tasks().len(), 2);
     for task in report.tasks() {
         assert_eq!(task.kind(), TaskKind::Thread);
@@ -53,7 +77,10 @@ fn blocked_senders_are_reported_with_count_site_and_state() {
         assert_eq!(task.blocked_on(), Some("chan send"));
         assert_eq!(task.spawned_at().unwrap().line(), spawn_line);
         assert_eq!(task.blocked_at().unwrap().line(), send_line);
-        assert_eq!(task.test(), Some("blocked_senders_are_reported_with_count_site_and_state"));
+        assert_eq!(
+            task.test(),
+            Some("blocked_senders_are_reported_with_count_site_and_state")
+        );
     }
     let text = report.to_string();
     assert!(
@@ -62,25 +89,41 @@ fn blocked_senders_are_reported_with_count_site_and_state() {
         ),
         "{text}"
     );
-    assert!(text.contains("2 × thread, blocked in `chan send` for"), "{text}");
-    assert!(text.contains(&format!("spawned at   {}", site(spawn_line))), "{text}");
-    assert!(text.contains(&format!("blocked at   {}", site(send_line))), "{text}");
+    assert!(
+        text.contains("2 × thread, blocked in `chan send` for"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("spawned at   {}", site(spawn_line))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("blocked at   {}", site(send_line))),
+        "{text}"
+    );
     drop(rx);
 }
 
 #[test]
 fn a_blocked_receiver_is_reported() {
-    let guard = leakcheck::verify_none_with(quick());
     let (tx, rx) = mpsc::channel::<()>();
-    let spawn_line = line!() + 1;
-    let receiver = thread::Builder::new().name("inbox".into()).spawn(move || rx.recv()).unwrap();
-    let report = guard.verify().unwrap_err();
-    let [task] = report.tasks() else { panic!("one survivor expected:\n{report}") };
+    let spawn_line = line_of("inbox");
+    let receiver = thread::Builder::new()
+        .name("inbox".into())
+        .spawn(move || rx.recv()) // site: inbox
+        .unwrap();
+    let report = report_once_blocked(1);
+    let [task] = report.tasks() else {
+        panic!("one survivor expected:\n{report}")
+    };
     assert_eq!(task.name(), Some("inbox"));
     assert_eq!(task.blocked_on(), Some("chan receive"));
     assert_eq!(task.blocked_at().unwrap().line(), spawn_line);
     assert_eq!(task.spawned_at().unwrap().line(), spawn_line);
-    assert!(report.to_string().contains("blocked in `chan receive`"), "{report}");
+    assert!(
+        report.to_string().contains("blocked in `chan receive`"),
+        "{report}"
+    );
     drop(tx);
     assert!(receiver.join().unwrap().is_err());
 }
@@ -89,42 +132,60 @@ fn a_blocked_receiver_is_reported() {
 fn a_forgotten_loop_is_reported_as_running() {
     let guard = leakcheck::verify_none_with(quick());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let spawn_line = line!() + 2;
+    let spawn_line = line_of("loop");
     let flag = Arc::clone(&stop);
-    let worker = thread::spawn(move || {
+    let spin = move || {
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
             std::thread::yield_now();
         }
-    });
+    };
+    let worker = thread::spawn(spin); // site: loop
     let report = guard.verify().unwrap_err();
-    let [task] = report.tasks() else { panic!("{report}") };
+    let [task] = report.tasks() else {
+        panic!("{report}")
+    };
     assert_eq!(task.state(), TaskState::Running);
     assert_eq!(task.spawned_at().unwrap().line(), spawn_line);
-    assert!(task.runs().unwrap().contains("a_forgotten_loop_is_reported_as_running"), "{report}");
-    assert!(report.to_string().contains("1 × thread, running for"), "{report}");
+    assert!(
+        task.runs()
+            .unwrap()
+            .contains("a_forgotten_loop_is_reported_as_running"),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("1 × thread, running for"),
+        "{report}"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     worker.join().unwrap();
 }
 
 #[test]
 fn a_grandchild_of_an_exited_thread_is_attributed_to_the_test() {
-    let guard = leakcheck::verify_none_with(quick());
     let (tx, rx) = mpsc::sync_channel::<()>(0);
-    let parent_line = line!() + 1;
-    let parent = thread::Builder::new().name("parent".into()).spawn(move || {
+    let parent_line = line_of("parent");
+    let spawn_child_and_exit = move || {
         let child = thread::spawn(move || {
             thread::spawn(move || {
                 let _ = tx.send(());
             })
         });
         child.join().unwrap()
-    });
+    };
+    let parent = thread::Builder::new()
+        .name("parent".into())
+        .spawn(spawn_child_and_exit); // site: parent
     let grandchild = parent.unwrap().join().unwrap();
     assert!(!grandchild.is_finished());
 
-    let report = guard.verify().unwrap_err();
-    let [task] = report.tasks() else { panic!("{report}") };
-    assert_eq!(task.test(), Some("a_grandchild_of_an_exited_thread_is_attributed_to_the_test"));
+    let report = report_once_blocked(1);
+    let [task] = report.tasks() else {
+        panic!("{report}")
+    };
+    assert_eq!(
+        task.test(),
+        Some("a_grandchild_of_an_exited_thread_is_attributed_to_the_test")
+    );
     assert_eq!(task.blocked_on(), Some("chan send"));
     let parents = task.parents();
     assert_eq!(parents.len(), 2, "{report}");
@@ -133,7 +194,13 @@ fn a_grandchild_of_an_exited_thread_is_attributed_to_the_test() {
     assert_eq!(parents[1].spawned_at().line(), parent_line);
     let text = report.to_string();
     assert!(text.contains("spawned by"), "{text}");
-    assert!(text.contains(&format!("\"parent\" (thread, spawned at {}", site(parent_line))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "\"parent\" (thread, spawned at {}",
+            site(parent_line)
+        )),
+        "{text}"
+    );
     drop(rx);
 }
 
@@ -147,9 +214,15 @@ fn a_thread_finishing_within_the_grace_period_passes_and_the_check_returns_at_on
     });
     let started = Instant::now();
     go.send(()).unwrap();
-    guard.verify().expect("the thread ended within the grace period");
+    guard
+        .verify()
+        .expect("the thread ended within the grace period");
     // Woken by the exit, not by the 30 s deadline (the latency itself is measured in benches/).
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -163,7 +236,10 @@ fn a_panicking_thread_has_ended_and_is_no_leak() {
 #[test]
 fn joined_and_scoped_threads_are_no_leak() {
     let guard = leakcheck::verify_none_with(quick());
-    let total: u32 = (0..8).map(|i| thread::spawn(move || i)).map(|h| h.join().unwrap()).sum();
+    let total: u32 = (0..8)
+        .map(|i| thread::spawn(move || i))
+        .map(|h| h.join().unwrap())
+        .sum();
     assert_eq!(total, 28);
     std::thread::scope(|scope| {
         thread::Builder::new().spawn_scoped(scope, || ()).unwrap();
@@ -172,17 +248,24 @@ fn joined_and_scoped_threads_are_no_leak() {
 }
 
 /// Spawns one blocked thread named `name` and returns the check's verdict with `options`.
-fn one_blocked_thread(name: &str, options: Options) -> (Result<(), LeakReport>, mpsc::SyncSender<()>, u32) {
+fn one_blocked_thread(
+    name: &str,
+    options: Options,
+) -> (Result<(), LeakReport>, mpsc::SyncSender<()>, u32) {
     let guard = leakcheck::verify_none_with(options);
     let (tx, rx) = mpsc::sync_channel::<()>(0);
-    let line = line!() + 1;
-    thread::Builder::new().name(name.into()).spawn(move || rx.recv()).unwrap();
+    let line = line_of("one-blocked");
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || rx.recv()) // site: one-blocked
+        .unwrap();
     (guard.verify(), tx, line)
 }
 
 #[test]
 fn ignore_name_forgives_matching_names_only() {
-    let (verdict, _release, _) = one_blocked_thread("metrics-flusher", quick().ignore_name("metrics-*"));
+    let (verdict, _release, _) =
+        one_blocked_thread("metrics-flusher", quick().ignore_name("metrics-*"));
     verdict.unwrap();
     let (verdict, _release, _) = one_blocked_thread("worker", quick().ignore_name("metrics-*"));
     assert_eq!(verdict.unwrap_err().tasks().len(), 1);
@@ -199,7 +282,11 @@ fn ignore_spawned_at_forgives_a_file_a_line_or_a_function() {
         let (verdict, _release, _) = one_blocked_thread("x", quick().ignore_spawned_at(&pattern));
         assert!(verdict.is_ok(), "{pattern} should match: {verdict:?}");
     }
-    for pattern in [format!("{FILE}:{}", line + 1), "src/other.rs".to_owned(), "threads::unrelated".into()] {
+    for pattern in [
+        format!("{FILE}:{}", line + 1),
+        "src/other.rs".to_owned(),
+        "threads::unrelated".into(),
+    ] {
         let (verdict, _release, _) = one_blocked_thread("x", quick().ignore_spawned_at(&pattern));
         assert!(verdict.is_err(), "{pattern} should not match");
     }
@@ -207,9 +294,11 @@ fn ignore_spawned_at_forgives_a_file_a_line_or_a_function() {
 
 #[test]
 fn ignore_function_forgives_tasks_running_that_function() {
-    let (verdict, _release, _) = one_blocked_thread("x", quick().ignore_function("one_blocked_thread"));
+    let (verdict, _release, _) =
+        one_blocked_thread("x", quick().ignore_function("one_blocked_thread"));
     verdict.unwrap();
-    let (verdict, _release, _) = one_blocked_thread("x", quick().ignore_function("some_other_function"));
+    let (verdict, _release, _) =
+        one_blocked_thread("x", quick().ignore_function("some_other_function"));
     assert!(verdict.is_err());
 }
 
@@ -220,31 +309,37 @@ fn ignore_current_forgives_tasks_alive_before_the_options() {
     let guard = leakcheck::verify_none_with(quick().ignore_current());
     guard.verify().expect("the earlier thread is ignored");
     let guard = leakcheck::verify_none_with(quick());
-    assert_eq!(guard.verify().unwrap_err().tasks().len(), 1, "without ignore_current it is reported");
+    assert_eq!(
+        guard.verify().unwrap_err().tasks().len(),
+        1,
+        "without ignore_current it is reported"
+    );
     drop(tx);
 }
 
 #[test]
 fn a_thousand_survivors_make_one_grouped_bounded_report() {
-    let guard = leakcheck::verify_none_with(quick());
     let (tx, rx) = mpsc::sync_channel::<()>(0);
-    let line = line!() + 5;
+    let line = line_of("thousand");
     let barrier = Arc::new(Barrier::new(1001));
     for _ in 0..1000 {
-        let (rx, barrier) = (Arc::new(()), Arc::clone(&barrier));
-        let tx = tx.clone();
-        thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+        let (barrier, tx) = (Arc::clone(&barrier), tx.clone());
+        let send_after_all_started = move || {
             barrier.wait();
-            drop(rx);
             let _ = tx.send(());
-        }).unwrap();
+        };
+        let small = thread::Builder::new().stack_size(64 * 1024);
+        small.spawn(send_after_all_started).unwrap(); // site: thousand
     }
     barrier.wait();
-    let report = guard.verify().unwrap_err();
+    let report = report_once_blocked(1000);
     assert_eq!(report.tasks().len(), 1000);
     let text = report.to_string();
     assert!(text.len() <= 64 * 1024, "{} bytes", text.len());
-    assert!(text.contains("1000 × thread, blocked in `chan send`"), "{text}");
+    assert!(
+        text.contains("1000 × thread, blocked in `chan send`"),
+        "{text}"
+    );
     assert!(text.contains(&site(line)), "{text}");
     assert!(text.contains("… and 992 more"), "{text}");
     drop(rx);
@@ -252,24 +347,33 @@ fn a_thousand_survivors_make_one_grouped_bounded_report() {
 
 #[test]
 fn sleep_shows_as_blocked_in_sleep() {
-    let guard = leakcheck::verify_none_with(quick());
-    let line = line!() + 1;
-    let sleeper = thread::spawn(|| thread::sleep(Duration::from_millis(500)));
-    let report = guard.verify().unwrap_err();
-    let [task] = report.tasks() else { panic!("{report}") };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let line = line_of("sleep");
+    let flag = Arc::clone(&stop);
+    let sleeper = thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(20)); // site: sleep
+        }
+    });
+    let report = report_once_blocked(1);
+    let [task] = report.tasks() else {
+        panic!("{report}")
+    };
     assert_eq!(task.blocked_on(), Some("sleep"));
     assert_eq!(task.blocked_at().unwrap().line(), line);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     sleeper.join().unwrap();
 }
 
 #[test]
 fn blocking_names_a_users_own_blocking_call() {
-    let guard = leakcheck::verify_none_with(quick());
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let line = line!() + 1;
-    let waiter = thread::spawn(move || leakcheck::blocking("socket read", || rx.recv()));
-    let report = guard.verify().unwrap_err();
-    let [task] = report.tasks() else { panic!("{report}") };
+    let line = line_of("socket-read");
+    let waiter = thread::spawn(move || leakcheck::blocking("socket read", || rx.recv())); // site: socket-read
+    let report = report_once_blocked(1);
+    let [task] = report.tasks() else {
+        panic!("{report}")
+    };
     assert_eq!(task.blocked_on(), Some("socket read"));
     assert_eq!(task.blocked_at().unwrap().line(), line);
     drop(tx);
@@ -278,11 +382,13 @@ fn blocking_names_a_users_own_blocking_call() {
 
 #[test]
 fn the_json_report_carries_the_same_content() {
-    let guard = leakcheck::verify_none_with(quick());
     let (rx, spawn_line, _) = blocked_senders(2);
-    let report = guard.verify().unwrap_err();
+    let report = report_once_blocked(2);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
-    assert_eq!(json["checked"], "test `the_json_report_carries_the_same_content`");
+    assert_eq!(
+        json["checked"],
+        "test `the_json_report_carries_the_same_content`"
+    );
     let tasks = json["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0]["state"], "blocked");
@@ -306,7 +412,9 @@ fn fixture_guard_dropped_with_survivors() {
 fn guard_dropped_with_survivors_fails_the_test() {
     let run = run_fixture("fixture_guard_dropped_with_survivors", &[]);
     run.assert_failed()
-        .assert_contains("leakcheck: 2 unexpected tasks in test `fixture_guard_dropped_with_survivors`")
+        .assert_contains(
+            "leakcheck: 2 unexpected tasks in test `fixture_guard_dropped_with_survivors`",
+        )
         .assert_contains("2 × thread, blocked in `chan send`")
         .assert_contains(&format!("spawned at   {FILE}:"));
 }
@@ -325,28 +433,49 @@ fn a_guard_dropped_during_a_panic_does_not_panic_twice() {
     let run = run_fixture("fixture_guard_dropped_during_a_panic", &[]);
     run.assert_failed()
         .assert_contains("the test's own failure")
-        .assert_contains("leakcheck: 1 unexpected task in test `fixture_guard_dropped_during_a_panic`")
+        .assert_contains(
+            "leakcheck: 1 unexpected task in test `fixture_guard_dropped_during_a_panic`",
+        )
         .assert_contains("test result: FAILED. 0 passed; 1 failed");
-    assert!(!run.output.contains("panicked while processing panic"), "{}", run.output);
+    assert!(
+        !run.output.contains("panicked while processing panic"),
+        "{}",
+        run.output
+    );
 }
 
 #[test]
 fn failing_checks_write_json_reports_to_the_report_dir() {
     let dir = std::env::temp_dir().join(format!("leakcheck-json-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let run = run_fixture("fixture_guard_dropped_with_survivors", &[("LEAKCHECK_REPORT_DIR", dir.to_str().unwrap())]);
+    let run = run_fixture(
+        "fixture_guard_dropped_with_survivors",
+        &[("LEAKCHECK_REPORT_DIR", dir.to_str().unwrap())],
+    );
     run.assert_failed();
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    let [file] = files.as_slice() else { panic!("one report expected: {files:?}") };
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    assert_eq!(json["checked"], "test `fixture_guard_dropped_with_survivors`");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [file] = files.as_slice() else {
+        panic!("one report expected: {files:?}")
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(
+        json["checked"],
+        "test `fixture_guard_dropped_with_survivors`"
+    );
     assert_eq!(json["tasks"].as_array().unwrap().len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_malformed_environment_variable_is_a_clear_error() {
-    let run = run_fixture("fixture_guard_dropped_with_survivors", &[("LEAKCHECK_TIMEOUT", "soon")]);
+    let run = run_fixture(
+        "fixture_guard_dropped_with_survivors",
+        &[("LEAKCHECK_TIMEOUT", "soon")],
+    );
     run.assert_failed()
         .assert_contains("LEAKCHECK_TIMEOUT")
         .assert_contains("expected a number followed by a unit");

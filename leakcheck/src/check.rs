@@ -5,10 +5,7 @@
 //! ends. An async variant does the same without blocking the runtime it runs on.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Mode};
@@ -59,7 +56,9 @@ pub fn verify_none() -> VerifyGuard {
 /// # drop(worker);
 /// ```
 pub fn verify_none_with(options: Options) -> VerifyGuard {
-    VerifyGuard { check: Some(Check::new(options)) }
+    VerifyGuard {
+        check: Some(Check::new(options)),
+    }
 }
 
 impl VerifyGuard {
@@ -77,7 +76,9 @@ impl VerifyGuard {
 
 impl Drop for VerifyGuard {
     fn drop(&mut self) {
-        let Some(check) = self.check.take() else { return };
+        let Some(check) = self.check.take() else {
+            return;
+        };
         if std::thread::panicking() {
             // Never panic while unwinding (that aborts the process); but never lose the report,
             // nor the reason the check itself could not run.
@@ -128,7 +129,10 @@ pub fn in_scope<R>(name: &str, f: impl FnOnce() -> R) -> R {
 /// The body of a `#[leak_test]` function: runs it in the test's own scope, then checks it.
 #[doc(hidden)]
 pub fn run_test<R>(name: &'static str, options: Options, body: impl FnOnce() -> R) -> R {
-    let _scope = context::enter(Scope::open(ScopeLabel::Test(test_name(name).to_owned())), None);
+    let _scope = context::enter(
+        Scope::open(ScopeLabel::Test(test_name(name).to_owned())),
+        None,
+    );
     let guard = verify_none_with(options);
     let result = body();
     drop(guard);
@@ -161,10 +165,21 @@ impl Check {
             scope.capture_backtraces();
         }
         let excluded = context::current_task()
-            .map(|task| std::iter::once(task.id).chain(task.ancestors().map(|a| a.id)).collect())
+            .map(|task| {
+                std::iter::once(task.id)
+                    .chain(task.ancestors().map(|a| a.id))
+                    .collect()
+            })
             .unwrap_or_default();
         let untracked = (config.mode != Mode::Off).then(|| UntrackedWatch::start(&options));
-        Check { options, scope, excluded, untracked, seen: HashSet::new(), ignored: HashMap::new() }
+        Check {
+            options,
+            scope,
+            excluded,
+            untracked,
+            seen: HashSet::new(),
+            ignored: HashMap::new(),
+        }
     }
 
     fn grace(&self) -> Duration {
@@ -174,7 +189,10 @@ impl Check {
     /// The tracked tasks that count as leaks if they are still alive at the deadline.
     pub(crate) fn tracked_survivors(&mut self) -> Vec<Arc<TaskRecord>> {
         let mut tasks = if self.options.process_wide {
-            registry::all_scopes().iter().flat_map(|scope| scope.live_tasks()).collect()
+            registry::all_scopes()
+                .iter()
+                .flat_map(|scope| scope.live_tasks())
+                .collect()
         } else if self.scope.live_count() == 0 {
             return Vec::new();
         } else {
@@ -188,19 +206,28 @@ impl Check {
         });
         let options = &self.options;
         let ignored = &mut self.ignored;
-        tasks.retain(|task| !*ignored.entry(task.id).or_insert_with(|| snapshot::is_ignored(options, task)));
+        tasks.retain(|task| {
+            !*ignored
+                .entry(task.id)
+                .or_insert_with(|| snapshot::is_ignored(options, task))
+        });
         self.seen.extend(tasks.iter().map(|t| t.id));
         tasks
     }
 
     fn untracked_survivors(&mut self) -> Vec<LeakedTask> {
-        self.untracked.as_mut().map(UntrackedWatch::survivors).unwrap_or_default()
+        self.untracked
+            .as_mut()
+            .map(UntrackedWatch::survivors)
+            .unwrap_or_default()
     }
 
     /// Whether no untracked thread is left, after waiting for them up to `deadline` (they do not
     /// announce their exit like tracked tasks; see `untracked.rs` for how the wait wakes).
     fn untracked_settled(&mut self, deadline: Instant) -> bool {
-        self.untracked.as_mut().is_none_or(|watch| watch.settle(deadline))
+        self.untracked
+            .as_mut()
+            .is_none_or(|watch| watch.settle(deadline))
     }
 
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
@@ -233,11 +260,12 @@ impl Check {
     /// runtime knows, computed at the deadline. `recheck` is polled while waiting: when it is
     /// ready, the survivors and extras are looked at again, for what a runtime counts but cannot
     /// signal the end of (plain tokio tasks on stable tokio).
-    pub(crate) async fn run_async<S: Future<Output = ()>>(
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn run_async<S: std::future::Future<Output = ()>>(
         mut self,
         sleep: S,
         mut extras: impl FnMut(&[Arc<TaskRecord>]) -> ReportExtras,
-        mut recheck: impl FnMut(&mut std::task::Context<'_>) -> Poll<()>,
+        mut recheck: impl FnMut(&mut std::task::Context<'_>) -> std::task::Poll<()>,
     ) -> Result<(), LeakReport> {
         let config = config::get();
         config.ensure_valid();
@@ -247,20 +275,23 @@ impl Check {
         let start = Instant::now();
         let deadline = start + self.grace();
         let subscription = exit_signal().subscribe();
-        let mut sleep = pin!(sleep);
+        let mut sleep = std::pin::pin!(sleep);
         loop {
             let epoch = subscription.epoch();
             let survivors = self.tracked_survivors();
             let pending_extras = extras(&survivors);
             if survivors.is_empty()
                 && pending_extras.is_empty()
-                && self.untracked.as_mut().is_none_or(|watch| watch.settle_briefly(deadline))
+                && self
+                    .untracked
+                    .as_mut()
+                    .is_none_or(|watch| watch.settle_briefly(deadline))
             {
                 return Ok(());
             }
             let timed_out = std::future::poll_fn(|cx| {
                 if subscription.poll_exit(epoch, cx.waker()) || recheck(cx).is_ready() {
-                    return Poll::Ready(false);
+                    return std::task::Poll::Ready(false);
                 }
                 sleep.as_mut().poll(cx).map(|()| true)
             })
@@ -313,7 +344,10 @@ fn deliver(report: LeakReport) -> Result<(), LeakReport> {
     let config = config::get();
     if let Some(dir) = &config.report_dir {
         if let Err(error) = report.write_json_to(dir) {
-            eprintln!("leakcheck: could not write the JSON report to LEAKCHECK_REPORT_DIR={}: {error}", dir.display());
+            eprintln!(
+                "leakcheck: could not write the JSON report to LEAKCHECK_REPORT_DIR={}: {error}",
+                dir.display()
+            );
         }
     }
     match config.mode {
@@ -336,6 +370,7 @@ pub(crate) struct ReportExtras {
 }
 
 impl ReportExtras {
+    #[cfg(feature = "tokio")]
     fn is_empty(&self) -> bool {
         self.unidentified_async == 0
     }

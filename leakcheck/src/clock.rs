@@ -10,12 +10,17 @@
 #[cfg(target_os = "linux")]
 #[inline]
 pub(crate) fn now() -> u64 {
-    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `time` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every Linux
     // since 2.6.32 and is served by the vDSO without a system call.
     let result = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut time) };
     debug_assert_eq!(result, 0);
-    (time.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(time.tv_nsec as u64)
+    (time.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(time.tv_nsec as u64)
 }
 
 /// Nanoseconds on a monotonic clock with an arbitrary origin; only differences are meaningful.

@@ -101,14 +101,23 @@ impl Config {
                 CaptureLevel::Location
             }
         };
-        Config { mode, timeout, capture, report_dir, errors }
+        Config {
+            mode,
+            timeout,
+            capture,
+            report_dir,
+            errors,
+        }
     }
 
     /// Panics with every configuration error at once, so a malformed variable fails the check
     /// that would otherwise silently run with a default.
     pub(crate) fn ensure_valid(&self) {
         if !self.errors.is_empty() {
-            panic!("leakcheck: malformed environment:\n  {}", self.errors.join("\n  "));
+            panic!(
+                "leakcheck: malformed environment:\n  {}",
+                self.errors.join("\n  ")
+            );
         }
     }
 }
@@ -119,8 +128,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| vars.get(name).map(Into::into))
     }
 

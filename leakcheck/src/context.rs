@@ -56,7 +56,10 @@ impl Context {
         if let Some(frame) = self.frames.last() {
             return Arc::clone(frame.scope());
         }
-        Arc::clone(self.implicit.get_or_insert_with(|| Scope::open(implicit_label())))
+        Arc::clone(
+            self.implicit
+                .get_or_insert_with(|| Scope::open(implicit_label())),
+        )
     }
 
     fn task(&self) -> Option<&TaskRecord> {
@@ -142,7 +145,11 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
 /// Makes `task` (and its scope) current on this thread while the guard lives.
 #[inline]
 pub(crate) fn enter_task(task: &Arc<TaskRecord>) -> TaskGuard<'_> {
-    CONTEXT.with(|cx| cx.borrow_mut().frames.push(Frame::BorrowedTask(NonNull::from(&**task))));
+    CONTEXT.with(|cx| {
+        cx.borrow_mut()
+            .frames
+            .push(Frame::BorrowedTask(NonNull::from(&**task)))
+    });
     TaskGuard { _task: PhantomData }
 }
 
@@ -174,7 +181,10 @@ impl Drop for TaskGuard<'_> {
 fn pop(count: usize) {
     for _ in 0..count {
         // During thread teardown the context may already be gone; there is nothing to restore.
-        let frame = CONTEXT.try_with(|cx| cx.borrow_mut().frames.pop()).ok().flatten();
+        let frame = CONTEXT
+            .try_with(|cx| cx.borrow_mut().frames.pop())
+            .ok()
+            .flatten();
         // Dropped outside the borrow: a last reference may run arbitrary drops.
         drop(frame);
     }

@@ -20,9 +20,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("`{text}` has no unit; expected {ACCEPTED_DURATIONS}"))?;
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` does not start with a number; expected {ACCEPTED_DURATIONS}"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("`{text}` does not start with a number; expected {ACCEPTED_DURATIONS}")
+    })?;
     let seconds_per_unit = match unit.trim() {
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
@@ -58,7 +58,10 @@ mod tests {
     fn rejects_malformed_input_with_the_accepted_forms() {
         for bad in ["", "5", "ms", "5 parsecs", "-1s", "1.2.3s"] {
             let error = parse_duration(bad).unwrap_err();
-            assert!(error.contains("expected a number followed by a unit"), "{bad}: {error}");
+            assert!(
+                error.contains("expected a number followed by a unit"),
+                "{bad}: {error}"
+            );
         }
     }
 }

@@ -102,10 +102,37 @@ pub use test_main::{verify_test_main, verify_test_main_with, MainOptions};
 /// Support for the code `#[leak_test]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(not(feature = "tokio"))]
+    pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
     pub use crate::check::run_test;
     pub use crate::task::run_async_test;
     #[cfg(feature = "tokio")]
     pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
+
+    /// Stand-ins so that `#[leak_test(tokio)]` without the `tokio` feature fails with the one
+    /// error `__private_require_tokio!` gives, not with a cascade about missing items.
+    #[cfg(not(feature = "tokio"))]
+    mod without_tokio {
+        pub enum TokioFlavor {
+            CurrentThread,
+            MultiThread,
+        }
+
+        pub struct TokioTestConfig {
+            pub flavor: TokioFlavor,
+            pub worker_threads: Option<usize>,
+            pub start_paused: bool,
+        }
+
+        pub fn run_tokio_test<F: core::future::Future>(
+            _name: &'static str,
+            _options: crate::Options,
+            _config: TokioTestConfig,
+            _body: F,
+        ) -> F::Output {
+            unreachable!("`__private_require_tokio!` stops the build first")
+        }
+    }
 }
 
 /// Expands to nothing when the `tokio` feature is on; `#[leak_test(tokio)]` calls it.

@@ -56,7 +56,8 @@ impl Options {
     /// line (`"src/pool.rs:42"`), a column (`"src/pool.rs:42:9"`), or a function path
     /// (`"my_crate::pool::Pool::new"`) that did the spawning.
     pub fn ignore_spawned_at(mut self, pattern: &str) -> Self {
-        self.ignores.push(Ignore::SpawnedAt(SitePattern::parse(pattern)));
+        self.ignores
+            .push(Ignore::SpawnedAt(SitePattern::parse(pattern)));
         self
     }
 
@@ -99,7 +100,11 @@ pub(crate) enum Ignore {
 /// A spawn-site pattern: a source position or a function.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum SitePattern {
-    Source { file: String, line: Option<u32>, column: Option<u32> },
+    Source {
+        file: String,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
     Function(String),
 }
 
@@ -113,7 +118,11 @@ impl SitePattern {
             let numbers: Vec<Option<u32>> = parts.iter().skip(1).map(|p| p.parse().ok()).collect();
             match (parts.as_slice(), numbers.as_slice()) {
                 ([file, _], [Some(line)]) => {
-                    return SitePattern::Source { file: file.to_string(), line: Some(*line), column: None }
+                    return SitePattern::Source {
+                        file: file.to_string(),
+                        line: Some(*line),
+                        column: None,
+                    }
                 }
                 ([file, _, _], [Some(line), Some(column)]) => {
                     return SitePattern::Source {
@@ -125,7 +134,11 @@ impl SitePattern {
                 _ => {}
             }
             if pattern.ends_with(".rs") || pattern.contains('/') || pattern.contains('\\') {
-                return SitePattern::Source { file: pattern.to_owned(), line: None, column: None };
+                return SitePattern::Source {
+                    file: pattern.to_owned(),
+                    line: None,
+                    column: None,
+                };
             }
         }
         SitePattern::Function(pattern.to_owned())
@@ -133,7 +146,11 @@ impl SitePattern {
 
     pub(crate) fn matches_site(&self, file: &str, line: u32, column: u32) -> bool {
         match self {
-            SitePattern::Source { file: wanted, line: wanted_line, column: wanted_column } => {
+            SitePattern::Source {
+                file: wanted,
+                line: wanted_line,
+                column: wanted_column,
+            } => {
                 path_ends_with(file, wanted)
                     && wanted_line.is_none_or(|l| l == line)
                     && wanted_column.is_none_or(|c| c == column)
@@ -155,9 +172,13 @@ fn path_ends_with(path: &str, suffix: &str) -> bool {
 pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
     let mut pieces = pattern.split('*');
     let first = pieces.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
     let pieces: Vec<&str> = pieces.collect();
-    let Some((last, middle)) = pieces.split_last() else { return rest.is_empty() };
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
     for piece in middle {
         match rest.find(piece) {
             Some(at) => rest = &rest[at + piece.len()..],
@@ -183,7 +204,8 @@ pub(crate) fn function_matches(pattern: &str, name: &str) -> bool {
         let at = start + found;
         let end = at + pattern.len();
         let starts_segment = at == 0 || name[..at].ends_with("::") || name[..at].ends_with('<');
-        let ends_segment = end == name.len() || name[end..].starts_with("::") || name[end..].starts_with('<');
+        let ends_segment =
+            end == name.len() || name[end..].starts_with("::") || name[end..].starts_with('<');
         if starts_segment && ends_segment {
             return true;
         }
@@ -195,7 +217,9 @@ pub(crate) fn function_matches(pattern: &str, name: &str) -> bool {
 /// Removes the `::h0123456789abcdef` suffix of legacy-mangled Rust symbols.
 fn strip_symbol_hash(name: &str) -> &str {
     match name.rsplit_once("::h") {
-        Some((head, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => head,
+        Some((head, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            head
+        }
         _ => name,
     }
 }
@@ -208,17 +232,32 @@ mod tests {
     fn site_patterns_parse_files_lines_columns_and_functions() {
         assert_eq!(
             SitePattern::parse("src/pool.rs"),
-            SitePattern::Source { file: "src/pool.rs".into(), line: None, column: None }
+            SitePattern::Source {
+                file: "src/pool.rs".into(),
+                line: None,
+                column: None
+            }
         );
         assert_eq!(
             SitePattern::parse("src/pool.rs:42"),
-            SitePattern::Source { file: "src/pool.rs".into(), line: Some(42), column: None }
+            SitePattern::Source {
+                file: "src/pool.rs".into(),
+                line: Some(42),
+                column: None
+            }
         );
         assert_eq!(
             SitePattern::parse("src/pool.rs:42:9"),
-            SitePattern::Source { file: "src/pool.rs".into(), line: Some(42), column: Some(9) }
+            SitePattern::Source {
+                file: "src/pool.rs".into(),
+                line: Some(42),
+                column: Some(9)
+            }
         );
-        assert_eq!(SitePattern::parse("pool::Pool::new"), SitePattern::Function("pool::Pool::new".into()));
+        assert_eq!(
+            SitePattern::parse("pool::Pool::new"),
+            SitePattern::Function("pool::Pool::new".into())
+        );
     }
 
     #[test]
@@ -253,7 +292,10 @@ mod tests {
         assert!(function_matches("my_crate::pool", symbol));
         assert!(function_matches("Pool::new", "my_crate::pool::Pool::new"));
         assert!(!function_matches("Pool::ne", symbol));
-        assert!(!function_matches("pool::Pool::new", "my_crate::pool::Pool::new_pool"));
+        assert!(!function_matches(
+            "pool::Pool::new",
+            "my_crate::pool::Pool::new_pool"
+        ));
         assert!(!function_matches("", symbol));
     }
 }

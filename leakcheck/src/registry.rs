@@ -222,7 +222,10 @@ struct Links {
 
 impl Default for Links {
     fn default() -> Self {
-        Links { previous: ptr::null(), next: ptr::null() }
+        Links {
+            previous: ptr::null(),
+            next: ptr::null(),
+        }
     }
 }
 
@@ -248,7 +251,10 @@ struct Shard {
 
 impl Shard {
     fn new() -> Shard {
-        Shard { list: Mutex::new(ShardList { head: ptr::null() }), len: AtomicUsize::new(0) }
+        Shard {
+            list: Mutex::new(ShardList { head: ptr::null() }),
+            len: AtomicUsize::new(0),
+        }
     }
 
     fn push(&self, record: &Arc<TaskRecord>) {
@@ -256,13 +262,17 @@ impl Shard {
         let mut list = self.list.lock();
         // SAFETY: we hold the lock; `new` and `list.head` (if any) are live records of this list.
         unsafe {
-            *(*new).links.get() = Links { previous: ptr::null(), next: list.head };
+            *(*new).links.get() = Links {
+                previous: ptr::null(),
+                next: list.head,
+            };
             if let Some(head) = list.head.as_ref() {
                 (*head.links.get()).previous = new;
             }
         }
         list.head = new;
-        self.len.store(self.len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.len
+            .store(self.len.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Unlinks `record`, which must be in this list, and gives back the list's reference to it.
@@ -283,7 +293,8 @@ impl Shard {
                 }
                 *links = Links::default();
             }
-            self.len.store(self.len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+            self.len
+                .store(self.len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
         }
         // SAFETY: `push` leaked exactly this reference with `Arc::into_raw`.
         unsafe { Arc::from_raw(this) }
@@ -328,7 +339,9 @@ impl Scope {
             shards: std::array::from_fn(|_| Shard::new()),
             capture_backtraces: AtomicBool::new(false),
         });
-        open_scopes().lock().insert(scope.id, Arc::downgrade(&scope));
+        open_scopes()
+            .lock()
+            .insert(scope.id, Arc::downgrade(&scope));
         scope
     }
 
@@ -361,7 +374,10 @@ impl Scope {
     /// How many tracked tasks of this scope are alive; exact when no task spawns or exits
     /// concurrently, and never reads a lock.
     pub(crate) fn live_count(&self) -> usize {
-        self.shards.iter().map(|shard| shard.len.load(Ordering::Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.len.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The live tasks of this scope, in spawn order.
@@ -391,8 +407,11 @@ impl Drop for Scope {
 
 /// Every open scope, for process-wide checks.
 pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
-    let mut scopes: Vec<Arc<Scope>> =
-        open_scopes().lock().values().filter_map(Weak::upgrade).collect();
+    let mut scopes: Vec<Arc<Scope>> = open_scopes()
+        .lock()
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
     scopes.sort_unstable_by_key(|s| s.id);
     scopes
 }
@@ -455,7 +474,12 @@ impl ExitSubscription<'_> {
     pub(crate) fn wait(&self, epoch: u64, deadline: Instant) -> bool {
         let mut wakers = self.signal.lock.lock();
         while self.epoch() == epoch {
-            if self.signal.condvar.wait_until(&mut wakers, deadline).timed_out() {
+            if self
+                .signal
+                .condvar
+                .wait_until(&mut wakers, deadline)
+                .timed_out()
+            {
                 return self.epoch() != epoch;
             }
         }
@@ -464,6 +488,7 @@ impl ExitSubscription<'_> {
 
     /// Async counterpart of [`wait`](Self::wait): returns `true` (ready) if a task exited after
     /// `epoch`, otherwise registers `waker` to be woken by the next exit and returns `false`.
+    #[cfg(feature = "tokio")]
     pub(crate) fn poll_exit(&self, epoch: u64, waker: &Waker) -> bool {
         let mut wakers = self.signal.lock.lock();
         if self.epoch() != epoch {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::clock;
 use crate::options::{function_matches, glob_matches, Ignore, Options, SitePattern};
 use crate::registry::{TaskId, TaskRecord};
-use crate::report::{resolve_stacks, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin};
+use crate::report::{
+    resolve_stacks, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
+};
 use crate::state::TaskState;
 
 /// How many ancestors a report shows per survivor.
@@ -27,7 +29,10 @@ pub(crate) struct Observed {
 /// Whether `options` forgive `task`.
 pub(crate) fn is_ignored(options: &Options, task: &TaskRecord) -> bool {
     options.ignores.iter().any(|ignore| match ignore {
-        Ignore::Name(pattern) => task.name.as_deref().is_some_and(|name| glob_matches(pattern, name)),
+        Ignore::Name(pattern) => task
+            .name
+            .as_deref()
+            .is_some_and(|name| glob_matches(pattern, name)),
         Ignore::SpawnedAt(pattern @ SitePattern::Source { .. }) => {
             let site = task.spawn_site;
             pattern.matches_site(site.file(), site.line(), site.column())
@@ -38,7 +43,9 @@ pub(crate) fn is_ignored(options: &Options, task: &TaskRecord) -> bool {
         }
         Ignore::Function(function) => {
             function_matches(function, task.entry)
-                || stacks_of(task).iter().any(|stack| stack.contains_function(function))
+                || stacks_of(task)
+                    .iter()
+                    .any(|stack| stack.contains_function(function))
         }
     })
 }
@@ -55,10 +62,16 @@ fn spawner_frame(task: &TaskRecord) -> Option<String> {
 fn stacks_of(task: &TaskRecord) -> Vec<Stack> {
     let mut pending = Vec::new();
     if let Some(backtrace) = &task.spawn_backtrace {
-        pending.push(Some(PendingStack::Backtrace(StackOrigin::AtSpawn, Arc::new(backtrace.clone()))));
+        pending.push(Some(PendingStack::Backtrace(
+            StackOrigin::AtSpawn,
+            Arc::new(backtrace.clone()),
+        )));
     }
     if let Some(stack) = task.state.blocked().and_then(|b| b.stack) {
-        pending.push(Some(PendingStack::Backtrace(StackOrigin::WhenBlocked, stack)));
+        pending.push(Some(PendingStack::Backtrace(
+            StackOrigin::WhenBlocked,
+            stack,
+        )));
     }
     if let Some(thread) = task.os_thread.get() {
         if let Ok(ips) = crate::os::live_stack(thread, LIVE_STACK_TIMEOUT) {
@@ -68,17 +81,24 @@ fn stacks_of(task: &TaskRecord) -> Vec<Stack> {
     resolve_stacks(&pending).into_iter().flatten().collect()
 }
 
+/// Survivors sharing a spawn site and a blocking point share one live stack.
+type LiveStackKey = (&'static std::panic::Location<'static>, Option<Site>);
+
 /// Snapshots the survivors for a report. `dumped` holds stacks a runtime's task dump gave.
-pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<TaskId, Stack>) -> Vec<LeakedTask> {
+pub(crate) fn leaked_tasks(
+    records: &[Arc<TaskRecord>],
+    mut dumped: HashMap<TaskId, Stack>,
+) -> Vec<LeakedTask> {
     let now = clock::now();
     let mut tasks = Vec::with_capacity(records.len());
     let mut pending = Vec::with_capacity(records.len());
     // One live stack per distinct (spawn site, blocking point), shared by the tasks there.
-    let mut live: HashMap<(&'static std::panic::Location<'static>, Option<Site>), Result<Arc<[usize]>, String>> =
-        HashMap::new();
+    let mut live: HashMap<LiveStackKey, Result<Arc<[usize]>, String>> = HashMap::new();
     for record in records {
         let observed = crate::async_state::observe(record);
-        let blocked = (observed.state == TaskState::Blocked).then(|| record.state.blocked()).flatten();
+        let blocked = (observed.state == TaskState::Blocked)
+            .then(|| record.state.blocked())
+            .flatten();
         let blocked_at = blocked.as_ref().map(|b| Site::from_location(b.site));
         let mut stack_unavailable = None;
         let stack = if let Some(stack) = dumped.remove(&record.id) {
@@ -89,9 +109,9 @@ pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<Task
                 if !live.contains_key(&key) && live.len() >= LIVE_STACKS {
                     return None;
                 }
-                let taken = live
-                    .entry(key)
-                    .or_insert_with(|| crate::os::live_stack(thread, LIVE_STACK_TIMEOUT).map(Arc::from));
+                let taken = live.entry(key).or_insert_with(|| {
+                    crate::os::live_stack(thread, LIVE_STACK_TIMEOUT).map(Arc::from)
+                });
                 match taken {
                     Ok(ips) => Some(PendingStack::Addresses(StackOrigin::Live, Arc::clone(ips))),
                     Err(why) => {
@@ -107,7 +127,10 @@ pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<Task
                 })
                 .or_else(|| {
                     let backtrace = record.spawn_backtrace.as_ref()?;
-                    Some(PendingStack::Backtrace(StackOrigin::AtSpawn, Arc::new(backtrace.clone())))
+                    Some(PendingStack::Backtrace(
+                        StackOrigin::AtSpawn,
+                        Arc::new(backtrace.clone()),
+                    ))
                 })
         };
         if stack.is_some() {
@@ -126,7 +149,9 @@ pub(crate) fn leaked_tasks(records: &[Arc<TaskRecord>], mut dumped: HashMap<Task
             in_state_for: Duration::from_nanos(now.saturating_sub(observed.since)),
             blocked_on: blocked.as_ref().map(|b| b.reason.to_owned()),
             blocked_at,
-            last_polled_ago: observed.last_polled.map(|at| Duration::from_nanos(now.saturating_sub(at))),
+            last_polled_ago: observed
+                .last_polled
+                .map(|at| Duration::from_nanos(now.saturating_sub(at))),
             parents: parents_of(record),
             stack: None,
             stack_unavailable,
@@ -167,7 +192,11 @@ fn parents_of(record: &TaskRecord) -> Vec<ParentTask> {
 /// The default observation for tasks whose state needs no interpretation (threads).
 pub(crate) fn observe_plain(record: &TaskRecord) -> Observed {
     let (state, since) = record.state.load();
-    Observed { state, since, last_polled: None }
+    Observed {
+        state,
+        since,
+        last_polled: None,
+    }
 }
 
 #[cfg(test)]
@@ -176,7 +205,10 @@ mod tests {
 
     #[test]
     fn nested_closures_read_as_one() {
-        assert_eq!(entry_name("t::a::{{closure}}::{{closure}}::{{closure}}"), "t::a::{{closure}}");
+        assert_eq!(
+            entry_name("t::a::{{closure}}::{{closure}}::{{closure}}"),
+            "t::a::{{closure}}"
+        );
         assert_eq!(entry_name("t::a::{{closure}}"), "t::a::{{closure}}");
         assert_eq!(entry_name("t::a::{async_block#0}"), "t::a::{async_block#0}");
     }

@@ -84,7 +84,10 @@ impl StateCell {
             TaskKind::Async => TaskState::Scheduled,
             _ => TaskState::Running,
         };
-        StateCell { word: AtomicU64::new(pack(initial, now)), blocked: Mutex::new(None) }
+        StateCell {
+            word: AtomicU64::new(pack(initial, now)),
+            blocked: Mutex::new(None),
+        }
     }
 
     /// The state and the clock reading when it was entered.
@@ -117,8 +120,13 @@ impl StateCell {
     /// Enters `blocked`, returning what to restore when the blocking call returns.
     pub(crate) fn block(&self, blocked: Blocked) -> SavedState {
         let previous_details = self.blocked.lock().replace(blocked);
-        let previous_word = self.word.swap(pack(TaskState::Blocked, clock::now()), Ordering::AcqRel);
-        SavedState { word: previous_word, details: previous_details }
+        let previous_word = self
+            .word
+            .swap(pack(TaskState::Blocked, clock::now()), Ordering::AcqRel);
+        SavedState {
+            word: previous_word,
+            details: previous_details,
+        }
     }
 
     /// Leaves `blocked`, back to what [`block`](Self::block) saved. The time spent before the
@@ -143,7 +151,10 @@ fn pack(state: TaskState, since: u64) -> u64 {
 
 #[inline]
 fn unpack(word: u64) -> (TaskState, u64) {
-    (TaskState::ALL[(word >> STATE_SHIFT) as usize], word & SINCE_MASK)
+    (
+        TaskState::ALL[(word >> STATE_SHIFT) as usize],
+        word & SINCE_MASK,
+    )
 }
 
 /// The stack to keep for `task` as it blocks, at its scope's capture level.
@@ -162,7 +173,11 @@ pub(crate) struct BlockedMark {
 impl BlockedMark {
     pub(crate) fn enter(reason: &'static str, site: &'static Location<'static>) -> BlockedMark {
         let task = context::current_task().map(|task| {
-            let saved = task.state.block(Blocked { reason, site, stack: blocked_stack(&task) });
+            let saved = task.state.block(Blocked {
+                reason,
+                site,
+                stack: blocked_stack(&task),
+            });
             (task, saved)
         });
         BlockedMark { task }

@@ -74,7 +74,10 @@ impl Default for Builder {
 impl Builder {
     /// A builder with no name and the default stack size.
     pub fn new() -> Builder {
-        Builder { name: None, stack_size: None }
+        Builder {
+            name: None,
+            stack_size: None,
+        }
     }
 
     /// Names the thread; the name shows in panic messages, the OS thread list and leak reports.
@@ -109,7 +112,9 @@ impl Builder {
     {
         let record = self.register::<F>(Location::caller());
         let body = tracked_body(Arc::clone(&record), f);
-        self.std_builder().spawn(body).inspect_err(|_| record.exit())
+        self.std_builder()
+            .spawn(body)
+            .inspect_err(|_| record.exit())
     }
 
     /// Spawns a scoped thread, like [`std::thread::Builder::spawn_scoped`]. Scoped threads are
@@ -126,7 +131,9 @@ impl Builder {
     {
         let record = self.register::<F>(Location::caller());
         let body = tracked_body(Arc::clone(&record), f);
-        self.std_builder().spawn_scoped(scope, body).inspect_err(|_| record.exit())
+        self.std_builder()
+            .spawn_scoped(scope, body)
+            .inspect_err(|_| record.exit())
     }
 
     fn register<F>(&self, site: &'static Location<'static>) -> Arc<TaskRecord> {

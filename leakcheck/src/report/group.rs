@@ -89,5 +89,7 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
 
 /// `worker-12` and `worker-3` are the same kind of thread.
 fn name_without_numbers(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect()
+    name.chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
 }

@@ -28,7 +28,8 @@ pub use stack::{Frame, Stack, StackOrigin};
 /// use std::time::Duration;
 /// use leakcheck::{sync::mpsc, thread, Options, TaskState};
 ///
-/// let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(10)));
+/// // The grace period also gives the sender time to reach its `send`.
+/// let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(300)));
 /// let (tx, rx) = mpsc::sync_channel::<u32>(0);
 /// thread::spawn(move || { let _ = tx.send(1); });
 /// let report = guard.verify().unwrap_err();
@@ -115,7 +116,11 @@ pub struct Site {
 
 impl Site {
     pub(crate) fn new(file: impl Into<String>, line: u32, column: u32) -> Site {
-        Site { file: file.into(), line, column }
+        Site {
+            file: file.into(),
+            line,
+            column,
+        }
     }
 
     pub(crate) fn from_location(location: &std::panic::Location<'_>) -> Site {

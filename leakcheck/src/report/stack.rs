@@ -74,7 +74,9 @@ impl Stack {
     }
     /// Whether any frame is in `function` (a path, matched on whole segments).
     pub fn contains_function(&self, function: &str) -> bool {
-        self.frames.iter().any(|f| crate::options::function_matches(function, &f.function))
+        self.frames
+            .iter()
+            .any(|f| crate::options::function_matches(function, &f.function))
     }
 }
 
@@ -126,8 +128,14 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
             for (index, &ip) in key.1.iter().enumerate() {
                 // Return addresses point after the call; look up the call itself, except for the
                 // innermost frame of a live stack, which is where the thread was interrupted.
-                let lookup = if index == 0 && key.0 == StackOrigin::Live { ip } else { ip.saturating_sub(1) };
-                let resolved = symbols.entry(ip).or_insert_with(|| Arc::new(symbolise(lookup)));
+                let lookup = if index == 0 && key.0 == StackOrigin::Live {
+                    ip
+                } else {
+                    ip.saturating_sub(1)
+                };
+                let resolved = symbols
+                    .entry(ip)
+                    .or_insert_with(|| Arc::new(symbolise(lookup)));
                 frames.extend(resolved.iter().cloned());
             }
             let stack = trim(key.0, frames);
@@ -147,14 +155,31 @@ fn symbolise(ip: usize) -> Vec<Frame> {
             .unwrap_or_else(|| format!("{ip:#x}"));
         frames.push(Frame {
             function,
-            file: symbol.filename().map(|p| p.display().to_string()),
+            file: symbol.filename().map(relative_to_working_directory),
             line: symbol.lineno(),
         });
     });
     if frames.is_empty() {
-        frames.push(Frame { function: format!("{ip:#x}"), file: None, line: None });
+        frames.push(Frame {
+            function: format!("{ip:#x}"),
+            file: None,
+            line: None,
+        });
     }
     frames
+}
+
+/// Debug info names files by absolute path; spawn sites (from `#[track_caller]`) are relative to
+/// the package. Stacks read the same way as long as the process runs where cargo runs it.
+fn relative_to_working_directory(path: &std::path::Path) -> String {
+    static WORKING_DIRECTORY: std::sync::OnceLock<Option<std::path::PathBuf>> =
+        std::sync::OnceLock::new();
+    let base = WORKING_DIRECTORY.get_or_init(|| std::env::current_dir().ok());
+    let shown = base
+        .as_deref()
+        .and_then(|base| path.strip_prefix(base).ok())
+        .unwrap_or(path);
+    shown.display().to_string()
 }
 
 /// Function prefixes that are not the user's code.
@@ -200,8 +225,16 @@ const INTERNAL_PREFIXES: &[&str] = &[
 fn is_internal(frame: &Frame) -> bool {
     let function = frame.function.as_str();
     function.starts_with("0x")
-        || INTERNAL_PREFIXES.iter().any(|prefix| function.starts_with(prefix))
-        || frame.file.as_deref().is_some_and(|f| f.contains("/rustc/") || f.contains("/.cargo/registry/"))
+        // A C library's function (`epoll_wait`, `__futex_abstimed_wait_common`): no Rust path,
+        // and no source file in the debug info we have.
+        || (!function.contains("::") && frame.file.is_none())
+        || INTERNAL_PREFIXES
+            .iter()
+            .any(|prefix| function.starts_with(prefix))
+        || frame
+            .file
+            .as_deref()
+            .is_some_and(|f| f.contains("/rustc/") || f.contains("/.cargo/registry/"))
 }
 
 /// Keeps the user's frames; counts the rest. A stack of nothing but internal frames is kept whole,
@@ -210,9 +243,17 @@ fn trim(origin: StackOrigin, frames: Vec<Frame>) -> Stack {
     let total = frames.len();
     let kept: Vec<Frame> = frames.iter().filter(|f| !is_internal(f)).cloned().collect();
     if kept.is_empty() {
-        return Stack { origin, frames, hidden: 0 };
+        return Stack {
+            origin,
+            frames,
+            hidden: 0,
+        };
     }
-    Stack { origin, hidden: total - kept.len(), frames: kept }
+    Stack {
+        origin,
+        hidden: total - kept.len(),
+        frames: kept,
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +261,11 @@ mod tests {
     use super::*;
 
     fn frame(function: &str) -> Frame {
-        Frame { function: function.into(), file: Some("src/lib.rs".into()), line: Some(1) }
+        Frame {
+            function: function.into(),
+            file: Some("src/lib.rs".into()),
+            line: Some(1),
+        }
     }
 
     #[test]
@@ -235,20 +280,37 @@ mod tests {
                 frame("my_app::pool::Pool::new::{{closure}}"),
                 frame("std::sys::pal::unix::thread::Thread::new::thread_start"),
                 frame("start_thread"),
+                Frame {
+                    function: "epoll_wait".into(),
+                    file: None,
+                    line: None,
+                },
             ],
         );
         let names: Vec<&str> = stack.frames.iter().map(|f| f.function.as_str()).collect();
-        assert_eq!(names, ["my_app::pool::worker", "my_app::pool::Pool::new::{{closure}}"]);
-        assert_eq!(stack.hidden, 5);
+        assert_eq!(
+            names,
+            [
+                "my_app::pool::worker",
+                "my_app::pool::Pool::new::{{closure}}"
+            ]
+        );
+        assert_eq!(stack.hidden, 6);
         assert!(stack.contains_function("pool::worker"));
     }
 
     #[test]
     fn resolves_this_very_stack() {
         let here = Arc::new(backtrace::Backtrace::new_unresolved());
-        let stacks = resolve_stacks(&[Some(PendingStack::Backtrace(StackOrigin::AtSpawn, here)), None]);
+        let stacks = resolve_stacks(&[
+            Some(PendingStack::Backtrace(StackOrigin::AtSpawn, here)),
+            None,
+        ]);
         let stack = stacks[0].as_ref().unwrap();
-        assert!(stack.contains_function("resolves_this_very_stack"), "{stack:?}");
+        assert!(
+            stack.contains_function("resolves_this_very_stack"),
+            "{stack:?}"
+        );
         assert!(stacks[1].is_none());
     }
 }

@@ -32,7 +32,11 @@ pub(super) fn render(report: &LeakReport) -> String {
     );
     if report.exited_while_waiting > 0 {
         let n = report.exited_while_waiting;
-        let _ = write!(out, "; {n} {} exited while waiting", plural(n, "task", "tasks"));
+        let _ = write!(
+            out,
+            "; {n} {} exited while waiting",
+            plural(n, "task", "tasks")
+        );
     }
     out.push_str(")\n");
 
@@ -81,10 +85,16 @@ fn render_group(out: &mut String, group: &Group<'_>) {
             );
         }
         TaskState::Idle => {
-            let _ = write!(out, "idle for {duration} (pending; a waker is held somewhere)");
+            let _ = write!(
+                out,
+                "idle for {duration} (pending; a waker is held somewhere)"
+            );
         }
         TaskState::Scheduled => {
-            let _ = write!(out, "scheduled for {duration} (woken, waiting to be polled)");
+            let _ = write!(
+                out,
+                "scheduled for {duration} (woken, waiting to be polled)"
+            );
         }
         TaskState::Running if task.kind == TaskKind::UntrackedThread => {
             let _ = write!(out, "alive (not spawned through leakcheck)");
@@ -126,7 +136,11 @@ fn render_group(out: &mut String, group: &Group<'_>) {
     }
     render_task_list(out, group);
     for (depth, parent) in group.parents().iter().enumerate() {
-        let label = if depth == 0 { "spawned by  " } else { "         ←  " };
+        let label = if depth == 0 {
+            "spawned by  "
+        } else {
+            "         ←  "
+        };
         let _ = write!(out, "      {label} {} ", parent.id);
         if let Some(name) = &parent.name {
             let _ = write!(out, "{name:?} ");

@@ -142,7 +142,10 @@ impl<T> Receiver<T> {
     /// A blocking iterator over received values, like [`std::sync::mpsc::Receiver::iter`].
     #[track_caller]
     pub fn iter(&self) -> Iter<'_, T> {
-        Iter { receiver: self, site: Location::caller() }
+        Iter {
+            receiver: self,
+            site: Location::caller(),
+        }
     }
 
     /// A non-blocking iterator over the values already sent, like
@@ -200,6 +203,9 @@ impl<T> IntoIterator for Receiver<T> {
     type IntoIter = IntoIter<T>;
     #[track_caller]
     fn into_iter(self) -> IntoIter<T> {
-        IntoIter { receiver: self, site: Location::caller() }
+        IntoIter {
+            receiver: self,
+            site: Location::caller(),
+        }
     }
 }
