@@ -4,6 +4,7 @@
 //! The executor here is a few lines: a future is polled by hand, with wakers that a test can keep,
 //! wake or drop at will, which is what makes every state of SPEC §3 reachable deterministically.
 
+#[macro_use]
 mod common;
 
 use std::future::Future;
@@ -16,20 +17,6 @@ use std::time::{Duration, Instant};
 use common::run_fixture;
 use leakcheck::task::{track, track_named, Tracked};
 use leakcheck::{leak_test, LeakReport, LeakedTask, Options, TaskKind, TaskState};
-
-/// Evaluates a call and returns it with its site, `file:line:column`, as `#[track_caller]`
-/// reports it: the column where the call starts, right after `spawned_here!(`.
-macro_rules! spawned_here {
-    ($call:expr) => {{
-        let site = format!(
-            "{}:{}:{}",
-            file!(),
-            line!(),
-            column!() + "spawned_here!(".len() as u32
-        );
-        ($call, site)
-    }};
-}
 
 /// A check of the current scope that gives up quickly.
 fn check(grace_ms: u64) -> Result<(), LeakReport> {

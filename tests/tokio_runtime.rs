@@ -11,6 +11,7 @@
 
 #![cfg(feature = "tokio")]
 
+#[macro_use]
 mod common;
 
 use std::panic::AssertUnwindSafe;
@@ -20,20 +21,6 @@ use std::time::{Duration, Instant};
 use common::run_fixture;
 use leakcheck::__private::{run_tokio_test, TokioFlavor, TokioTestConfig};
 use leakcheck::{leak_test, Options};
-
-/// Evaluates a call and returns it with its site, `file:line:column`, as `#[track_caller]`
-/// reports it: the column where the call starts, right after `spawned_here!(`.
-macro_rules! spawned_here {
-    ($call:expr) => {{
-        let site = format!(
-            "{}:{}:{}",
-            file!(),
-            line!(),
-            column!() + "spawned_here!(".len() as u32
-        );
-        ($call, site)
-    }};
-}
 
 const FLAVORS: [TokioFlavor; 2] = [TokioFlavor::CurrentThread, TokioFlavor::MultiThread];
 

@@ -12,19 +12,8 @@ use std::time::{Duration, Instant};
 use leakcheck::{LeakReport, LeakedTask, Options, TaskKind, TaskState};
 use tokio::runtime::{Builder, Runtime};
 
-/// Evaluates a call and returns it with its site, `file:line:column`, as `#[track_caller]`
-/// reports it: the column where the call starts, right after `spawned_here!(`.
-macro_rules! spawned_here {
-    ($call:expr) => {{
-        let site = format!(
-            "{}:{}:{}",
-            file!(),
-            line!(),
-            column!() + "spawned_here!(".len() as u32
-        );
-        ($call, site)
-    }};
-}
+#[macro_use]
+mod common;
 
 fn check(grace_ms: u64) -> Result<(), LeakReport> {
     leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(grace_ms))).verify()

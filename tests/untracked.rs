@@ -12,46 +12,16 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use leakcheck::{Options, StackOrigin, TaskKind};
 
-use common::{run_fixture, FixtureRun};
+use common::{run_fixture, Fixture, FixtureRun};
 
 /// Runs the `#[ignore]`d test `name` of this binary with tests in parallel (two test threads,
 /// no nextest): per-test checks must leave untracked threads alone.
 fn run_fixture_in_parallel_mode(name: &str) -> FixtureRun {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let output = Command::new(exe)
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=2",
-        ])
-        .env("LEAKCHECK_TIMEOUT", "100ms")
-        .env_remove("LEAKCHECK")
-        .env_remove("LEAKCHECK_REPORT_DIR")
-        .env_remove("NEXTEST")
-        .env_remove("NEXTEST_EXECUTION_MODE")
-        .env_remove("RUST_TEST_THREADS")
-        .output()
-        .expect("the fixture runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        text.contains("running 1 test"),
-        "the fixture `{name}` was not found in this binary:\n{text}"
-    );
-    FixtureRun {
-        success: output.status.success(),
-        output: text,
-    }
+    Fixture::new(name).test_threads(2).run()
 }
 
 /// Where a plain thread waits forever: it must show in the thread's live stack.

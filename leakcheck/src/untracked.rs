@@ -13,8 +13,7 @@
 //! - under `cargo nextest run` (`NEXTEST_EXECUTION_MODE=process-per-test`: one test per process);
 //! - with `--test-threads=1` or `RUST_TEST_THREADS=1`;
 //! - inside [`verify_test_main`](crate::verify_test_main) when its options say the trials run one
-//!   at a time ([`MainOptions::one_test_at_a_time`](crate::MainOptions::one_test_at_a_time));
-//! - on the `main` thread of a program that is not a test harness (an example, a tool).
+//!   at a time ([`MainOptions::one_test_at_a_time`](crate::MainOptions::one_test_at_a_time)).
 //!
 //! A check with [`Options::process_wide`](crate::Options::process_wide) always lists them, and so
 //! does the global check of `verify_test_main`. A per-test check that finds another per-test check
@@ -92,8 +91,7 @@ enum WatchKind {
 impl UntrackedWatch {
     /// Takes the baseline a later check compares against, if this check looks at untracked threads.
     pub(crate) fn start(options: &Options) -> UntrackedWatch {
-        let attributable = options.process_wide || one_test_at_a_time() || in_a_plain_program();
-        let kind = if !attributable {
+        let kind = if !(options.process_wide || one_test_at_a_time()) {
             WatchKind::LeftToGlobal
         } else {
             match ThreadBaseline::try_take() {
@@ -471,13 +469,6 @@ pub(crate) fn one_test_at_a_time() -> bool {
             })
         }
     }
-}
-
-/// Whether the check runs on the main thread of a program that is not a test harness. libtest
-/// never runs a test on `main`, and `verify_test_main` says how its trials run, so here the new
-/// threads can only be the program's own.
-fn in_a_plain_program() -> bool {
-    !IN_TEST_MAIN.load(Ordering::Relaxed) && std::thread::current().name() == Some("main")
 }
 
 /// Reads the runner's configuration: nextest's process-per-test mode, then libtest's

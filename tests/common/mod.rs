@@ -49,39 +49,95 @@ impl FixtureRun {
     }
 }
 
-/// Runs the `#[ignore]`d test `name` of this test binary, with extra environment variables.
+/// Runs the `#[ignore]`d test `name` of this test binary, with extra environment variables, one
+/// test at a time.
 pub fn run_fixture(name: &str, env: &[(&str, &str)]) -> FixtureRun {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let mut command = Command::new(exe);
-    command.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    // A fixture's leaks are meant to be reported quickly, and never swallowed by the parent's mode.
-    command
-        .env("LEAKCHECK_TIMEOUT", "100ms")
-        .env_remove("LEAKCHECK")
-        .env_remove("LEAKCHECK_REPORT_DIR");
-    for (key, value) in env {
-        command.env(key, value);
+    Fixture::new(name).envs(env).run()
+}
+
+/// A fixture run to configure: environment, and how many test threads the child's harness uses.
+pub struct Fixture<'a> {
+    name: &'a str,
+    env: Vec<(&'a str, &'a str)>,
+    test_threads: usize,
+}
+
+impl<'a> Fixture<'a> {
+    pub fn new(name: &'a str) -> Self {
+        Fixture {
+            name,
+            env: Vec::new(),
+            test_threads: 1,
+        }
     }
-    let output = command.output().expect("the fixture runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        text.contains("running 1 test"),
-        "the fixture `{name}` was not found in this binary:\n{text}"
-    );
-    FixtureRun {
-        success: output.status.success(),
-        output: text,
+
+    pub fn envs(mut self, env: &[(&'a str, &'a str)]) -> Self {
+        self.env.extend_from_slice(env);
+        self
     }
+
+    /// Runs the child with `--test-threads=N`: with more than one, per-test checks consider
+    /// tests parallel.
+    pub fn test_threads(mut self, threads: usize) -> Self {
+        self.test_threads = threads;
+        self
+    }
+
+    pub fn run(self) -> FixtureRun {
+        let exe = std::env::current_exe().expect("the test binary knows its path");
+        let mut command = Command::new(exe);
+        let threads = format!("--test-threads={}", self.test_threads);
+        command.args([
+            self.name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            threads.as_str(),
+        ]);
+        // A fixture's leaks are reported quickly, never swallowed by the parent's mode, and the
+        // child runs tests exactly as `--test-threads` says, whatever runner started the parent.
+        command.env("LEAKCHECK_TIMEOUT", "100ms");
+        for inherited in [
+            "LEAKCHECK",
+            "LEAKCHECK_REPORT_DIR",
+            "NEXTEST",
+            "NEXTEST_EXECUTION_MODE",
+            "RUST_TEST_THREADS",
+        ] {
+            command.env_remove(inherited);
+        }
+        command.envs(self.env.iter().copied());
+        let output = command.output().expect("the fixture runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            text.contains("running 1 test"),
+            "the fixture `{}` was not found in this binary:\n{text}",
+            self.name
+        );
+        FixtureRun {
+            success: output.status.success(),
+            output: text,
+        }
+    }
+}
+
+/// Evaluates a call and returns it with its site, `file:line:column`, as `#[track_caller]`
+/// reports it: the column where the call starts, right after `spawned_here!(`.
+#[allow(unused_macros)]
+macro_rules! spawned_here {
+    ($call:expr) => {{
+        let site = format!(
+            "{}:{}:{}",
+            file!(),
+            line!(),
+            column!() + "spawned_here!(".len() as u32
+        );
+        ($call, site)
+    }};
 }
 
 /// The line (from 1) of `source` that ends with the comment `// site: {marker}`, and its text.

@@ -58,7 +58,8 @@ pub(super) fn render(report: &LeakReport) -> String {
         out.push_str(&section);
     }
     for note in &report.notes {
-        let _ = write!(out, "\n  note: {note}\n");
+        out.push_str("\n  note: ");
+        wrap_into(&mut out, note, "        ");
     }
     out
 }
@@ -200,6 +201,29 @@ fn render_task_list(out: &mut String, group: &Group<'_>) {
     out.push('\n');
 }
 
+/// Line width of wrapped prose in reports.
+const WIDTH: usize = 100;
+
+/// Writes `text` word-wrapped at [`WIDTH`], continuation lines indented by `indent`.
+fn wrap_into(out: &mut String, text: &str, indent: &str) {
+    let mut column = out.len() - out.rfind('\n').map_or(0, |at| at + 1);
+    for (index, word) in text.split_whitespace().enumerate() {
+        if index > 0 {
+            if column + 1 + word.chars().count() > WIDTH {
+                out.push('\n');
+                out.push_str(indent);
+                column = indent.len();
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+        }
+        out.push_str(word);
+        column += word.chars().count();
+    }
+    out.push('\n');
+}
+
 fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
     if count == 1 {
         one
@@ -226,6 +250,21 @@ pub(crate) fn human(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_wrap_at_the_width_with_an_indent() {
+        let mut out = String::from("  note: ");
+        let words = "word ".repeat(60);
+        wrap_into(&mut out, &words, "        ");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 2, "{out}");
+        assert!(lines.iter().all(|l| l.chars().count() <= WIDTH), "{out}");
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("        word")),
+            "{out}"
+        );
+        assert_eq!(out.split_whitespace().filter(|w| *w == "word").count(), 60);
+    }
 
     #[test]
     fn durations_read_naturally() {
