@@ -480,3 +480,55 @@ fn a_malformed_environment_variable_is_a_clear_error() {
         .assert_contains("LEAKCHECK_TIMEOUT")
         .assert_contains("expected a number followed by a unit");
 }
+
+thread_local! {
+    static SPAWNS_WHEN_DROPPED: SpawnsWhenDropped = const { SpawnsWhenDropped };
+}
+
+/// Uses leakcheck from a thread-local destructor, after leakcheck's own context is gone.
+struct SpawnsWhenDropped;
+
+impl Drop for SpawnsWhenDropped {
+    fn drop(&mut self) {
+        let (tx, rx) = mpsc::sync_channel::<u32>(1);
+        thread::spawn(move || tx.send(7)).join().unwrap().unwrap();
+        leakcheck::blocking("teardown", || assert_eq!(rx.recv(), Ok(7)));
+    }
+}
+
+#[test]
+fn leakcheck_works_in_thread_local_destructors() {
+    let worker = std::thread::spawn(|| {
+        // Thread-locals are destroyed in reverse order of first use: touching ours first means
+        // leakcheck's context is already gone when our destructor uses leakcheck.
+        SPAWNS_WHEN_DROPPED.with(|_| ());
+        leakcheck::thread::spawn(|| ()).join().unwrap();
+    });
+    worker
+        .join()
+        .expect("no abort, no panic in thread-local teardown");
+}
+
+/// Where the thread of the test below ends up waiting, a while after it started.
+#[inline(never)]
+fn wait_in_the_ignored_function(rx: mpsc::Receiver<()>) {
+    let _ = rx.recv();
+}
+
+#[test]
+#[cfg(target_os = "linux")] // the function is found in the thread's live stack
+fn ignore_function_sees_a_function_reached_after_the_check_began() {
+    let (tx, rx) = mpsc::channel::<()>();
+    let worker = thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        wait_in_the_ignored_function(rx);
+    });
+    let options = Options::new()
+        .timeout(Duration::from_millis(300))
+        .ignore_function("threads::wait_in_the_ignored_function");
+    leakcheck::verify_none_with(options)
+        .verify()
+        .expect("by the deadline the thread waits in the ignored function");
+    drop(tx);
+    worker.join().unwrap();
+}

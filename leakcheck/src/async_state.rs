@@ -37,6 +37,10 @@ pub(crate) struct AsyncState {
     live_wakers: AtomicUsize,
     /// Set by every wake; cleared when a poll starts.
     woken: AtomicBool,
+    /// Set while a poll runs. The state then belongs to the poll (`running`, or `blocked` in a
+    /// [`blocking`](crate::blocking) call made inside it): wakers leave it alone, and the end of
+    /// the poll settles what they did.
+    in_poll: AtomicBool,
     /// Whether a [`Tracked`](crate::task::Tracked) wraps the executor's waker, so that the counts
     /// above mean something. Runtime-hook tasks leave it unset.
     observes_wakers: AtomicBool,
@@ -96,6 +100,7 @@ impl AsyncState {
 #[inline]
 pub(crate) fn begin_poll(record: &TaskRecord, state: &AsyncState, now: u64) {
     state.woken.store(false, Ordering::Relaxed);
+    state.in_poll.store(true, Ordering::Relaxed);
     state.last_polled.store(encode(now), Ordering::Relaxed);
     record.state.set(TaskState::Running, now);
 }
@@ -107,10 +112,12 @@ pub(crate) fn end_pending_poll(record: &TaskRecord, state: &AsyncState, now: u64
         None => (TaskState::Idle, now),
     };
     record.state.set(waiting_state, since);
+    state.in_poll.store(false, Ordering::Relaxed);
     if !state.observes_wakers() {
         return;
     }
-    // Pairs with the fences in `note_wake` and `note_waker_dropped`.
+    // Pairs with the fences in `note_wake` and `note_waker_dropped`: either they see the poll
+    // over, or this sees what they stored.
     fence(Ordering::SeqCst);
     if state.woken.load(Ordering::Relaxed) {
         record
@@ -126,6 +133,9 @@ pub(crate) fn note_wake(record: &TaskRecord, state: &AsyncState) {
     state.woken.store(true, Ordering::Relaxed);
     // Pairs with the fence in `end_pending_poll`.
     fence(Ordering::SeqCst);
+    if state.in_poll.load(Ordering::Relaxed) {
+        return; // The end of the poll sees `woken`.
+    }
     let (current, _) = record.state.load();
     if matches!(
         current,
@@ -151,11 +161,21 @@ pub(crate) fn note_waker_dropped(record: &TaskRecord, state: &AsyncState) {
     // The last one: if the task is pending, nothing can wake it any more.
     // Pairs with the fence in `end_pending_poll`.
     fence(Ordering::SeqCst);
+    if state.in_poll.load(Ordering::Relaxed) {
+        return; // The end of the poll sees the count.
+    }
     let (current, _) = record.state.load();
-    if matches!(current, TaskState::Idle | TaskState::Blocked) {
+    if matches!(current, TaskState::Idle | TaskState::Blocked)
+        && record
+            .state
+            .transition(current, TaskState::Lost, clock::now())
+        // A poll may have run between our last drop and the transition, and left a new waker
+        // behind: then the task is waiting in `current` again, not lost.
+        && state.live_wakers.load(Ordering::SeqCst) > 0
+    {
         record
             .state
-            .transition(current, TaskState::Lost, clock::now());
+            .transition(TaskState::Lost, current, clock::now());
     }
 }
 

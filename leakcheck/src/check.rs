@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
-use crate::registry::{self, exit_signal, Scope, ScopeLabel, TaskId, TaskRecord};
+use crate::os::LiveStackBudget;
+use crate::registry::{self, exit_signal, ExitSubscription, Scope, ScopeLabel, TaskId, TaskRecord};
 use crate::report::{LeakReport, LeakedTask};
 use crate::snapshot;
 use crate::untracked::UntrackedWatch;
@@ -186,8 +187,25 @@ impl Check {
         self.options.timeout.unwrap_or(config::get().timeout)
     }
 
+    /// Whether an empty scan that started at `epoch` can be trusted. Shards are read one after
+    /// the other, so a task that spawned a child into an already-read shard and then exited
+    /// before its own shard was read would hide the child; that exit moved the epoch, so such a
+    /// scan is repeated (until the deadline, after which an empty scan is taken as it is).
+    fn scan_was_settled(
+        &self,
+        subscription: &ExitSubscription<'_>,
+        epoch: u64,
+        deadline: Instant,
+    ) -> bool {
+        subscription.epoch() == epoch || Instant::now() >= deadline
+    }
+
     /// The tracked tasks that count as leaks if they are still alive at the deadline.
-    pub(crate) fn tracked_survivors(&mut self) -> Vec<Arc<TaskRecord>> {
+    ///
+    /// Verdicts of ignore patterns are remembered per task while waiting. A "not ignored" that
+    /// was decided from a stack can change as the task runs (it may not have reached the ignored
+    /// function yet), so the final scan decides those again.
+    pub(crate) fn tracked_survivors(&mut self, scan: Scan) -> Vec<Arc<TaskRecord>> {
         let mut tasks = if self.options.process_wide {
             registry::all_scopes()
                 .iter()
@@ -206,10 +224,15 @@ impl Check {
         });
         let options = &self.options;
         let ignored = &mut self.ignored;
+        let redecide = scan == Scan::Final && options.ignores_by_stack();
         tasks.retain(|task| {
-            !*ignored
+            let verdict = ignored
                 .entry(task.id)
-                .or_insert_with(|| snapshot::is_ignored(options, task))
+                .or_insert_with(|| snapshot::is_ignored(options, task));
+            if !*verdict && redecide {
+                *verdict = snapshot::is_ignored(options, task);
+            }
+            !*verdict
         });
         self.seen.extend(tasks.iter().map(|t| t.id));
         tasks
@@ -242,12 +265,15 @@ impl Check {
         let subscription = exit_signal().subscribe();
         let survivors = loop {
             let epoch = subscription.epoch();
-            let survivors = self.tracked_survivors();
+            let survivors = self.tracked_survivors(Scan::Waiting);
             if survivors.is_empty() && self.untracked_settled(deadline) {
-                return Ok(());
+                if self.scan_was_settled(&subscription, epoch, deadline) {
+                    return Ok(());
+                }
+                continue;
             }
-            if !subscription.wait(epoch, deadline) {
-                break self.tracked_survivors();
+            if !subscription.wait(epoch, deadline) || Instant::now() >= deadline {
+                break self.tracked_survivors(Scan::Final);
             }
         };
         drop(subscription);
@@ -278,7 +304,7 @@ impl Check {
         let mut sleep = std::pin::pin!(sleep);
         loop {
             let epoch = subscription.epoch();
-            let survivors = self.tracked_survivors();
+            let survivors = self.tracked_survivors(Scan::Waiting);
             let pending_extras = extras(&survivors);
             if survivors.is_empty()
                 && pending_extras.is_empty()
@@ -287,7 +313,10 @@ impl Check {
                     .as_mut()
                     .is_none_or(|watch| watch.settle_briefly(deadline))
             {
-                return Ok(());
+                if self.scan_was_settled(&subscription, epoch, deadline) {
+                    return Ok(());
+                }
+                continue;
             }
             let timed_out = std::future::poll_fn(|cx| {
                 if subscription.poll_exit(epoch, cx.waker()) || recheck(cx).is_ready() {
@@ -296,8 +325,8 @@ impl Check {
                 sleep.as_mut().poll(cx).map(|()| true)
             })
             .await;
-            if timed_out {
-                let survivors = self.tracked_survivors();
+            if timed_out || Instant::now() >= deadline {
+                let survivors = self.tracked_survivors(Scan::Final);
                 let extras = extras(&survivors);
                 drop(subscription);
                 return self.conclude(survivors, start.elapsed(), extras);
@@ -312,7 +341,9 @@ impl Check {
         waited: Duration,
         extras: ReportExtras,
     ) -> Result<(), LeakReport> {
-        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks);
+        // The verdict is the deadline's: a survivor that ends while its report is being built
+        // (symbolising stacks takes a while) was still alive when its time was up.
+        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &LiveStackBudget::new());
         tasks.extend(self.untracked_survivors());
         let mut notes = extras.notes;
         if let Some(untracked) = &self.untracked {
@@ -358,6 +389,15 @@ fn deliver(report: LeakReport) -> Result<(), LeakReport> {
         }
         Mode::Off => Ok(()),
     }
+}
+
+/// Which scan of the survivors a check is making.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// One of the scans during the grace period.
+    Waiting,
+    /// The scan at the deadline, whose survivors are reported.
+    Final,
 }
 
 /// What a runtime adds to a report: stacks from its task dump, counts of tasks it knows and

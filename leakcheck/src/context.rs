@@ -84,26 +84,47 @@ fn share(task: &TaskRecord) -> Arc<TaskRecord> {
 
 /// The scope a task spawned here joins, and the task that spawns it.
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
-    CONTEXT.with(|cx| {
-        let mut cx = cx.borrow_mut();
-        let parent = cx.task().map(share);
-        (cx.scope(), parent)
-    })
+    CONTEXT
+        .try_with(|cx| {
+            let mut cx = cx.borrow_mut();
+            let parent = cx.task().map(share);
+            (cx.scope(), parent)
+        })
+        .unwrap_or_else(|_| (teardown_scope(), None))
 }
 
 /// The scope a check run here looks at.
 pub(crate) fn current_scope() -> Arc<Scope> {
-    CONTEXT.with(|cx| cx.borrow_mut().scope())
+    CONTEXT
+        .try_with(|cx| cx.borrow_mut().scope())
+        .unwrap_or_else(|_| teardown_scope())
 }
 
 /// The tracked task running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
-    CONTEXT.with(|cx| cx.borrow().task().map(share))
+    CONTEXT
+        .try_with(|cx| cx.borrow().task().map(share))
+        .ok()
+        .flatten()
 }
 
 /// Runs `f` with the tracked task running on this thread, if any, without cloning it.
 pub(crate) fn with_current_task<R>(f: impl FnOnce(Option<&TaskRecord>) -> R) -> R {
-    CONTEXT.with(|cx| f(cx.borrow().task()))
+    let mut f = Some(f);
+    let result = CONTEXT.try_with(|cx| (f.take().expect("called once"))(cx.borrow().task()));
+    result.unwrap_or_else(|_| (f.take().expect("not called while the context is gone"))(None))
+}
+
+/// The scope of code that runs in this thread's thread-local destructors, after its context is
+/// gone: a scope of its own, so that nothing done there can fail or be blamed on a test.
+fn teardown_scope() -> Arc<Scope> {
+    let thread = std::thread::current();
+    let name = thread
+        .name()
+        .map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
+    Scope::open(ScopeLabel::Thread(format!(
+        "{name} (thread-local teardown)"
+    )))
 }
 
 /// libtest runs each test on a thread named after the test (`module::test_name`); any other
@@ -127,30 +148,36 @@ fn is_rust_path(name: &str) -> bool {
 
 /// Makes `scope` (and `task`, if given, which then runs in `scope`) current on this thread until
 /// the guard is dropped.
+///
+/// During thread-local teardown, when the context is gone, nothing becomes current.
 pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> ContextGuard {
-    CONTEXT.with(|cx| {
+    let pushed = CONTEXT.try_with(|cx| {
         let mut cx = cx.borrow_mut();
         cx.frames.push(Frame::Scope(scope));
-        let pushed = match task {
+        match task {
             Some(task) => {
                 cx.frames.push(Frame::OwnedTask(task));
                 2
             }
             None => 1,
-        };
-        ContextGuard { pushed }
-    })
+        }
+    });
+    ContextGuard {
+        pushed: pushed.unwrap_or(0),
+    }
 }
 
 /// Makes `task` (and its scope) current on this thread while the guard lives.
 #[inline]
 pub(crate) fn enter_task(task: &Arc<TaskRecord>) -> TaskGuard<'_> {
-    CONTEXT.with(|cx| {
-        cx.borrow_mut()
-            .frames
-            .push(Frame::BorrowedTask(NonNull::from(&**task)))
-    });
-    TaskGuard { _task: PhantomData }
+    let frame = Frame::BorrowedTask(NonNull::from(&**task));
+    let pushed = CONTEXT
+        .try_with(|cx| cx.borrow_mut().frames.push(frame))
+        .is_ok();
+    TaskGuard {
+        pushed,
+        _task: PhantomData,
+    }
 }
 
 /// Restores the context that was current before [`enter`].
@@ -168,17 +195,19 @@ impl Drop for ContextGuard {
 /// Restores the context that was current before [`enter_task`]; borrows the task meanwhile.
 #[must_use]
 pub(crate) struct TaskGuard<'a> {
+    pushed: bool,
     _task: PhantomData<&'a TaskRecord>,
 }
 
 impl Drop for TaskGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        pop(1);
+        pop(usize::from(self.pushed));
     }
 }
 
 fn pop(count: usize) {
+    // Guards are scoped and crate-private, so frames are popped in the order they were pushed.
     for _ in 0..count {
         // During thread teardown the context may already be gone; there is nothing to restore.
         let frame = CONTEXT

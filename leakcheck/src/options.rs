@@ -89,6 +89,15 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Whether a verdict may depend on a task's stack, which changes as the task runs.
+    pub(crate) fn ignores_by_stack(&self) -> bool {
+        self.ignores
+            .iter()
+            .any(|ignore| matches!(ignore, Ignore::Function(_)))
+    }
+}
+
 /// One thing a check forgives.
 #[derive(Clone, Debug)]
 pub(crate) enum Ignore {

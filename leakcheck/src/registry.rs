@@ -99,14 +99,8 @@ pub(crate) struct TaskRecord {
     pub(crate) os_thread: OnceLock<os::ThreadHandle>,
     exited: AtomicBool,
     /// This record's place in its scope's shard list; see [`ShardList`].
-    links: UnsafeCell<Links>,
+    links: LinksCell,
 }
-
-// SAFETY: `links` is only read or written with the lock of the shard the record is in (see
-// `ShardList`); every other field is `Sync` on its own.
-unsafe impl Sync for TaskRecord {}
-// SAFETY: as above; a record moves between threads only behind an `Arc`.
-unsafe impl Send for TaskRecord {}
 
 impl TaskRecord {
     /// Registers a new task in the current scope, as a child of the current task.
@@ -149,7 +143,7 @@ impl TaskRecord {
             async_state: (kind == TaskKind::Async).then(AsyncState::default),
             os_thread: OnceLock::new(),
             exited: AtomicBool::new(false),
-            links: UnsafeCell::new(Links::default()),
+            links: LinksCell(UnsafeCell::new(Links::default())),
         });
         record.scope.insert(&record);
         record
@@ -213,6 +207,21 @@ impl std::fmt::Display for ScopeLabel {
 /// Shards per scope: enough to keep the spawning threads of one busy scope off each other's
 /// locks on the machines tests run on, few enough that an empty scope is cheap to check.
 const SHARDS: usize = 8;
+
+/// A record's [`Links`], which only its shard's lock may touch.
+struct LinksCell(UnsafeCell<Links>);
+
+// SAFETY: the links are only read or written with the lock of the shard list the record is in
+// held (see `ShardList`), so sharing and sending them between threads is serialised by it.
+unsafe impl Sync for LinksCell {}
+// SAFETY: as above.
+unsafe impl Send for LinksCell {}
+
+impl LinksCell {
+    fn get(&self) -> *mut Links {
+        self.0.get()
+    }
+}
 
 /// Neighbours in a shard list.
 struct Links {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::options::{function_matches, glob_matches, Ignore, Options, SitePattern};
+use crate::os::LiveStackBudget;
 use crate::registry::{TaskId, TaskRecord};
 use crate::report::{
     resolve_stacks, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
@@ -16,9 +17,6 @@ use crate::state::TaskState;
 const PARENTS_SHOWN: usize = 8;
 /// How many live stacks one report takes: one per distinct spawn site and blocking point.
 const LIVE_STACKS: usize = 64;
-/// How long a thread gets to answer the live-stack signal.
-pub(crate) const LIVE_STACK_TIMEOUT: Duration = Duration::from_millis(200);
-
 /// What a task is doing right now: its state, since when, and when it was last polled.
 pub(crate) struct Observed {
     pub(crate) state: TaskState,
@@ -74,7 +72,7 @@ fn stacks_of(task: &TaskRecord) -> Vec<Stack> {
         )));
     }
     if let Some(thread) = task.os_thread.get() {
-        if let Ok(ips) = crate::os::live_stack(thread, LIVE_STACK_TIMEOUT) {
+        if let Ok(ips) = crate::os::live_stack(thread, crate::os::LIVE_STACK_TIMEOUT) {
             pending.push(Some(PendingStack::Addresses(StackOrigin::Live, ips.into())));
         }
     }
@@ -88,6 +86,7 @@ type LiveStackKey = (&'static std::panic::Location<'static>, Option<Site>);
 pub(crate) fn leaked_tasks(
     records: &[Arc<TaskRecord>],
     mut dumped: HashMap<TaskId, Stack>,
+    live_stacks: &LiveStackBudget,
 ) -> Vec<LeakedTask> {
     let now = clock::now();
     let mut tasks = Vec::with_capacity(records.len());
@@ -109,9 +108,9 @@ pub(crate) fn leaked_tasks(
                 if !live.contains_key(&key) && live.len() >= LIVE_STACKS {
                     return None;
                 }
-                let taken = live.entry(key).or_insert_with(|| {
-                    crate::os::live_stack(thread, LIVE_STACK_TIMEOUT).map(Arc::from)
-                });
+                let taken = live
+                    .entry(key)
+                    .or_insert_with(|| live_stacks.take(thread).map(Arc::from));
                 match taken {
                     Ok(ips) => Some(PendingStack::Addresses(StackOrigin::Live, Arc::clone(ips))),
                     Err(why) => {

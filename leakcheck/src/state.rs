@@ -129,12 +129,18 @@ impl StateCell {
         }
     }
 
-    /// Leaves `blocked`, back to what [`block`](Self::block) saved. The time spent before the
-    /// blocking call is not counted again: the task has been in its restored state since now.
+    /// Leaves `blocked`, back to what [`block`](Self::block) saved.
     pub(crate) fn unblock(&self, saved: SavedState) {
         *self.blocked.lock() = saved.details;
-        let (state, _) = unpack(saved.word);
-        self.set(state, clock::now());
+        let (state, since) = unpack(saved.word);
+        // Back in an outer blocking call (`blocking("db", || rx.recv())`), the task has been
+        // blocked in it all along; any other state starts now.
+        let since = if state == TaskState::Blocked {
+            since
+        } else {
+            clock::now()
+        };
+        self.set(state, since);
     }
 }
 

@@ -408,6 +408,11 @@ impl<F> Waiting<F> {
             }
             None => {
                 // A thread driving the future: blocked for as long as the future is pending.
+                // Already blocked by an inner `waiting` (or a `blocking` call): the innermost
+                // reason stands, as for async tasks.
+                if task.state.load().0 == TaskState::Blocked {
+                    return;
+                }
                 let saved = task.state.block(blocked);
                 self.mark = Some(Mark { task, saved });
             }

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::options::{function_matches, glob_matches, Ignore, Options};
-use crate::os::{self, ExitWait, ThreadBaseline, ThreadHandle, ThreadStatus};
+use crate::os::{self, ExitWait, LiveStackBudget, ThreadBaseline, ThreadHandle, ThreadStatus};
 use crate::registry::{self, TaskKind};
 use crate::report::{resolve_stacks, LeakedTask, OsThread, PendingStack, StackOrigin};
 use crate::state::TaskState;
@@ -73,6 +73,8 @@ pub(crate) struct UntrackedWatch {
     forgiven: HashSet<i32>,
     /// Without thread pidfds: whether the one extra look after yielding was had.
     yielded: bool,
+    /// Bounds the time the report spends on live stacks.
+    live_stacks: LiveStackBudget,
 }
 
 enum WatchKind {
@@ -109,6 +111,7 @@ impl UntrackedWatch {
             ignore_threads: None,
             forgiven: HashSet::new(),
             yielded: false,
+            live_stacks: LiveStackBudget::new(),
         };
         if matches!(watch.kind, WatchKind::Watching { .. }) {
             for ignore in &options.ignores {
@@ -180,10 +183,7 @@ impl UntrackedWatch {
             if taken.len() < LIVE_STACKS {
                 by_look.entry(look).or_insert(taken.len());
                 source.push(taken.len());
-                taken.push(os::live_stack(
-                    &ThreadHandle::from_tid(*tid),
-                    crate::snapshot::LIVE_STACK_TIMEOUT,
-                ));
+                taken.push(self.live_stacks.take(&ThreadHandle::from_tid(*tid)));
             } else {
                 source.push(by_look.get(&look).copied().unwrap_or(usize::MAX));
             }
@@ -334,10 +334,7 @@ impl UntrackedWatch {
 /// those a report would trim included: a library's thread is recognised by its library's
 /// functions (`tokio::runtime::blocking::pool`).
 fn stack_matches(tid: i32, patterns: &[String]) -> bool {
-    let Ok(ips) = os::live_stack(
-        &ThreadHandle::from_tid(tid),
-        crate::snapshot::LIVE_STACK_TIMEOUT,
-    ) else {
+    let Ok(ips) = os::live_stack(&ThreadHandle::from_tid(tid), os::LIVE_STACK_TIMEOUT) else {
         return false;
     };
     let mut matched = false;

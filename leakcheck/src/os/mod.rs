@@ -9,3 +9,42 @@ pub(crate) use linux::*;
 mod unsupported;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// How long one thread gets to answer a live-stack request.
+pub(crate) const LIVE_STACK_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The time one check may spend taking live stacks, in total. Each request may wait for a
+/// thread that does not answer, and a report may ask dozens of threads: without a budget, a
+/// report of unresponsive threads could take a minute to build.
+pub(crate) struct LiveStackBudget {
+    /// Set by the first request.
+    until: Cell<Option<Instant>>,
+}
+
+impl LiveStackBudget {
+    /// The total for one check.
+    pub(crate) const TOTAL: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new() -> LiveStackBudget {
+        LiveStackBudget {
+            until: Cell::new(None),
+        }
+    }
+
+    /// The live stack of `thread`, if the budget allows one more request.
+    pub(crate) fn take(&self, thread: &ThreadHandle) -> Result<Vec<usize>, String> {
+        let until = *self.until.get().get_or_insert(Instant::now() + Self::TOTAL);
+        self.until.set(Some(until));
+        let remaining = until.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(format!(
+                "not taken: this check already spent {:?} on live stacks of other threads",
+                Self::TOTAL
+            ));
+        }
+        live_stack(thread, remaining.min(LIVE_STACK_TIMEOUT))
+    }
+}

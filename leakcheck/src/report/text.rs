@@ -44,6 +44,7 @@ pub(super) fn render(report: &LeakReport) -> String {
     for (index, group) in groups.iter().enumerate() {
         let mut section = String::new();
         render_group(&mut section, group);
+        let section = clip_lines(&section);
         if out.len() + section.len() > BUDGET {
             let rest: usize = groups[index..].iter().map(|g| g.tasks.len()).sum();
             let _ = write!(
@@ -57,11 +58,11 @@ pub(super) fn render(report: &LeakReport) -> String {
         }
         out.push_str(&section);
     }
-    for note in &report.notes {
+    for note in report.notes.iter().take(NOTES_SHOWN) {
         out.push_str("\n  note: ");
-        wrap_into(&mut out, note, "        ");
+        wrap_into(&mut out, clip(note, LINE_LIMIT * 4), "        ");
     }
-    out
+    clip_lines(&out)
 }
 
 fn render_group(out: &mut String, group: &Group<'_>) {
@@ -201,6 +202,37 @@ fn render_task_list(out: &mut String, group: &Group<'_>) {
     out.push('\n');
 }
 
+/// The longest line a report writes: a name, a generic type or a path longer than this is cut.
+/// With the number of lines of a group bounded too, no group can crowd the others out.
+const LINE_LIMIT: usize = 400;
+/// Notes shown at most (they are short; this only guards against a runaway caller).
+const NOTES_SHOWN: usize = 16;
+
+/// `text` cut to at most `max` characters.
+fn clip(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// Every line of `text` cut to [`LINE_LIMIT`] characters.
+fn clip_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, newline) = line
+            .strip_suffix('\n')
+            .map_or((line, ""), |body| (body, "\n"));
+        let clipped = clip(body, LINE_LIMIT);
+        out.push_str(clipped);
+        if clipped.len() < body.len() {
+            out.push('…');
+        }
+        out.push_str(newline);
+    }
+    out
+}
+
 /// Line width of wrapped prose in reports.
 const WIDTH: usize = 100;
 
@@ -264,6 +296,17 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.split_whitespace().filter(|w| *w == "word").count(), 60);
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_marked() {
+        let long = format!("a{}\nshort\n", "x".repeat(1000));
+        let clipped = clip_lines(&long);
+        let lines: Vec<&str> = clipped.lines().collect();
+        assert_eq!(lines[0].chars().count(), LINE_LIMIT + 1);
+        assert!(lines[0].ends_with('…'));
+        assert_eq!(lines[1], "short");
+        assert!(clipped.ends_with('\n'));
     }
 
     #[test]

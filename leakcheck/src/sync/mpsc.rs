@@ -18,7 +18,9 @@ use std::panic::Location;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
-pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+pub use std::sync::mpsc::{
+    RecvError, RecvTimeoutError, SendError, TryIter, TryRecvError, TrySendError,
+};
 
 use crate::state::BlockedMark;
 
@@ -150,7 +152,7 @@ impl<T> Receiver<T> {
 
     /// A non-blocking iterator over the values already sent, like
     /// [`std::sync::mpsc::Receiver::try_iter`].
-    pub fn try_iter(&self) -> std_mpsc::TryIter<'_, T> {
+    pub fn try_iter(&self) -> TryIter<'_, T> {
         self.0.try_iter()
     }
 }
