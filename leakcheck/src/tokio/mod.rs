@@ -106,7 +106,7 @@ pub(crate) use runtime_tasks::Claim;
 pub(crate) use runtime_tasks::{claim_current_task, release};
 pub use test_runtime::{run_tokio_test, TokioFlavor, TokioTestConfig};
 
-/// Spawns a tracked task on the current tokio runtime: [`tokio::spawn`](::tokio::spawn) of
+/// Spawns a tracked task on the current tokio runtime: [`tokio::spawn`] of
 /// [`task::track(future)`](crate::task::track).
 ///
 /// # Panics
@@ -175,7 +175,7 @@ where
 const QUEUED: &str = "blocking-pool queue";
 
 /// Runs a closure on tokio's blocking pool as a tracked task of kind thread, like
-/// [`tokio::task::spawn_blocking`](::tokio::task::spawn_blocking).
+/// [`tokio::task::spawn_blocking`].
 ///
 /// Until a pool thread picks it up, the task is `blocked in "blocking-pool queue"` at the call
 /// site; then it is `running`, with a live stack in reports, and the blocking annotations
