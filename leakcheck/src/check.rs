@@ -85,7 +85,7 @@ impl Drop for VerifyGuard {
             // nor the reason the check itself could not run.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking())) {
                 Ok(Ok(())) => {}
-                Ok(Err(report)) => eprintln!("{report}"),
+                Ok(Err(report)) => fail_test(report, true),
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<String>()
@@ -98,8 +98,19 @@ impl Drop for VerifyGuard {
             return;
         }
         if let Err(report) = check.run_blocking() {
-            panic!("{report}");
+            fail_test(report, false);
         }
+    }
+}
+
+/// How a failed check ends a test: a panic carrying the report, unless the test is already
+/// failing (unwinding, or its body panicked). Then the report goes to stderr instead, so that
+/// nothing panics twice and no report is lost.
+pub(crate) fn fail_test(report: LeakReport, already_failing: bool) {
+    if already_failing {
+        eprintln!("{report}");
+    } else {
+        panic!("{report}");
     }
 }
 
@@ -154,7 +165,8 @@ pub(crate) struct Check {
     untracked: Option<UntrackedWatch>,
     /// Every survivor seen while waiting, to count those that exited.
     seen: HashSet<TaskId>,
-    /// Verdicts of ignore patterns that need a symbolised stack, computed once per task.
+    /// Verdicts of the ignore patterns, per task (see `tracked_survivors` for when a verdict
+    /// is decided again).
     ignored: HashMap<TaskId, bool>,
 }
 
@@ -192,7 +204,6 @@ impl Check {
     /// before its own shard was read would hide the child; that exit moved the epoch, so such a
     /// scan is repeated (until the deadline, after which an empty scan is taken as it is).
     fn scan_was_settled(
-        &self,
         subscription: &ExitSubscription<'_>,
         epoch: u64,
         deadline: Instant,
@@ -267,7 +278,7 @@ impl Check {
             let epoch = subscription.epoch();
             let survivors = self.tracked_survivors(Scan::Waiting);
             if survivors.is_empty() && self.untracked_settled(deadline) {
-                if self.scan_was_settled(&subscription, epoch, deadline) {
+                if Self::scan_was_settled(&subscription, epoch, deadline) {
                     return Ok(());
                 }
                 continue;
@@ -307,13 +318,13 @@ impl Check {
             let survivors = self.tracked_survivors(Scan::Waiting);
             let pending_extras = extras(&survivors);
             if survivors.is_empty()
-                && pending_extras.is_empty()
+                && pending_extras.counts_no_leaks()
                 && self
                     .untracked
                     .as_mut()
                     .is_none_or(|watch| watch.settle_briefly(deadline))
             {
-                if self.scan_was_settled(&subscription, epoch, deadline) {
+                if Self::scan_was_settled(&subscription, epoch, deadline) {
                     return Ok(());
                 }
                 continue;
@@ -410,8 +421,10 @@ pub(crate) struct ReportExtras {
 }
 
 impl ReportExtras {
+    /// Whether the runtime counts no task beyond those leakcheck knows (notes and stacks may
+    /// still be there: they only describe).
     #[cfg(feature = "tokio")]
-    fn is_empty(&self) -> bool {
+    fn counts_no_leaks(&self) -> bool {
         self.unidentified_async == 0
     }
 }

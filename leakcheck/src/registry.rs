@@ -87,7 +87,8 @@ pub(crate) struct TaskRecord {
     /// `my_crate::pool::Pool::new::{{closure}}`: names the function that spawned it, for free.
     pub(crate) entry: &'static str,
     /// An unresolved backtrace of the spawn, at capture level `backtrace`.
-    pub(crate) spawn_backtrace: Option<backtrace::Backtrace>,
+    /// Shared, so that reports and ignore checks use it without copying its frames.
+    pub(crate) spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
     /// The task that spawned this one, if it was a tracked task.
     pub(crate) parent: Option<Arc<TaskRecord>>,
     pub(crate) scope: Arc<Scope>,
@@ -126,7 +127,7 @@ impl TaskRecord {
     ) -> Arc<TaskRecord> {
         let spawn_backtrace = match scope.capture_level() {
             CaptureLevel::Location => None,
-            CaptureLevel::Backtrace => Some(backtrace::Backtrace::new_unresolved()),
+            CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
         };
         let now = clock::now();
         let record = Arc::new(TaskRecord {

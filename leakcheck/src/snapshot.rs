@@ -50,8 +50,8 @@ pub(crate) fn is_ignored(options: &Options, task: &TaskRecord) -> bool {
 
 /// The first user frame of the spawn backtrace: the function that called `spawn`.
 fn spawner_frame(task: &TaskRecord) -> Option<String> {
-    let backtrace = task.spawn_backtrace.as_ref()?;
-    let pending = PendingStack::Backtrace(StackOrigin::AtSpawn, Arc::new(backtrace.clone()));
+    let backtrace = Arc::clone(task.spawn_backtrace.as_ref()?);
+    let pending = PendingStack::Backtrace(StackOrigin::AtSpawn, backtrace);
     let stack = resolve_stacks(&[Some(pending)]).pop()??;
     stack.frames.first().map(|f| f.function.clone())
 }
@@ -62,7 +62,7 @@ fn stacks_of(task: &TaskRecord) -> Vec<Stack> {
     if let Some(backtrace) = &task.spawn_backtrace {
         pending.push(Some(PendingStack::Backtrace(
             StackOrigin::AtSpawn,
-            Arc::new(backtrace.clone()),
+            Arc::clone(backtrace),
         )));
     }
     if let Some(stack) = task.state.blocked().and_then(|b| b.stack) {
@@ -125,11 +125,8 @@ pub(crate) fn leaked_tasks(
                     Some(PendingStack::Backtrace(StackOrigin::WhenBlocked, stack))
                 })
                 .or_else(|| {
-                    let backtrace = record.spawn_backtrace.as_ref()?;
-                    Some(PendingStack::Backtrace(
-                        StackOrigin::AtSpawn,
-                        Arc::new(backtrace.clone()),
-                    ))
+                    let backtrace = Arc::clone(record.spawn_backtrace.as_ref()?);
+                    Some(PendingStack::Backtrace(StackOrigin::AtSpawn, backtrace))
                 })
         };
         if stack.is_some() {

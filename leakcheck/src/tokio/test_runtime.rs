@@ -87,19 +87,12 @@ pub fn run_tokio_test<F: Future>(
     runtime.shut_down(verdict.is_ok());
     drop(registration);
 
+    if let Err(report) = verdict {
+        crate::check::fail_test(report, output.is_err());
+    }
     match output {
-        Ok(output) => {
-            if let Err(report) = verdict {
-                panic!("{report}");
-            }
-            output
-        }
-        Err(panic) => {
-            if let Err(report) = verdict {
-                eprintln!("{report}");
-            }
-            panic::resume_unwind(panic)
-        }
+        Ok(output) => output,
+        Err(panic) => panic::resume_unwind(panic),
     }
 }
 
