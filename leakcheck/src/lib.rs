@@ -75,6 +75,9 @@ mod clock;
 mod config;
 mod context;
 mod duration;
+// Not called by the checks yet: wired in once the layered core lands.
+#[allow(dead_code)]
+mod ignore_file;
 mod options;
 mod os;
 mod registry;
