@@ -73,6 +73,45 @@ impl VerifyGuard {
             None => Ok(()),
         }
     }
+
+    /// Checks now, awaiting the survivors' exits instead of blocking the thread, and returns the
+    /// report instead of panicking.
+    ///
+    /// Use it in async tests: while it waits, the executor keeps running the test's other tasks,
+    /// so a survivor that needs this very thread to finish (every task of a current-thread
+    /// runtime) can still end within the grace period. Dropping a guard, or [`verify`](Self::verify),
+    /// blocks the thread for the grace period: on a current-thread runtime the survivors cannot run
+    /// meanwhile. It works on any executor: the grace period is timed by leakcheck itself, not by a
+    /// runtime. `#[leak_test(tokio)]` checks this way inside the test's runtime without being asked.
+    ///
+    /// Dropping the future before it completes abandons the check.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// # rt.block_on(async {
+    /// let guard = leakcheck::verify_none();
+    /// leakcheck::tokio::spawn(async {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// });
+    /// // The task needs this thread to finish: awaiting lets it.
+    /// guard.verify_async().await.unwrap();
+    /// # });
+    /// # }
+    /// ```
+    pub async fn verify_async(mut self) -> Result<(), LeakReport> {
+        let Some(check) = self.check.take() else {
+            return Ok(());
+        };
+        let grace = check.grace();
+        check
+            .run_async(
+                crate::timer::sleep(grace),
+                |_| ReportExtras::default(),
+                |_| std::task::Poll::Pending,
+            )
+            .await
+    }
 }
 
 impl Drop for VerifyGuard {
@@ -293,11 +332,10 @@ impl Check {
 
     /// The async counterpart of [`run_blocking`](Self::run_blocking): waits without blocking the
     /// thread, so that on a single-threaded runtime the survivors can still run and finish.
-    /// `sleep` is the runtime's timer future for the grace period. `extras` adds what only the
+    /// `sleep` is a timer future for the grace period (the runtime's, or leakcheck's own). `extras` adds what only the
     /// runtime knows, computed at the deadline. `recheck` is polled while waiting: when it is
     /// ready, the survivors and extras are looked at again, for what a runtime counts but cannot
     /// signal the end of (plain tokio tasks on stable tokio).
-    #[cfg(feature = "tokio")]
     pub(crate) async fn run_async<S: std::future::Future<Output = ()>>(
         mut self,
         sleep: S,
@@ -423,7 +461,6 @@ pub(crate) struct ReportExtras {
 impl ReportExtras {
     /// Whether the runtime counts no task beyond those leakcheck knows (notes and stacks may
     /// still be there: they only describe).
-    #[cfg(feature = "tokio")]
     fn counts_no_leaks(&self) -> bool {
         self.unidentified_async == 0
     }

@@ -85,6 +85,7 @@ mod report;
 mod snapshot;
 mod state;
 mod test_main;
+mod timer;
 mod untracked;
 
 pub mod sync;

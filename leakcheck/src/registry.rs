@@ -498,7 +498,6 @@ impl ExitSubscription<'_> {
 
     /// Async counterpart of [`wait`](Self::wait): returns `true` (ready) if a task exited after
     /// `epoch`, otherwise registers `waker` to be woken by the next exit and returns `false`.
-    #[cfg(feature = "tokio")]
     pub(crate) fn poll_exit(&self, epoch: u64, waker: &Waker) -> bool {
         let mut wakers = self.signal.lock.lock();
         if self.epoch() != epoch {
