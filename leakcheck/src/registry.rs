@@ -55,6 +55,18 @@ pub(crate) fn id_watermark() -> u64 {
 }
 
 /// What kind of unit of execution a task is.
+///
+/// More kinds may be added in future versions: match with a `_` arm.
+///
+/// ```compile_fail,E0004
+/// // Without a `_` arm, this does not compile outside leakcheck.
+/// fn every(value: leakcheck::TaskKind) {
+///     match value {
+///         leakcheck::TaskKind::Thread | leakcheck::TaskKind::Async | leakcheck::TaskKind::UntrackedThread => {}
+///     }
+/// }
+/// ```
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {

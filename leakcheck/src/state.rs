@@ -16,6 +16,18 @@ use crate::context;
 use crate::registry::{TaskKind, TaskRecord};
 
 /// What a tracked task is doing (SPEC §3).
+///
+/// More states may be told apart in future versions: match with a `_` arm.
+///
+/// ```compile_fail,E0004
+/// // Without a `_` arm, this does not compile outside leakcheck.
+/// fn every(value: leakcheck::TaskState) {
+///     match value {
+///         leakcheck::TaskState::Running | leakcheck::TaskState::Scheduled | leakcheck::TaskState::Idle | leakcheck::TaskState::Lost | leakcheck::TaskState::Blocked => {}
+///     }
+/// }
+/// ```
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {

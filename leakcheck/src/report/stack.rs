@@ -7,6 +7,18 @@ use std::sync::Arc;
 use serde::Serialize;
 
 /// How a stack in a report was obtained.
+///
+/// More ways to obtain a stack may be added in future versions: match with a `_` arm.
+///
+/// ```compile_fail,E0004
+/// // Without a `_` arm, this does not compile outside leakcheck.
+/// fn every(value: leakcheck::StackOrigin) {
+///     match value {
+///         leakcheck::StackOrigin::AtSpawn | leakcheck::StackOrigin::WhenBlocked | leakcheck::StackOrigin::Live | leakcheck::StackOrigin::RuntimeDump => {}
+///     }
+/// }
+/// ```
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StackOrigin {
