@@ -455,10 +455,18 @@ static IN_TEST_MAIN: AtomicBool = AtomicBool::new(false);
 
 /// Whether tests run one at a time in this process, so that a per-test check may report
 /// untracked threads. Read on every check: two atomic loads once the environment was read.
+///
+/// A check on the main thread outside `verify_test_main` is not in a test at all (libtest runs
+/// every test on a thread of its own): a plain program, or a doctest, has no parallel tests.
 pub(crate) fn one_test_at_a_time() -> bool {
     match DECLARED.load(Ordering::Relaxed) {
         SERIAL => true,
         PARALLEL => false,
+        _ if !IN_TEST_MAIN.load(Ordering::Relaxed)
+            && std::thread::current().name() == Some("main") =>
+        {
+            true
+        }
         _ => {
             static DETECTED: OnceLock<bool> = OnceLock::new();
             *DETECTED.get_or_init(|| {

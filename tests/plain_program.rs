@@ -1,0 +1,51 @@
+//! A plain program's check (not a test: `harness = false`, checks on the main thread) is not
+//! told about parallel test threads that do not exist, and, running alone, it looks at the OS
+//! threads leakcheck did not spawn as well.
+
+use std::time::Duration;
+
+use leakcheck::sync::mpsc;
+use leakcheck::{Options, TaskKind};
+
+fn grace() -> Options {
+    Options::new().timeout(Duration::from_millis(100))
+}
+
+fn main() {
+    // A tracked leak: reported, with no note about parallel tests.
+    let guard = leakcheck::verify_none_with(grace());
+    let (tx, rx) = mpsc::sync_channel::<u32>(0);
+    leakcheck::thread::spawn(move || tx.send(1));
+    let report = guard.verify().expect_err("the sender is left blocked");
+    drop(rx);
+    assert_eq!(report.tasks().len(), 1, "{report}");
+    let text = report.to_string();
+    assert!(
+        !text.contains("parallel"),
+        "a plain program was told about parallel tests:\n{text}"
+    );
+
+    // A thread leakcheck did not spawn is seen too: nothing else runs checks in this process.
+    let guard = leakcheck::verify_none_with(grace());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(0);
+    std::thread::Builder::new()
+        .name("plain-worker".into())
+        .spawn(move || tx.send(1))
+        .unwrap();
+    let report = guard
+        .verify()
+        .expect_err("the plain thread is left blocked");
+    drop(rx);
+    assert!(
+        report
+            .tasks()
+            .iter()
+            .any(|task| task.name() == Some("plain-worker") && task.kind() != TaskKind::Async),
+        "the plain thread is not reported:\n{report}"
+    );
+    assert!(
+        !report.to_string().contains("parallel"),
+        "a plain program was told about parallel tests:\n{report}"
+    );
+    println!("plain program: ok");
+}
