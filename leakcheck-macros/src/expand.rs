@@ -82,7 +82,15 @@ fn expand(function: &TestFn, args: &Args) -> TokenStream {
     let is_async = sig.asyncness.take().is_some();
 
     let name = test_name(&sig.ident);
-    let options = options(args);
+    let mut options = options(args);
+    // A leak must fail a `#[should_panic]` test too, though its body panics: the runtime needs to
+    // know (see `leakcheck`'s `outcome` module).
+    if attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("should_panic"))
+    {
+        options = quote!(::leakcheck::__private::expect_panic(#options));
+    }
     let body = function.body();
     let output = output_type(&sig);
 
@@ -296,10 +304,12 @@ mod tests {
             fn leaks() -> Result<(), String> {
                 ::leakcheck::__private::run_test(
                     ::core::concat!(::core::module_path!(), "::", "leaks"),
-                    ::leakcheck::Options::new()
-                        .timeout(::core::time::Duration::from_nanos(500000000u64))
-                        .ignore_name("w-*")
-                        .ignore_current(),
+                    ::leakcheck::__private::expect_panic(
+                        ::leakcheck::Options::new()
+                            .timeout(::core::time::Duration::from_nanos(500000000u64))
+                            .ignore_name("w-*")
+                            .ignore_current()
+                    ),
                     move || -> Result<(), String> { Ok(()) }
                 )
             }

@@ -50,12 +50,17 @@ mod duration;
 ///   runtime with the `tokio` argument;
 /// * may return anything a test may return, such as `Result<(), E>`, and use `?`;
 /// * keeps its other attributes: `#[should_panic]`, `#[ignore]`, doc comments, `#[cfg(...)]`,
-///   lint attributes. A test that panics also reports its leaks, on stderr, without panicking
-///   twice, so `#[should_panic]` works as usual;
+///   lint attributes. A test that panics unexpectedly also reports its leaks, on stderr, next to
+///   its own panic. A `#[should_panic]` test that leaks **fails**, as any leaking test does: its
+///   expected panic is swallowed, so libtest reports that it "did not panic", and the report on
+///   stderr says why (without leaks, `#[should_panic]` works as usual);
 /// * takes no parameters and has no generics, as any test function.
 ///
 /// The body becomes a closure (or an `async` block): `return` in it leaves the body, after which
 /// the leak check runs.
+///
+/// A failing check panics at the test: the panic message's location is the `#[leak_test]`
+/// attribute, not a line inside leakcheck.
 ///
 /// # Arguments
 ///

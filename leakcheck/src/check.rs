@@ -5,6 +5,7 @@
 //! ends. An async variant does the same without blocking the runtime it runs on.
 
 use std::collections::{HashMap, HashSet};
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
 use crate::os::LiveStackBudget;
+use crate::outcome;
 use crate::registry::{self, exit_signal, ExitSubscription, Scope, ScopeLabel, TaskId, TaskRecord};
 use crate::report::{LeakReport, LeakedTask};
 use crate::snapshot;
@@ -24,6 +26,8 @@ use crate::untracked::UntrackedWatch;
 #[must_use = "the check runs when the guard is dropped: bind it with `let _leaks = ...`"]
 pub struct VerifyGuard {
     check: Option<Check>,
+    /// Where the guard was created: a failure in `Drop` points there, at the test.
+    created_at: &'static Location<'static>,
 }
 
 /// Starts a leak check of the current scope (the current test) with default [`Options`].
@@ -41,6 +45,7 @@ pub struct VerifyGuard {
 /// // Nobody ever receives: the sender blocks forever, and the guard panics with the report.
 /// leakcheck::thread::spawn(move || tx.send(1));
 /// ```
+#[track_caller]
 pub fn verify_none() -> VerifyGuard {
     verify_none_with(Options::default())
 }
@@ -56,9 +61,11 @@ pub fn verify_none() -> VerifyGuard {
 /// // Not joined, but it finishes within the grace period: the check passes.
 /// # drop(worker);
 /// ```
+#[track_caller]
 pub fn verify_none_with(options: Options) -> VerifyGuard {
     VerifyGuard {
         check: Some(Check::new(options)),
+        created_at: Location::caller(),
     }
 }
 
@@ -124,7 +131,7 @@ impl Drop for VerifyGuard {
             // nor the reason the check itself could not run.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking())) {
                 Ok(Ok(())) => {}
-                Ok(Err(report)) => fail_test(report, true),
+                Ok(Err(report)) => outcome::fail_guard(report, self.created_at),
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<String>()
@@ -137,19 +144,8 @@ impl Drop for VerifyGuard {
             return;
         }
         if let Err(report) = check.run_blocking() {
-            fail_test(report, false);
+            outcome::fail_guard(report, self.created_at);
         }
-    }
-}
-
-/// How a failed check ends a test: a panic carrying the report, unless the test is already
-/// failing (unwinding, or its body panicked). Then the report goes to stderr instead, so that
-/// nothing panics twice and no report is lost.
-pub(crate) fn fail_test(report: LeakReport, already_failing: bool) {
-    if already_failing {
-        eprintln!("{report}");
-    } else {
-        panic!("{report}");
     }
 }
 
@@ -178,16 +174,20 @@ pub fn in_scope<R>(name: &str, f: impl FnOnce() -> R) -> R {
 }
 
 /// The body of a `#[leak_test]` function: runs it in the test's own scope, then checks it.
+///
+/// `#[track_caller]`, so that a failure points at the test (see `outcome`).
 #[doc(hidden)]
-pub fn run_test<R>(name: &'static str, options: Options, body: impl FnOnce() -> R) -> R {
+#[track_caller]
+pub fn run_test<R: 'static>(name: &'static str, options: Options, body: impl FnOnce() -> R) -> R {
     let _scope = context::enter(
         Scope::open(ScopeLabel::Test(test_name(name).to_owned())),
         None,
     );
-    let guard = verify_none_with(options);
-    let result = body();
-    drop(guard);
-    result
+    let expects_panic = options.expects_panic;
+    let check = Check::new(options);
+    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    let verdict = check.run_blocking();
+    outcome::finish_test(output, verdict, expects_panic)
 }
 
 /// `my_crate::module::test` (from `module_path!()`) as libtest names it: `module::test`.

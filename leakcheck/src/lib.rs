@@ -40,7 +40,17 @@
 //! ```
 //!
 //! [`VerifyGuard::verify`] checks at once and returns the [`LeakReport`] instead of panicking, for
-//! assertions on the report itself.
+//! assertions on the report itself. A failing guard's panic points at the line that created it.
+//!
+//! In an `async` test, await the check: `guard.verify_async().await`. Dropping a guard (or
+//! `verify()`) blocks the thread for the grace period, so on a current-thread runtime the tasks it
+//! waits for cannot run meanwhile and are reported even if they were about to end.
+//! `verify_async` lets the executor run them, on any executor (tokio or not).
+//! `#[leak_test(tokio)]` already checks this way.
+//!
+//! A leak fails a `#[should_panic]` test too: with `#[leak_test]`, the expected panic is then
+//! swallowed so that libtest fails the test, and the report on stderr says why. (A guard cannot
+//! do this: in a `#[should_panic]` test its report goes to stderr only. Use `#[leak_test]` there.)
 //!
 //! **3. A global check** in a custom test main (`harness = false`): every test's leftovers, and
 //! threads leakcheck did not spawn, process-wide, after all tests ran. See `verify_test_main`.
@@ -80,6 +90,7 @@ mod duration;
 mod ignore_file;
 mod options;
 mod os;
+mod outcome;
 mod registry;
 mod report;
 mod snapshot;
@@ -109,6 +120,12 @@ pub mod __private {
     #[cfg(not(feature = "tokio"))]
     pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
     pub use crate::check::run_test;
+
+    /// `#[leak_test]` on a `#[should_panic]` test: a leak fails it even though its body panicked.
+    pub fn expect_panic(mut options: crate::Options) -> crate::Options {
+        options.expects_panic = true;
+        options
+    }
     pub use crate::task::run_async_test;
     #[cfg(feature = "tokio")]
     pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};

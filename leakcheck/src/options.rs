@@ -29,6 +29,9 @@ pub struct Options {
     pub(crate) ignore_threads: Option<crate::os::ThreadBaseline>,
     pub(crate) process_wide: bool,
     pub(crate) capture_backtraces: bool,
+    /// The test is `#[should_panic]` (set by `#[leak_test]`): a leak fails it even though its
+    /// body panicked (see `outcome`).
+    pub(crate) expects_panic: bool,
 }
 
 impl Options {

@@ -518,6 +518,10 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
 /// Tasks the body hands to other executors (thread pools, a runtime it builds) are tracked as
 /// usual; the check waits for them on this thread once the body is done.
 #[doc(hidden)]
-pub fn run_async_test<F: Future>(name: &'static str, options: Options, body: F) -> F::Output {
+#[track_caller]
+pub fn run_async_test<F: Future>(name: &'static str, options: Options, body: F) -> F::Output
+where
+    F::Output: 'static,
+{
     crate::check::run_test(name, options, move || block_on(body))
 }

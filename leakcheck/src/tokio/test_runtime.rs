@@ -53,8 +53,8 @@ const RECHECK_MAX: Duration = Duration::from_millis(16);
 /// The body of a `#[leak_test(tokio)]` test: builds the test's runtime, runs the body on it in
 /// the test's own scope, then checks the scope inside the runtime, before shutting it down.
 ///
-/// A survivor fails the test with the report. If the body panics, the check still runs, any
-/// report goes to stderr, and the panic goes on.
+/// A survivor fails the test with the report. If the body panics, the check still runs and the
+/// test ends as `outcome::finish_test` says (a `#[should_panic]` test that leaked fails).
 ///
 /// # Panics
 ///
@@ -68,7 +68,10 @@ pub fn run_tokio_test<F: Future>(
     options: Options,
     config: TokioTestConfig,
     body: F,
-) -> F::Output {
+) -> F::Output
+where
+    F::Output: 'static,
+{
     let scope = Scope::open(ScopeLabel::Test(test_name(name).to_owned()));
     let _context = context::enter(Arc::clone(&scope), None);
     let test_runtime = TestRuntime::new(scope);
@@ -76,6 +79,7 @@ pub fn run_tokio_test<F: Future>(
     let handle = runtime.handle().clone();
     let registration = test_runtime.register(&handle);
     let grace = options.timeout.unwrap_or_else(|| config::get().timeout);
+    let expects_panic = options.expects_panic;
     // After the runtime is built: its threads are part of the harness, not the test.
     let check = Check::new(options);
 
@@ -87,13 +91,7 @@ pub fn run_tokio_test<F: Future>(
     runtime.shut_down(verdict.is_ok());
     drop(registration);
 
-    if let Err(report) = verdict {
-        crate::check::fail_test(report, output.is_err());
-    }
-    match output {
-        Ok(output) => output,
-        Err(panic) => panic::resume_unwind(panic),
-    }
+    crate::outcome::finish_test(output, verdict, expects_panic)
 }
 
 fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> Runtime {
