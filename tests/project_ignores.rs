@@ -82,6 +82,20 @@ fn fixture_keeps_a_background_thread_and_leaks_a_sender() {
 
 #[test]
 #[ignore = "fixture: run with a leakcheck.toml by the tests below"]
+fn fixture_keeps_a_plain_background_thread() {
+    let _leaks = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(50)));
+    // Not spawned through leakcheck: a dependency's thread, say.
+    std::thread::Builder::new()
+        .name("metrics-exporter".into())
+        .spawn(|| loop {
+            std::thread::park();
+        })
+        .unwrap();
+    println!("BODY DONE");
+}
+
+#[test]
+#[ignore = "fixture: run with a leakcheck.toml by the tests below"]
 fn fixture_clean() {
     let _leaks = leakcheck::verify_none();
     thread::spawn(|| 2 + 2).join().unwrap();
@@ -107,6 +121,24 @@ fn a_rule_hides_a_named_background_thread() {
 }
 
 #[test]
+fn a_rule_hides_a_thread_leakcheck_did_not_spawn() {
+    let package = Package::with_ignore_file("plain", EXPORTER_RULE);
+    let run = package.run("fixture_keeps_a_plain_background_thread");
+    run.assert_passed().assert_contains("BODY DONE");
+    assert!(
+        !run.output.contains("hid nothing"),
+        "a used rule was warned about:\n{}",
+        run.output
+    );
+    // And without the rule, the fixture (run one test at a time) does report it.
+    let without = Package::with_ignore_file("plain-absent", "");
+    without
+        .run("fixture_keeps_a_plain_background_thread")
+        .assert_failed()
+        .assert_contains("1 unexpected task in test `fixture_keeps_a_plain_background_thread`");
+}
+
+#[test]
 fn without_the_file_the_background_thread_is_a_leak() {
     let package = Package::with_ignore_file("absent", "");
     package
@@ -125,9 +157,19 @@ fn a_failing_report_says_which_rule_hid_what_and_why() {
         .assert_contains(
             "1 unexpected task in test `fixture_keeps_a_background_thread_and_leaks_a_sender`",
         )
-        .assert_contains(&format!("tests/project_ignores.rs:{line}:"))
-        .assert_contains(&format!("{}:2", package.file()))
-        .assert_contains("exports metrics for the whole process, by design");
+        .assert_contains(&format!("tests/project_ignores.rs:{line}:"));
+    // Notes are wrapped: read them with runs of whitespace as one space.
+    let notes = run.output.split_whitespace().collect::<Vec<_>>().join(" ");
+    let expected = format!(
+        "note: 1 task hidden by the project's ignore file, rule name = \"metrics-exporter\" at {}:2: \
+         exports metrics for the whole process, by design",
+        package.file()
+    );
+    assert!(
+        notes.contains(&expected),
+        "expected {expected:?} in:\n{}",
+        run.output
+    );
     assert!(
         !run.output.contains("#1 \"metrics-exporter\"")
             && !run.output.contains("× thread \"metrics-exporter\""),

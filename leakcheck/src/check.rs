@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Mode};
 use crate::context;
+use crate::ignore_file::{self, IgnoreFile, IgnoreFileError};
 use crate::options::Options;
 use crate::os::LiveStackBudget;
 use crate::outcome;
@@ -204,9 +205,22 @@ pub(crate) struct Check {
     untracked: Option<UntrackedWatch>,
     /// Every survivor seen while waiting, to count those that exited.
     seen: HashSet<TaskId>,
-    /// Verdicts of the ignore patterns, per task (see `tracked_survivors` for when a verdict
-    /// is decided again).
-    ignored: HashMap<TaskId, bool>,
+    /// Verdicts of the ignore patterns and the project's rules, per task (see
+    /// `tracked_survivors` for when a verdict is decided again).
+    ignored: HashMap<TaskId, Verdict>,
+    /// The project's ignore file, if it has one (an unusable file fails the check).
+    project: Result<Option<&'static IgnoreFile>, &'static IgnoreFileError>,
+    /// Per rule of the project's file, the tracked tasks of the last scan it hid.
+    hidden_by_rule: HashMap<usize, usize>,
+}
+
+/// Whether a survivor counts, and if not, what forgave it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Counts,
+    IgnoredByOptions,
+    /// Hidden by the project's rule at this index.
+    HiddenByRule(usize),
 }
 
 impl Check {
@@ -223,7 +237,13 @@ impl Check {
                     .collect()
             })
             .unwrap_or_default();
-        let untracked = (config.mode != Mode::Off).then(|| UntrackedWatch::start(&options));
+        let project = if config.mode == Mode::Off {
+            Ok(None)
+        } else {
+            ignore_file::project()
+        };
+        let untracked = (config.mode != Mode::Off)
+            .then(|| UntrackedWatch::start(&options, project.ok().flatten()));
         Check {
             options,
             scope,
@@ -231,6 +251,8 @@ impl Check {
             untracked,
             seen: HashSet::new(),
             ignored: HashMap::new(),
+            project,
+            hidden_by_rule: HashMap::new(),
         }
     }
 
@@ -273,19 +295,59 @@ impl Check {
                 && below.is_none_or(|below| task.id >= below)
         });
         let options = &self.options;
+        let project = self.project.ok().flatten();
         let ignored = &mut self.ignored;
-        let redecide = scan == Scan::Final && options.ignores_by_stack();
+        let redecide = scan == Scan::Final
+            && (options.ignores_by_stack()
+                || project.is_some_and(|file| file.rules.iter().any(|r| r.looks_at_stacks())));
+        let hidden_by_rule = &mut self.hidden_by_rule;
+        hidden_by_rule.clear();
         tasks.retain(|task| {
-            let verdict = ignored
-                .entry(task.id)
-                .or_insert_with(|| snapshot::is_ignored(options, task));
-            if !*verdict && redecide {
-                *verdict = snapshot::is_ignored(options, task);
+            let verdict = match ignored.get(&task.id) {
+                Some(&verdict) if verdict != Verdict::Counts || !redecide => verdict,
+                _ => {
+                    let verdict = decide(options, project, task);
+                    if let (Verdict::HiddenByRule(rule), Some(file)) = (verdict, project) {
+                        file.rules[rule].record_hits(1);
+                    }
+                    ignored.insert(task.id, verdict);
+                    verdict
+                }
+            };
+            if let Verdict::HiddenByRule(rule) = verdict {
+                *hidden_by_rule.entry(rule).or_default() += 1;
             }
-            !*verdict
+            verdict == Verdict::Counts
         });
         self.seen.extend(tasks.iter().map(|t| t.id));
         tasks
+    }
+
+    /// The report's notes on what the project's rules hid at the deadline, by rule.
+    fn hidden_notes(&self) -> Vec<String> {
+        let Ok(Some(file)) = self.project else {
+            return Vec::new();
+        };
+        let mut counts = self.hidden_by_rule.clone();
+        if let Some(untracked) = &self.untracked {
+            for (rule, count) in untracked.hidden_by_rule() {
+                *counts.entry(rule).or_default() += count;
+            }
+        }
+        let mut counts: Vec<(usize, usize)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        counts.sort_unstable();
+        counts
+            .into_iter()
+            .map(|(rule, count)| file.hidden_note(rule, count))
+            .collect()
+    }
+
+    /// Fails the check, naming the file, the line and what was expected, when the project's
+    /// ignore file cannot be used.
+    fn ensure_project_file_valid(&self) {
+        if let Err(error) = self.project {
+            panic!("leakcheck: the project's ignore file cannot be used: {error}");
+        }
     }
 
     fn untracked_survivors(&mut self) -> Vec<LeakedTask> {
@@ -310,6 +372,7 @@ impl Check {
         if config.mode == Mode::Off {
             return Ok(());
         }
+        self.ensure_project_file_valid();
         let start = Instant::now();
         let deadline = start + self.grace();
         let subscription = exit_signal().subscribe();
@@ -347,6 +410,7 @@ impl Check {
         if config.mode == Mode::Off {
             return Ok(());
         }
+        self.ensure_project_file_valid();
         let start = Instant::now();
         let deadline = start + self.grace();
         let subscription = exit_signal().subscribe();
@@ -395,6 +459,7 @@ impl Check {
         let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &LiveStackBudget::new());
         tasks.extend(self.untracked_survivors());
         let mut notes = extras.notes;
+        notes.extend(self.hidden_notes());
         if let Some(untracked) = &self.untracked {
             notes.extend(untracked.notes());
         }
@@ -417,6 +482,20 @@ impl Check {
         }
         deliver(report)
     }
+}
+
+/// What forgives `task`: the check's options first, then the project's rules.
+fn decide(options: &Options, project: Option<&IgnoreFile>, task: &TaskRecord) -> Verdict {
+    if snapshot::is_ignored(options, task) {
+        return Verdict::IgnoredByOptions;
+    }
+    project
+        .and_then(|file| {
+            file.rules
+                .iter()
+                .position(|rule| rule.hides(|pattern| snapshot::is_ignored(pattern, task)))
+        })
+        .map_or(Verdict::Counts, Verdict::HiddenByRule)
 }
 
 /// Writes the JSON file if asked to, and turns the report into the check's result per `LEAKCHECK`.

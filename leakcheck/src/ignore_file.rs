@@ -25,6 +25,8 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use crate::options::Options;
+
 /// The name of the project's ignore file.
 pub(crate) const FILE_NAME: &str = "leakcheck.toml";
 
@@ -55,6 +57,8 @@ pub(crate) struct ProjectRule {
     pub(crate) reason: String,
     /// How many survivors the rule hid in this process.
     hits: AtomicUsize,
+    /// One [`Options`] per pattern: the rule hides a task that each of them ignores.
+    matchers: Vec<Options>,
 }
 
 impl ProjectRule {
@@ -86,12 +90,50 @@ impl ProjectRule {
     pub(crate) fn was_used(&self) -> bool {
         self.hits.load(Ordering::Relaxed) > 0
     }
+
+    /// Whether the rule hides a task that `ignores` says each of its patterns (as an
+    /// [`Options`] of its own) ignores.
+    pub(crate) fn hides(&self, ignores: impl FnMut(&Options) -> bool) -> bool {
+        self.matchers.iter().all(ignores)
+    }
+
+    /// Whether the rule looks at stacks, whose verdict can change as a task runs.
+    pub(crate) fn looks_at_stacks(&self) -> bool {
+        self.function.is_some()
+    }
+}
+
+/// The rule's patterns as `Options`, one each.
+fn matchers(name: Option<&str>, spawned_at: Option<&str>, function: Option<&str>) -> Vec<Options> {
+    let mut matchers = Vec::new();
+    if let Some(name) = name {
+        matchers.push(Options::new().ignore_name(name));
+    }
+    if let Some(site) = spawned_at {
+        matchers.push(Options::new().ignore_spawned_at(site));
+    }
+    if let Some(function) = function {
+        matchers.push(Options::new().ignore_function(function));
+    }
+    matchers
 }
 
 impl IgnoreFile {
     /// `leakcheck.toml:7`: where a rule is, for notes and warnings.
     pub(crate) fn rule_location(&self, rule: &ProjectRule) -> String {
         format!("{}:{}", self.path.display(), rule.line)
+    }
+
+    /// The report's note for `count` survivors hidden by the rule at `index`.
+    pub(crate) fn hidden_note(&self, index: usize, count: usize) -> String {
+        let rule = &self.rules[index];
+        let tasks = if count == 1 { "task" } else { "tasks" };
+        format!(
+            "{count} {tasks} hidden by the project's ignore file, rule {} at {}: {}",
+            rule.describe(),
+            self.rule_location(rule),
+            rule.reason
+        )
     }
 
     /// One warning line per rule that hid nothing in this process, for the end of a run.
@@ -201,11 +243,15 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<IgnoreFile, IgnoreFileErr
                 "`reason` must say why the project keeps what the rule hides".to_owned(),
             ));
         }
+        let name = rule.name.map(toml::Spanned::into_inner);
+        let spawned_at = rule.spawned_at.map(toml::Spanned::into_inner);
+        let function = rule.function.map(toml::Spanned::into_inner);
         rules.push(ProjectRule {
             line,
-            name: rule.name.map(toml::Spanned::into_inner),
-            spawned_at: rule.spawned_at.map(toml::Spanned::into_inner),
-            function: rule.function.map(toml::Spanned::into_inner),
+            matchers: matchers(name.as_deref(), spawned_at.as_deref(), function.as_deref()),
+            name,
+            spawned_at,
+            function,
             reason: rule.reason.into_inner(),
             hits: AtomicUsize::new(0),
         });
@@ -333,14 +379,42 @@ fn search_start() -> Option<PathBuf> {
 static PROJECT: OnceLock<Result<Option<IgnoreFile>, IgnoreFileError>> = OnceLock::new();
 
 /// The project's ignore file, read the first time a check needs it.
+///
+/// When it has rules, the rules that hid nothing are warned about on stderr when the process
+/// exits: only then is it known that no check of this test process needed them.
 pub(crate) fn project() -> Result<Option<&'static IgnoreFile>, &'static IgnoreFileError> {
     PROJECT
-        .get_or_init(|| match search_start() {
-            Some(start) => load_from(&start),
-            None => Ok(None),
+        .get_or_init(|| {
+            let loaded = match search_start() {
+                Some(start) => load_from(&start),
+                None => Ok(None),
+            };
+            if matches!(&loaded, Ok(Some(file)) if !file.rules.is_empty()) {
+                warn_about_unused_rules_at_exit();
+            }
+            loaded
         })
         .as_ref()
         .map(Option::as_ref)
+}
+
+fn warn_about_unused_rules_at_exit() {
+    extern "C" fn warn() {
+        use std::io::Write;
+        let Some(Ok(Some(file))) = PROJECT.get() else {
+            return;
+        };
+        // Never panic here (it would abort the exiting process): errors writing are ignored.
+        let mut stderr = std::io::stderr().lock();
+        for warning in file.unused_rule_warnings() {
+            let _ = writeln!(stderr, "{warning}");
+        }
+    }
+    // SAFETY: `warn` is an `extern "C" fn()` that neither unwinds nor exits, as `atexit` needs;
+    // it only reads a static that is initialised before it is registered and never freed.
+    unsafe {
+        libc::atexit(warn);
+    }
 }
 
 #[cfg(test)]

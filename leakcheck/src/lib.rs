@@ -76,6 +76,25 @@
 //! | `LEAKCHECK_REPORT_DIR` | a directory | write a JSON report per failing check |
 //!
 //! A malformed value fails every check with an error naming the variable and its accepted values.
+//!
+//! # Threads and tasks a project keeps on purpose: `leakcheck.toml`
+//!
+//! A metrics exporter, a global pool: declare them once, next to the package's `Cargo.toml` (or
+//! in any directory above it, up to the workspace root; the nearest file wins), instead of in
+//! every test:
+//!
+//! ```toml
+//! [[ignore]]
+//! name = "metrics-exporter"        # one or more of: name, spawned_at, function
+//! reason = "exports metrics for the whole process, by design"
+//! ```
+//!
+//! The patterns are those of [`Options::ignore_name`], [`Options::ignore_spawned_at`] and
+//! [`Options::ignore_function`]; a rule hides a task that matches **all** the patterns it gives,
+//! and `reason` is required. The file is read once per process. A failing report lists, in its
+//! notes, what each rule hid and why; a rule that hid nothing in a test process is warned about on
+//! stderr when the process exits; a malformed file fails every check with an error naming the
+//! file, the line and what was expected.
 
 #![warn(missing_docs)]
 
@@ -85,8 +104,6 @@ mod clock;
 mod config;
 mod context;
 mod duration;
-// Not called by the checks yet: wired in once the layered core lands.
-#[allow(dead_code)]
 mod ignore_file;
 mod options;
 mod os;

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::ignore_file::{IgnoreFile, ProjectRule};
 use crate::options::{function_matches, glob_matches, Ignore, Options};
 use crate::os::{self, ExitWait, LiveStackBudget, ThreadBaseline, ThreadHandle, ThreadStatus};
 use crate::registry::{self, TaskKind};
@@ -69,6 +70,13 @@ pub(crate) struct UntrackedWatch {
     ignore_names: Vec<String>,
     ignore_functions: Vec<String>,
     ignore_threads: Option<ThreadBaseline>,
+    /// The project's rules that can hide an untracked thread (those without `spawned_at`: an
+    /// untracked thread has no spawn site), with their index in the file.
+    project_rules: Vec<(usize, &'static ProjectRule)>,
+    /// Per untracked thread hidden by a project rule, the rule's index; decided once.
+    hidden: HashMap<i32, usize>,
+    /// Per rule, the threads of the last look it hid.
+    hidden_now: HashMap<usize, usize>,
     /// Threads whose live stack matched an `ignore_function` pattern.
     forgiven: HashSet<i32>,
     /// Without thread pidfds: whether the one extra look after yielding was had.
@@ -92,7 +100,7 @@ enum WatchKind {
 
 impl UntrackedWatch {
     /// Takes the baseline a later check compares against, if this check looks at untracked threads.
-    pub(crate) fn start(options: &Options) -> UntrackedWatch {
+    pub(crate) fn start(options: &Options, project: Option<&'static IgnoreFile>) -> UntrackedWatch {
         let kind = if !(options.process_wide || one_test_at_a_time()) {
             WatchKind::LeftToGlobal
         } else {
@@ -109,6 +117,9 @@ impl UntrackedWatch {
             ignore_names: Vec::new(),
             ignore_functions: Vec::new(),
             ignore_threads: None,
+            project_rules: Vec::new(),
+            hidden: HashMap::new(),
+            hidden_now: HashMap::new(),
             forgiven: HashSet::new(),
             yielded: false,
             live_stacks: LiveStackBudget::new(),
@@ -122,6 +133,14 @@ impl UntrackedWatch {
                 }
             }
             watch.ignore_threads = options.ignore_threads.clone();
+            if let Some(file) = project {
+                watch.project_rules = file
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rule)| rule.spawned_at.is_none())
+                    .collect();
+            }
         }
         watch
     }
@@ -269,6 +288,7 @@ impl UntrackedWatch {
 
     /// The new untracked threads that are alive and not ignored, in thread-id order.
     fn alive(&mut self) -> Vec<(i32, ThreadStatus)> {
+        self.hidden_now.clear();
         let WatchKind::Watching { baseline, overlap } = &self.kind else {
             return Vec::new();
         };
@@ -306,9 +326,12 @@ impl UntrackedWatch {
                 !self
                     .ignore_names
                     .iter()
-                    .any(|pattern| glob_matches(pattern, &status.name))
+                    .any(|pattern| kernel_name_matches(pattern, &status.name))
             })
             .collect();
+        if !self.project_rules.is_empty() {
+            self.hide_by_project_rules(&mut alive);
+        }
         if !self.ignore_functions.is_empty() {
             // A thread is forgiven for good once its stack matched. One that did not match may
             // just not have got there yet (a thread that was just spawned is still in its start
@@ -327,6 +350,71 @@ impl UntrackedWatch {
             });
         }
         alive
+    }
+}
+
+impl UntrackedWatch {
+    /// Removes the threads a project rule hides from `alive`, counting them per rule. A rule
+    /// hides a thread whose name matches its `name` and whose live stack has its `function`
+    /// (whichever it gives). A thread that was hidden stays hidden; one that was not is looked at
+    /// again, as its stack may not have reached the function yet.
+    fn hide_by_project_rules(&mut self, alive: &mut Vec<(i32, ThreadStatus)>) {
+        let rules = &self.project_rules;
+        let hidden = &mut self.hidden;
+        let hidden_now = &mut self.hidden_now;
+        alive.retain(|(tid, status)| {
+            let rule = hidden.get(tid).copied().or_else(|| {
+                let (index, rule) = rules.iter().find(|(_, rule)| {
+                    rule.name
+                        .as_deref()
+                        .is_none_or(|pattern| kernel_name_matches(pattern, &status.name))
+                        && rule.function.as_deref().is_none_or(|pattern| {
+                            stack_matches(*tid, std::slice::from_ref(&pattern.to_owned()))
+                        })
+                })?;
+                rule.record_hits(1);
+                hidden.insert(*tid, *index);
+                Some(*index)
+            });
+            match rule {
+                Some(rule) => {
+                    *hidden_now.entry(rule).or_default() += 1;
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+
+    /// Per project rule (by index), how many threads it hid in the last look.
+    pub(crate) fn hidden_by_rule(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.hidden_now.iter().map(|(&rule, &count)| (rule, count))
+    }
+}
+
+/// The longest thread name the kernel keeps (Linux: 16 bytes with the terminating NUL).
+const KERNEL_NAME_MAX: usize = 15;
+
+/// Whether the name pattern `pattern` matches the thread name `name` as the kernel tells it: a
+/// name of the maximal length may have been cut, so it matches if the pattern could match a name
+/// that starts with it (`metrics-exporter` is `metrics-exporte` in the kernel).
+fn kernel_name_matches(pattern: &str, name: &str) -> bool {
+    if glob_matches(pattern, name) {
+        return true;
+    }
+    if name.len() != KERNEL_NAME_MAX {
+        return false;
+    }
+    // Up to the first `*`, the pattern's text must agree with the name (either may end first);
+    // from a `*` on, the rest of the name and the unseen rest can always match.
+    let (literal, has_star) = match pattern.split_once('*') {
+        Some((literal, _)) => (literal, true),
+        None => (pattern, false),
+    };
+    if has_star {
+        name.starts_with(literal) || literal.starts_with(name)
+    } else {
+        literal.starts_with(name)
     }
 }
 
@@ -573,6 +661,20 @@ mod tests {
             &[("RUST_TEST_THREADS", "1")]
         ));
         assert!(!detect(&["--", "--test-threads=1"], &[]));
+    }
+
+    #[test]
+    fn name_patterns_match_names_the_kernel_cut() {
+        assert!(kernel_name_matches("metrics-exporter", "metrics-exporte"));
+        assert!(kernel_name_matches("metrics-*", "metrics-exporte"));
+        assert!(kernel_name_matches("metrics-exporter-*", "metrics-exporte"));
+        assert!(!kernel_name_matches("metrics-exporter", "metrics-exports"));
+        assert!(!kernel_name_matches("metrics-exporter", "metrics"));
+        assert!(!kernel_name_matches(
+            "metrics-exporterz",
+            "metrics-exporter"
+        ));
+        assert!(kernel_name_matches("worker", "worker"));
     }
 
     #[test]
