@@ -1,6 +1,6 @@
 //! A plain program's check (not a test: `harness = false`, checks on the main thread) is not
-//! told about parallel test threads that do not exist, and, running alone, it looks at the OS
-//! threads leakcheck did not spawn as well.
+//! told about parallel test threads that do not exist; a process-wide check there looks at the
+//! OS threads leakcheck did not spawn.
 
 use std::time::Duration;
 
@@ -25,8 +25,8 @@ fn main() {
         "a plain program was told about parallel tests:\n{text}"
     );
 
-    // A thread leakcheck did not spawn is seen too: nothing else runs checks in this process.
-    let guard = leakcheck::verify_none_with(grace());
+    // A thread leakcheck did not spawn is seen by a process-wide check.
+    let guard = leakcheck::verify_none_with(grace().process_wide());
     let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(0);
     std::thread::Builder::new()
         .name("plain-worker".into())

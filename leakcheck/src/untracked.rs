@@ -94,6 +94,9 @@ enum WatchKind {
     },
     /// Tests run in parallel: untracked threads are not attributable to this check.
     LeftToGlobal,
+    /// Not in a test (a plain program, a doctest): the program's other threads may start threads
+    /// at any time, so new ones are not attributable to this check either.
+    OutsideTests,
     /// The platform cannot list threads.
     Unavailable(String),
 }
@@ -102,7 +105,11 @@ impl UntrackedWatch {
     /// Takes the baseline a later check compares against, if this check looks at untracked threads.
     pub(crate) fn start(options: &Options, project: Option<&'static IgnoreFile>) -> UntrackedWatch {
         let kind = if !(options.process_wide || one_test_at_a_time()) {
-            WatchKind::LeftToGlobal
+            if outside_tests() {
+                WatchKind::OutsideTests
+            } else {
+                WatchKind::LeftToGlobal
+            }
         } else {
             match ThreadBaseline::try_take() {
                 Ok(baseline) => {
@@ -280,6 +287,12 @@ impl UntrackedWatch {
                  run in parallel in this process, so a new thread cannot be pinned on one test (they are \
                  checked per test under `cargo nextest run` or `--test-threads=1`, by a check with \
                  Options::process_wide(), and by leakcheck::verify_test_main after the run)"
+                    .to_owned(),
+            ],
+            WatchKind::OutsideTests => vec![
+                "untracked OS threads (not spawned through leakcheck) were not checked here: outside \
+                 a test, a new thread cannot be pinned on this check; a process-wide check \
+                 (Options::process_wide()) looks at them"
                     .to_owned(),
             ],
             WatchKind::Unavailable(why) => vec![format!("untracked OS threads were not checked: {why}")],
@@ -543,18 +556,10 @@ static IN_TEST_MAIN: AtomicBool = AtomicBool::new(false);
 
 /// Whether tests run one at a time in this process, so that a per-test check may report
 /// untracked threads. Read on every check: two atomic loads once the environment was read.
-///
-/// A check on the main thread outside `verify_test_main` is not in a test at all (libtest runs
-/// every test on a thread of its own): a plain program, or a doctest, has no parallel tests.
 pub(crate) fn one_test_at_a_time() -> bool {
     match DECLARED.load(Ordering::Relaxed) {
         SERIAL => true,
         PARALLEL => false,
-        _ if !IN_TEST_MAIN.load(Ordering::Relaxed)
-            && std::thread::current().name() == Some("main") =>
-        {
-            true
-        }
         _ => {
             static DETECTED: OnceLock<bool> = OnceLock::new();
             *DETECTED.get_or_init(|| {
@@ -562,6 +567,15 @@ pub(crate) fn one_test_at_a_time() -> bool {
             })
         }
     }
+}
+
+/// Whether the check runs outside any test: on the main thread (libtest runs every test on a
+/// thread of its own), outside `verify_test_main`, in a process no runner configured.
+fn outside_tests() -> bool {
+    !IN_TEST_MAIN.load(Ordering::Relaxed)
+        && DECLARED.load(Ordering::Relaxed) == UNDECLARED
+        && std::env::var_os("NEXTEST").is_none()
+        && std::thread::current().name() == Some("main")
 }
 
 /// Reads the runner's configuration: nextest's process-per-test mode, then libtest's
