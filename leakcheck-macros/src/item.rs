@@ -11,7 +11,7 @@ use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::{braced, token, AttrStyle, Attribute, Item, Meta, Path, Signature, Visibility};
 
-use crate::args::Errors;
+use crate::errors::Errors;
 
 /// A function item, with its body kept as tokens.
 pub(crate) struct TestFn {

@@ -105,6 +105,8 @@ pub mod __private {
     #[cfg(not(feature = "tokio"))]
     pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
     pub use crate::check::run_test;
+    /// The reference grammar of durations, which the macro crate's copy is tested against.
+    pub use crate::duration::parse_duration;
     pub use crate::task::run_async_test;
     #[cfg(feature = "tokio")]
     pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
@@ -116,6 +118,7 @@ pub mod __private {
         pub enum TokioFlavor {
             CurrentThread,
             MultiThread,
+            Local,
         }
 
         pub struct TokioTestConfig {
