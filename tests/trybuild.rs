@@ -13,6 +13,8 @@ fn ui() {
     cases.compile_fail("tests/ui/tokio_arguments.rs");
     cases.compile_fail("tests/ui/test_attributes.rs");
     cases.compile_fail("tests/ui/not_a_test_function.rs");
+    cases.compile_fail("tests/ui/signatures.rs");
+    cases.compile_fail("tests/ui/values.rs");
     // Needs the `tokio` crate, for `#[tokio::test]`.
     if cfg!(feature = "tokio") {
         cases.compile_fail("tests/ui/tokio_test_attribute.rs");

@@ -122,6 +122,36 @@ pub(crate) fn check_attrs(function: &TestFn, errors: &mut Errors) -> Vec<AttrRol
 
 /// Adds an error for each part of the signature that a test function cannot have.
 pub(crate) fn check_signature(sig: &Signature, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            constness,
+            "a `#[leak_test]` function cannot be `const`: a test runs at run time, where its \
+             threads and tasks are checked; remove `const`",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "a `#[leak_test]` function cannot be `unsafe`: the test harness calls it as a safe \
+             function; put the unsafe code in an `unsafe` block in the body",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        let is_rust = abi.name.as_ref().is_some_and(|name| name.value() == "Rust");
+        if !is_rust {
+            let name = abi
+                .name
+                .as_ref()
+                .map_or_else(|| "\"C\"".to_owned(), |name| format!("{:?}", name.value()));
+            errors.push(syn::Error::new_spanned(
+                abi,
+                format!(
+                    "a `#[leak_test]` function cannot be `extern {name}`: the test harness calls \
+                     it as a Rust function; remove the ABI"
+                ),
+            ));
+        }
+    }
     if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
@@ -342,6 +372,28 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert!(messages[0].contains("cannot be generic"));
         assert!(messages[1].contains("takes no parameters"));
+    }
+
+    #[test]
+    fn rejects_qualifiers_a_test_cannot_have() {
+        for (sig, expected) in [
+            (quote!(const fn t()), "cannot be `const`"),
+            (quote!(unsafe fn t()), "cannot be `unsafe`"),
+            (quote!(extern "C" fn t()), "cannot be `extern \"C\"`"),
+            (quote!(extern fn t()), "cannot be `extern \"C\"`"),
+            (
+                quote!(extern "system" fn t()),
+                "cannot be `extern \"system\"`",
+            ),
+        ] {
+            let mut errors = Errors::default();
+            check_signature(&syn::parse2(sig.clone()).unwrap(), &mut errors);
+            let message = errors.into_result().unwrap_err().to_string();
+            assert!(message.contains(expected), "{sig}: {message}");
+        }
+        let mut errors = Errors::default();
+        check_signature(&parse_quote!(extern "Rust" fn t()), &mut errors);
+        assert!(errors.into_result().is_ok());
     }
 
     #[test]

@@ -133,9 +133,10 @@ mod suggest;
 ///
 /// Misuse is a compile error that points at the offending token: an unknown argument (with the
 /// list of accepted ones), a value of the wrong kind, a malformed duration (with the parser's
-/// message), an argument given twice, `flavor`, `worker_threads` or `start_paused` without
-/// `tokio` (or with the wrong flavor), `tokio` on a function that is not `async`, parameters or
-/// generics on the function, and an attribute on something else than a function. A `#[test]` on
+/// message) or spawn-site pattern (`"src/x.rs:abc"`, which would match nothing), an argument given
+/// twice, `flavor`, `worker_threads` or `start_paused` without `tokio` (or with the wrong flavor),
+/// `tokio` on a function that is not `async`, a `const`, `unsafe` or `extern "C"` function,
+/// parameters or generics on the function, and an attribute on something else than a function. A `#[test]` on
 /// the function is an error (`#[leak_test]` adds it), and so is `#[tokio::test]`, in either order:
 /// its runtime would drop the test's leaked tasks at shutdown, before they are checked; write
 /// `#[leak_test(tokio)]` instead.
