@@ -9,6 +9,7 @@
 fn ui() {
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass_arguments.rs");
+    cases.pass("tests/ui/pass_crate_path.rs");
     cases.compile_fail("tests/ui/arguments.rs");
     cases.compile_fail("tests/ui/tokio_arguments.rs");
     cases.compile_fail("tests/ui/test_attributes.rs");
