@@ -393,10 +393,11 @@ fn a_leak_under_the_local_flavor_fails_with_its_spawn_site() {
 #[ignore = "fixture: run by attribute.rs itself"]
 async fn fixture_tokio_local_plain_spawn_local_leak() {
     let not_send = std::rc::Rc::new(());
-    tokio::task::spawn_local(async move {
+    let never = async move {
         std::future::pending::<()>().await;
-        drop(not_send)
-    }); // site: spawn_local_leak
+        drop(not_send);
+    };
+    tokio::task::spawn_local(never); // site: spawn_local_leak
 }
 
 #[cfg(all(feature = "tokio", tokio_unstable))]
