@@ -9,7 +9,8 @@
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
-use syn::{braced, token, AttrStyle, Attribute, Item, Meta, Path, Signature, Visibility};
+use syn::punctuated::Punctuated;
+use syn::{braced, token, AttrStyle, Attribute, Item, Meta, Path, Signature, Token, Visibility};
 
 use crate::errors::Errors;
 
@@ -270,12 +271,26 @@ fn mentions_all(tokens: &TokenStream, wanted: &[&str]) -> bool {
 
 /// What to write instead of `#[tokio::test(...)]`: `#[leak_test(tokio, ...)]` with the same
 /// runtime arguments, when they are known.
+///
+/// tokio's `crate = "..."` names the tokio crate, and `#[leak_test]`'s names leakcheck: it is
+/// left out (leakcheck builds the runtime with its own tokio).
 fn tokio_replacement(attr: &Attribute, role: AttrRole) -> String {
-    match (&attr.meta, role) {
-        (Meta::List(list), AttrRole::TokioTest) if !list.tokens.is_empty() => {
-            format!("#[leak_test(tokio, {})]", list.tokens)
-        }
-        _ => "#[leak_test(tokio)]".to_owned(),
+    let (Meta::List(list), AttrRole::TokioTest) = (&attr.meta, role) else {
+        return "#[leak_test(tokio)]".to_owned();
+    };
+    let arguments: Vec<String> =
+        match list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
+            Ok(metas) => metas
+                .iter()
+                .filter(|meta| !meta.path().is_ident("crate"))
+                .map(|meta| meta.to_token_stream().to_string())
+                .collect(),
+            Err(_) => vec![list.tokens.to_string()],
+        };
+    if arguments.is_empty() {
+        "#[leak_test(tokio)]".to_owned()
+    } else {
+        format!("#[leak_test(tokio, {})]", arguments.join(", "))
     }
 }
 
@@ -339,6 +354,14 @@ mod tests {
             [Test, Test, Test, TokioTest, TokioTest, OtherTest, LeakTest]
         );
         assert!(messages[3].contains("write `#[leak_test(tokio, flavor = \"multi_thread\")]`"));
+        let (_, crate_messages) = self::roles(quote! {
+            #[tokio::test(crate = "my_tokio", flavor = "multi_thread")]
+            async fn t() {}
+        });
+        assert!(
+            crate_messages[0].contains("write `#[leak_test(tokio, flavor = \"multi_thread\")]`"),
+            "{crate_messages:?}"
+        );
         assert!(messages[5].starts_with("`#[async_std::test]` cannot be combined"));
         assert_eq!(messages[6], "`#[leak_test]` is given twice");
     }

@@ -110,7 +110,7 @@ fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> TestRt {
         TokioFlavor::MultiThread => {
             assert!(
                 !config.start_paused,
-                "leakcheck: `start_paused` needs `flavor = \"current_thread\"`: tokio pauses the clock of a current-thread runtime only"
+                "leakcheck: `start_paused` needs `flavor = \"current_thread\"` or `\"local\"`: tokio pauses the clock of a single-threaded runtime only"
             );
             let mut builder = Builder::new_multi_thread();
             if let Some(threads) = config.worker_threads {
