@@ -137,6 +137,8 @@ pub mod __private {
     #[cfg(not(feature = "tokio"))]
     pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
     pub use crate::check::run_test;
+    /// The reference grammar of durations, which the macro crate's copy is tested against.
+    pub use crate::duration::parse_duration;
 
     /// `#[leak_test]` on a `#[should_panic]` test: a leak fails it even though its body panicked.
     pub fn expect_panic(mut options: crate::Options) -> crate::Options {
@@ -154,6 +156,7 @@ pub mod __private {
         pub enum TokioFlavor {
             CurrentThread,
             MultiThread,
+            Local,
         }
 
         pub struct TokioTestConfig {
