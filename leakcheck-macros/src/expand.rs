@@ -108,9 +108,15 @@ fn expand(function: &TestFn, args: &Args) -> TokenStream {
                 let config = tokio_config(&krate, tokio);
                 // The `tokio` argument is what needs leakcheck's `tokio` feature: an error about
                 // the feature points at it.
-                let require = quote_spanned! {tokio.flag.span()=>
+                let mut require = quote_spanned! {tokio.flag.span()=>
                     #krate::__private_require_tokio!();
                 };
+                // A paused clock needs tokio's `test-util`, behind its own leakcheck feature.
+                if let Some(key) = &tokio.paused_key {
+                    require.extend(quote_spanned! {key.span()=>
+                        #krate::__private_require_tokio_test_util!();
+                    });
+                }
                 quote! {
                     #require
                     #krate::__private::run_tokio_test(#name, #options, #config, #future)
@@ -402,6 +408,17 @@ mod tests {
             "TokioFlavor :: CurrentThread , worker_threads : :: core :: option :: Option :: None , \
              start_paused : true"
         ), "{text}");
+        assert!(
+            text.contains(":: leakcheck :: __private_require_tokio_test_util ! () ;"),
+            "a paused clock needs the tokio-test-util feature: {text}"
+        );
+        let unpaused = expand_text(
+            quote!(tokio, start_paused = false),
+            quote!(
+                async fn t() {}
+            ),
+        );
+        assert!(!unpaused.contains("require_tokio_test_util"), "{unpaused}");
     }
 
     #[test]

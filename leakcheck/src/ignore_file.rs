@@ -410,10 +410,15 @@ fn warn_about_unused_rules_at_exit() {
             let _ = writeln!(stderr, "{warning}");
         }
     }
+    // The C runtime's `atexit`, on every platform std supports; declared here, as `libc` is a
+    // dependency on Linux only.
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+    }
     // SAFETY: `warn` is an `extern "C" fn()` that neither unwinds nor exits, as `atexit` needs;
     // it only reads a static that is initialised before it is registered and never freed.
     unsafe {
-        libc::atexit(warn);
+        atexit(warn);
     }
 }
 

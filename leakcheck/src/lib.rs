@@ -97,6 +97,7 @@
 //! file, the line and what was expected.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod async_state;
 mod check;
@@ -192,6 +193,27 @@ macro_rules! __private_require_tokio {
     () => {
         ::core::compile_error!(
             "#[leak_test(tokio)] needs leakcheck's `tokio` feature: leakcheck = { version = \"0.1\", features = [\"tokio\"] }"
+        );
+    };
+}
+
+/// Expands to nothing when the `tokio-test-util` feature is on; `start_paused = true` calls it.
+#[cfg(feature = "tokio-test-util")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __private_require_tokio_test_util {
+    () => {};
+}
+
+/// A clear compile error for `#[leak_test(tokio, start_paused = true)]` without the
+/// `tokio-test-util` feature.
+#[cfg(not(feature = "tokio-test-util"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __private_require_tokio_test_util {
+    () => {
+        ::core::compile_error!(
+            "`start_paused = true` needs leakcheck's `tokio-test-util` feature (it turns on tokio's `test-util`): leakcheck = { version = \"0.1\", features = [\"tokio-test-util\"] }"
         );
     };
 }

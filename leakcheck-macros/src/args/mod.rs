@@ -55,6 +55,8 @@ pub(crate) struct TokioArgs {
     pub(crate) worker_threads: Option<usize>,
     /// `start_paused = true|false`: only with the `current_thread` and `local` flavors.
     pub(crate) start_paused: bool,
+    /// The `start_paused` key when it is `true`: what needs leakcheck's `tokio-test-util` feature.
+    pub(crate) paused_key: Option<Ident>,
 }
 
 /// What the arguments apply to: the test function, as far as the arguments care.
@@ -228,6 +230,7 @@ impl Collector {
         let mut flavor = Flavor::CurrentThread;
         let mut worker_threads = None;
         let mut start_paused = false;
+        let mut paused_key = None;
         for given in self.given {
             match (given.spec.name, given.value) {
                 (_, Value::Duration(nanos, literal)) => args.timeout = Some((nanos, literal)),
@@ -240,7 +243,10 @@ impl Collector {
                 ("tokio", Value::Flag) => tokio = Some(given.key),
                 (_, Value::Flavor(given)) => flavor = given,
                 (_, Value::Count(count)) => worker_threads = Some(count),
-                (_, Value::Bool(paused)) => start_paused = paused,
+                (_, Value::Bool(paused)) => {
+                    start_paused = paused;
+                    paused_key = paused.then_some(given.key);
+                }
                 (_, Value::Path(path)) => args.crate_path = Some(path),
                 (name, Value::Flag) => unreachable!("every flag is handled: {name}"),
             }
@@ -250,6 +256,7 @@ impl Collector {
             flavor,
             worker_threads,
             start_paused,
+            paused_key,
         });
         Ok(args)
     }

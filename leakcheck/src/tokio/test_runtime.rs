@@ -121,7 +121,15 @@ fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> TestRt {
             builder
         }
     };
-    builder.enable_all().start_paused(config.start_paused);
+    builder.enable_all();
+    #[cfg(feature = "tokio-test-util")]
+    builder.start_paused(config.start_paused);
+    // `#[leak_test]` refuses `start_paused = true` at compile time without the feature.
+    #[cfg(not(feature = "tokio-test-util"))]
+    assert!(
+        !config.start_paused,
+        "leakcheck: `start_paused` needs leakcheck's `tokio-test-util` feature"
+    );
     test_runtime.install(&mut builder);
     let runtime = match config.flavor {
         TokioFlavor::Local => builder
