@@ -5,8 +5,11 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 
+mod status;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
+
+pub(crate) use status::ThreadStatus;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
 
