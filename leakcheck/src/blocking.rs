@@ -57,3 +57,35 @@ pub fn blocking<R>(reason: &'static str, f: impl FnOnce() -> R) -> R {
     let _mark = BlockedMark::enter(reason, Location::caller());
     f()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::registry::{open_scope, ScopeLabel};
+    use crate::vocab::{TaskKind, TaskState};
+
+    #[test]
+    fn a_blocking_call_marks_the_current_task_and_restores_it() {
+        let scope = open_scope(ScopeLabel::Named("blocking".into()));
+        let task = {
+            let _in_scope = context::enter(Arc::clone(&scope), None);
+            context::register(TaskKind::Thread, None, Location::caller(), "test")
+        };
+        let _current = context::enter_task(&task);
+        let site = blocking("db", || {
+            assert_eq!(task.state.observe().state, TaskState::Blocked);
+            task.state.blocked().unwrap().site
+        });
+        assert_eq!(site.file(), file!());
+        assert_eq!(task.state.observe().state, TaskState::Running);
+        assert!(task.state.blocked().is_none());
+        task.exit();
+    }
+
+    #[test]
+    fn outside_a_task_blocking_just_calls() {
+        assert_eq!(blocking("nothing", || 42), 42);
+    }
+}

@@ -256,12 +256,18 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "pushed to a second list")]
     fn an_element_is_in_one_list_at_most() {
         let (one, other) = (Shard::new(), Shard::new());
         let e = element(1);
         one.push(&e);
-        other.push(&e);
+        let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| other.push(&e)));
+        let panic = second.unwrap_err();
+        let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(message.contains("pushed to a second list"), "{message}");
+        assert_eq!(other.len(), 0);
+        assert!(other.remove(&e).is_none());
+        assert!(one.remove(&e).is_some());
+        assert_eq!(Arc::strong_count(&e), 1);
     }
 
     #[test]

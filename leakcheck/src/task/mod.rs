@@ -223,3 +223,175 @@ impl<F> fmt::Debug for Tracked<F> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+    use crate::registry::{open_scope, Scope, ScopeLabel};
+    use crate::vocab::TaskState;
+
+    /// An executor's waker that counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Pending until `done`, keeping a clone of its waker in `slot`, as a leaf future does.
+    struct Parked {
+        slot: Arc<Mutex<Option<Waker>>>,
+        done: Arc<AtomicBool>,
+    }
+
+    impl Future for Parked {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            if self.done.load(Ordering::SeqCst) {
+                return Poll::Ready(7);
+            }
+            *self.slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    fn state_of(scope: &Scope) -> TaskState {
+        scope.live_tasks()[0].state.observe().state
+    }
+
+    #[test]
+    fn a_tracked_future_follows_its_wakers_and_ends_with_its_future() {
+        let scope = open_scope(ScopeLabel::Named("track".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let mut tracked = pin!(track(parked));
+        assert_eq!(scope.live_count(), 1);
+        assert_eq!(state_of(&scope), TaskState::Scheduled, "never polled");
+
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            state_of(&scope),
+            TaskState::Idle,
+            "a clone of the waker is kept"
+        );
+
+        slot.lock().unwrap().take().unwrap().wake();
+        assert_eq!(
+            executor.0.load(Ordering::SeqCst),
+            1,
+            "forwarded to the executor"
+        );
+        assert_eq!(state_of(&scope), TaskState::Scheduled);
+
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(state_of(&scope), TaskState::Idle);
+        drop(slot.lock().unwrap().take());
+        assert_eq!(state_of(&scope), TaskState::Lost, "nothing can wake it");
+
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(tracked.as_mut().poll(&mut cx), Poll::Ready(7));
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn a_waker_kept_across_polls_is_reused_and_counted() {
+        let scope = open_scope(ScopeLabel::Named("reuse".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let mut tracked = pin!(track(Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        }));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let first = slot.lock().unwrap().clone().unwrap();
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let second = slot.lock().unwrap().clone().unwrap();
+        // Under Miri one vtable may have several addresses, so `will_wake` can say no there.
+        if !cfg!(miri) {
+            assert!(first.will_wake(&second), "the wrapper waker was reused");
+        }
+        drop((first, second));
+        second_wake_from_another_thread(&slot);
+        assert_eq!(executor.0.load(Ordering::SeqCst), 1);
+        assert_eq!(state_of(&scope), TaskState::Scheduled);
+    }
+
+    fn second_wake_from_another_thread(slot: &Arc<Mutex<Option<Waker>>>) {
+        let waker = slot.lock().unwrap().take().unwrap();
+        std::thread::spawn(move || waker.wake()).join().unwrap();
+    }
+
+    #[test]
+    fn a_tracked_future_dropped_unfinished_ends_its_task() {
+        let scope = open_scope(ScopeLabel::Named("dropped".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let tracked = track_named("never-polled", async { 1 });
+        assert_eq!(scope.live_tasks()[0].name.as_deref(), Some("never-polled"));
+        drop(tracked);
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn waiting_marks_the_polling_task_blocked_until_it_ends() {
+        let scope = open_scope(ScopeLabel::Named("waiting".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let mut tracked = pin!(track(crate::waiting("response", parked)));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(executor);
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let task = &scope.live_tasks()[0];
+        assert_eq!(task.state.observe().state, TaskState::Blocked);
+        assert_eq!(task.state.blocked().unwrap().reason, "response");
+        done.store(true, Ordering::SeqCst);
+        slot.lock().unwrap().take().unwrap().wake();
+        assert_eq!(tracked.as_mut().poll(&mut cx), Poll::Ready(7));
+        assert!(task.state.blocked().is_none());
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn block_on_drives_a_future_woken_from_another_thread() {
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let waker_thread = std::thread::spawn(move || loop {
+            if let Some(waker) = slot.lock().unwrap().take() {
+                done.store(true, Ordering::SeqCst);
+                waker.wake();
+                return;
+            }
+            std::thread::yield_now();
+        });
+        assert_eq!(block_on(track(parked)), 7);
+        waker_thread.join().unwrap();
+    }
+}
