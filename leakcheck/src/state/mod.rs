@@ -18,7 +18,7 @@ use crate::vocab::{TaskKind, TaskState};
 use word::{PackedState, StateWord};
 
 pub(crate) use polling::AsyncState;
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", not(tokio_unstable)))]
 pub(crate) use polling::ExecutorClaim;
 
 /// Why and where a task is blocked.

@@ -32,7 +32,7 @@ use crate::vocab::TaskState;
 /// What an executor integration keeps in a task it claimed (tokio's stable-runtime bookkeeping,
 /// for one), given back when the tracked future ends. The core defines the slot; the
 /// integration fills it, so the core knows no executor.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Only tokio claims tasks, so far.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))] // Only stable tokio claims tasks.
 pub(crate) trait ExecutorClaim: Send + Sync {
     /// The tracked future ended: the executor forgets the claim.
     fn release(&self);
@@ -103,7 +103,7 @@ impl AsyncState {
     }
 
     /// Records that an executor claimed the task; gives `claim` back if one already did.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
     pub(crate) fn claim(
         &self,
         claim: Box<dyn ExecutorClaim>,
@@ -112,7 +112,7 @@ impl AsyncState {
     }
 
     /// Whether an executor claimed the task.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
     pub(crate) fn is_claimed(&self) -> bool {
         self.executor_claim.get().is_some()
     }

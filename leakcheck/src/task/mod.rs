@@ -55,7 +55,7 @@ pub(crate) use block_on::block_on;
 /// What an executor integration learns of tracked futures, so that it can count them as its own
 /// tasks (tokio's stable runtime, which has no task hooks). Installed once; the core calls it
 /// without knowing the executor.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Only tokio installs hooks, so far.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))] // Only stable tokio installs them.
 pub(crate) trait ExecutorHooks: Sync {
     /// The first poll of a tracked future: the executor may claim the task it runs in, in the
     /// record's executor-claim slot (released when the future ends).
@@ -65,7 +65,7 @@ pub(crate) trait ExecutorHooks: Sync {
 static EXECUTOR_HOOKS: OnceLock<&'static dyn ExecutorHooks> = OnceLock::new();
 
 /// Installs the hooks of an executor integration; a second installation is ignored.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
 pub(crate) fn install_executor_hooks(hooks: &'static dyn ExecutorHooks) {
     let _ = EXECUTOR_HOOKS.set(hooks);
 }
