@@ -1,200 +1,23 @@
-//! The check: wait for a scope's survivors to finish, then report those that did not.
+//! One check: wait for a scope's survivors to finish, then report those that did not.
 //!
 //! The grace wait never sleep-polls. It reads the exit epoch, looks at the survivors, and sleeps
 //! until a tracked task exits or the deadline passes, so it returns the moment the last survivor
 //! ends. An async variant does the same without blocking the runtime it runs on.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::census::UntrackedWatch;
+use super::ignore_file::{self, IgnoreFile, IgnoreFileError};
+use super::{ignore, snapshot};
 use crate::config::{self, Mode};
 use crate::context;
-use crate::ignore_file::{self, IgnoreFile, IgnoreFileError};
 use crate::options::Options;
 use crate::os::LiveStackBudget;
-use crate::outcome;
-use crate::registry::{self, exit_signal, ExitSubscription, Scope, ScopeLabel, TaskId, TaskRecord};
-use crate::report::{LeakReport, LeakedTask};
-use crate::snapshot;
-use crate::untracked::UntrackedWatch;
-
-/// Checks the current scope for leaked tasks when dropped; see [`verify_none`].
-///
-/// Dropping a guard whose scope has unexpected survivors panics with the report, unless the
-/// thread is already panicking: then the report goes to stderr and nothing panics twice.
-#[must_use = "the check runs when the guard is dropped: bind it with `let _leaks = ...`"]
-pub struct VerifyGuard {
-    check: Option<Check>,
-    /// Where the guard was created: a failure in `Drop` points there, at the test.
-    created_at: &'static Location<'static>,
-}
-
-/// Starts a leak check of the current scope (the current test) with default [`Options`].
-///
-/// The check runs when the returned guard is dropped, normally at the end of the test. It waits up
-/// to the grace period for the scope's tasks to finish, and fails the test with a report of those
-/// that did not.
-///
-/// ```should_panic
-/// use leakcheck::sync::mpsc;
-///
-/// let (tx, _rx) = mpsc::sync_channel::<u32>(0);
-/// // Declared after the channel, so dropped (and checked) before the receiver goes away.
-/// let _leaks = leakcheck::verify_none();
-/// // Nobody ever receives: the sender blocks forever, and the guard panics with the report.
-/// leakcheck::thread::spawn(move || tx.send(1));
-/// ```
-#[track_caller]
-pub fn verify_none() -> VerifyGuard {
-    verify_none_with(Options::default())
-}
-
-/// Starts a leak check of the current scope with `options`; see [`verify_none`].
-///
-/// ```
-/// use std::time::Duration;
-/// use leakcheck::Options;
-///
-/// let _leaks = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(200)));
-/// let worker = leakcheck::thread::spawn(|| std::thread::sleep(Duration::from_millis(20)));
-/// // Not joined, but it finishes within the grace period: the check passes.
-/// # drop(worker);
-/// ```
-#[track_caller]
-pub fn verify_none_with(options: Options) -> VerifyGuard {
-    VerifyGuard {
-        check: Some(Check::new(options)),
-        created_at: Location::caller(),
-    }
-}
-
-impl VerifyGuard {
-    /// Checks now and returns the report instead of panicking.
-    ///
-    /// With `LEAKCHECK=off` this returns `Ok(())` without looking; with `LEAKCHECK=warn` it prints
-    /// any report to stderr and returns `Ok(())`.
-    pub fn verify(mut self) -> Result<(), LeakReport> {
-        match self.check.take() {
-            Some(check) => check.run_blocking(),
-            None => Ok(()),
-        }
-    }
-
-    /// Checks now, awaiting the survivors' exits instead of blocking the thread, and returns the
-    /// report instead of panicking.
-    ///
-    /// Use it in async tests: while it waits, the executor keeps running the test's other tasks,
-    /// so a survivor that needs this very thread to finish (every task of a current-thread
-    /// runtime) can still end within the grace period. Dropping a guard, or [`verify`](Self::verify),
-    /// blocks the thread for the grace period: on a current-thread runtime the survivors cannot run
-    /// meanwhile. It works on any executor: the grace period is timed by leakcheck itself, not by a
-    /// runtime. `#[leak_test(tokio)]` checks this way inside the test's runtime without being asked.
-    ///
-    /// Dropping the future before it completes abandons the check.
-    ///
-    /// ```
-    /// # #[cfg(feature = "tokio")] {
-    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    /// # rt.block_on(async {
-    /// let guard = leakcheck::verify_none();
-    /// leakcheck::tokio::spawn(async {
-    ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    /// });
-    /// // The task needs this thread to finish: awaiting lets it.
-    /// guard.verify_async().await.unwrap();
-    /// # });
-    /// # }
-    /// ```
-    pub async fn verify_async(mut self) -> Result<(), LeakReport> {
-        let Some(check) = self.check.take() else {
-            return Ok(());
-        };
-        let grace = check.grace();
-        check
-            .run_async(
-                crate::timer::sleep(grace),
-                |_| ReportExtras::default(),
-                |_| std::task::Poll::Pending,
-            )
-            .await
-    }
-}
-
-impl Drop for VerifyGuard {
-    fn drop(&mut self) {
-        let Some(check) = self.check.take() else {
-            return;
-        };
-        if std::thread::panicking() {
-            // Never panic while unwinding (that aborts the process); but never lose the report,
-            // nor the reason the check itself could not run.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking())) {
-                Ok(Ok(())) => {}
-                Ok(Err(report)) => outcome::fail_guard(report, self.created_at),
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("(no message)");
-                    eprintln!("leakcheck: the check could not run: {message}");
-                }
-            }
-            return;
-        }
-        if let Err(report) = check.run_blocking() {
-            outcome::fail_guard(report, self.created_at);
-        }
-    }
-}
-
-impl std::fmt::Debug for VerifyGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyGuard").finish_non_exhaustive()
-    }
-}
-
-/// Runs `f` in a new scope named `name`: the tasks spawned inside, and their descendants, belong
-/// to it, and a [`verify_none`] inside checks only them.
-///
-/// Tests get a scope of their own without this; it is for harnesses that run several tests on
-/// one thread (a custom test main), and for checking one part of a test on its own.
-///
-/// ```
-/// leakcheck::in_scope("warm-up", || {
-///     let guard = leakcheck::verify_none();
-///     leakcheck::thread::spawn(|| ()).join().unwrap();
-///     guard.verify().unwrap();
-/// });
-/// ```
-pub fn in_scope<R>(name: &str, f: impl FnOnce() -> R) -> R {
-    let _scope = context::enter(Scope::open(ScopeLabel::Named(name.to_owned())), None);
-    f()
-}
-
-/// The body of a `#[leak_test]` function: runs it in the test's own scope, then checks it.
-///
-/// `#[track_caller]`, so that a failure points at the test (see `outcome`).
-#[doc(hidden)]
-#[track_caller]
-pub fn run_test<R: 'static>(name: &'static str, options: Options, body: impl FnOnce() -> R) -> R {
-    let _scope = context::enter(
-        Scope::open(ScopeLabel::Test(test_name(name).to_owned())),
-        None,
-    );
-    let expects_panic = options.expects_panic;
-    let check = Check::new(options);
-    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-    let verdict = check.run_blocking();
-    outcome::finish_test(output, verdict, expects_panic)
-}
-
-/// `my_crate::module::test` (from `module_path!()`) as libtest names it: `module::test`.
-pub(crate) fn test_name(path: &str) -> &str {
-    path.split_once("::").map_or(path, |(_crate, rest)| rest)
-}
+use crate::registry::{self, exit_signal, ExitSubscription, Scope, TaskRecord};
+use crate::report::{LeakReport, LeakedTask, Stack};
+use crate::vocab::TaskId;
 
 /// One check in progress: what it looks at, and what it has seen.
 pub(crate) struct Check {
@@ -208,6 +31,8 @@ pub(crate) struct Check {
     /// Verdicts of the ignore patterns and the project's rules, per task (see
     /// `tracked_survivors` for when a verdict is decided again).
     ignored: HashMap<TaskId, Verdict>,
+    /// Bounds the time `ignore_function` verdicts spend on live stacks.
+    ignore_stacks: LiveStackBudget,
     /// The project's ignore file, if it has one (an unusable file fails the check).
     project: Result<Option<&'static IgnoreFile>, &'static IgnoreFileError>,
     /// Per rule of the project's file, the tracked tasks of the last scan it hid.
@@ -251,12 +76,13 @@ impl Check {
             untracked,
             seen: HashSet::new(),
             ignored: HashMap::new(),
+            ignore_stacks: LiveStackBudget::new(),
             project,
             hidden_by_rule: HashMap::new(),
         }
     }
 
-    fn grace(&self) -> Duration {
+    pub(crate) fn grace(&self) -> Duration {
         self.options.timeout.unwrap_or(config::get().timeout)
     }
 
@@ -297,6 +123,7 @@ impl Check {
         let options = &self.options;
         let project = self.project.ok().flatten();
         let ignored = &mut self.ignored;
+        let budget = &self.ignore_stacks;
         let redecide = scan == Scan::Final
             && (options.ignores_by_stack()
                 || project.is_some_and(|file| file.rules.iter().any(|r| r.looks_at_stacks())));
@@ -306,7 +133,7 @@ impl Check {
             let verdict = match ignored.get(&task.id) {
                 Some(&verdict) if verdict != Verdict::Counts || !redecide => verdict,
                 _ => {
-                    let verdict = decide(options, project, task);
+                    let verdict = decide(options, project, task, budget);
                     if let (Verdict::HiddenByRule(rule), Some(file)) = (verdict, project) {
                         file.rules[rule].record_hits(1);
                     }
@@ -358,7 +185,7 @@ impl Check {
     }
 
     /// Whether no untracked thread is left, after waiting for them up to `deadline` (they do not
-    /// announce their exit like tracked tasks; see `untracked.rs` for how the wait wakes).
+    /// announce their exit like tracked tasks; see `census` for how the wait wakes).
     fn untracked_settled(&mut self, deadline: Instant) -> bool {
         self.untracked
             .as_mut()
@@ -374,7 +201,7 @@ impl Check {
         }
         self.ensure_project_file_valid();
         let start = Instant::now();
-        let deadline = start + self.grace();
+        let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
         let survivors = loop {
             let epoch = subscription.epoch();
@@ -412,7 +239,7 @@ impl Check {
         }
         self.ensure_project_file_valid();
         let start = Instant::now();
-        let deadline = start + self.grace();
+        let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
         let mut sleep = std::pin::pin!(sleep);
         loop {
@@ -485,17 +312,32 @@ impl Check {
 }
 
 /// What forgives `task`: the check's options first, then the project's rules.
-fn decide(options: &Options, project: Option<&IgnoreFile>, task: &TaskRecord) -> Verdict {
-    if snapshot::is_ignored(options, task) {
+fn decide(
+    options: &Options,
+    project: Option<&IgnoreFile>,
+    task: &TaskRecord,
+    budget: &LiveStackBudget,
+) -> Verdict {
+    if ignore::is_ignored(options, task, budget) {
         return Verdict::IgnoredByOptions;
     }
     project
         .and_then(|file| {
             file.rules
                 .iter()
-                .position(|rule| rule.hides(|pattern| snapshot::is_ignored(pattern, task)))
+                .position(|rule| rule.hides(|pattern| ignore::is_ignored(pattern, task, budget)))
         })
         .map_or(Verdict::Counts, Verdict::HiddenByRule)
+}
+
+/// `start + grace`, or a deadline too far away to matter when that is beyond what `Instant` can
+/// hold (a grace period of `Duration::MAX`, say): never a panic.
+fn deadline_after(start: Instant, grace: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    start
+        .checked_add(grace)
+        .or_else(|| start.checked_add(CENTURY))
+        .unwrap_or(start)
 }
 
 /// Writes the JSON file if asked to, and turns the report into the check's result per `LEAKCHECK`.
@@ -532,7 +374,7 @@ pub(crate) enum Scan {
 /// leakcheck does not, and remarks.
 #[derive(Default)]
 pub(crate) struct ReportExtras {
-    pub(crate) stacks: HashMap<TaskId, crate::report::Stack>,
+    pub(crate) stacks: HashMap<TaskId, Stack>,
     pub(crate) unidentified_async: usize,
     pub(crate) notes: Vec<String>,
 }
@@ -542,5 +384,20 @@ impl ReportExtras {
     /// still be there: they only describe).
     fn counts_no_leaks(&self) -> bool {
         self.unidentified_async == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_beyond_what_instant_holds_is_a_far_deadline_not_a_panic() {
+        let start = Instant::now();
+        assert!(deadline_after(start, Duration::MAX) > start + Duration::from_secs(3600));
+        assert_eq!(
+            deadline_after(start, Duration::from_secs(2)),
+            start + Duration::from_secs(2)
+        );
     }
 }

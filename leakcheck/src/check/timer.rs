@@ -87,7 +87,7 @@ fn timer() -> &'static Timer {
         std::thread::Builder::new()
             .name("leakcheck-timer".to_owned())
             .spawn(move || {
-                crate::untracked::harness_thread_started();
+                super::census::harness_thread_started();
                 let _ = started_tx.send(());
                 timer.run();
             })
