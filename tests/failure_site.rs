@@ -94,6 +94,20 @@ fn a_tokio_attribute_failure_points_at_the_test() {
 }
 
 #[test]
+fn a_malformed_setting_also_points_at_the_guard_or_the_test() {
+    for (fixture, marker) in [
+        ("fixture_guard", "guard"),
+        ("fixture_attribute", "sync attribute"),
+    ] {
+        let run = run_fixture(fixture, &[("LEAKCHECK", "loud")]);
+        let (line, _) = marked_line(include_str!("failure_site.rs"), marker);
+        run.assert_failed()
+            .assert_contains("LEAKCHECK=`loud` is not understood")
+            .assert_contains(&format!("panicked at tests/failure_site.rs:{line}:"));
+    }
+}
+
+#[test]
 fn a_guard_failure_still_carries_the_report_as_its_panic_message() {
     let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(50)));
     let (tx, rx) = mpsc::sync_channel::<u32>(0);

@@ -97,7 +97,7 @@ fn fixture_keeps_a_plain_background_thread() {
 #[test]
 #[ignore = "fixture: run with a leakcheck.toml by the tests below"]
 fn fixture_clean() {
-    let _leaks = leakcheck::verify_none();
+    let _leaks = leakcheck::verify_none(); // site: clean guard
     thread::spawn(|| 2 + 2).join().unwrap();
     println!("BODY DONE");
 }
@@ -235,11 +235,13 @@ fn a_malformed_file_fails_every_check_naming_file_line_and_what_was_expected() {
         "malformed",
         "[[ignore]]\nname = \"metrics-exporter\"\nreasn = \"typo\"\n",
     );
-    package
-        .run("fixture_clean")
-        .assert_failed()
+    let run = package.run("fixture_clean");
+    run.assert_failed()
         .assert_contains(&format!("{}:3: unknown key `reasn`", package.file()))
         .assert_contains("expected `name`, `spawned_at`, `function`, `reason`");
+    // The failure points at the check's guard, not into leakcheck.
+    let (line, _) = marked_line(include_str!("project_ignores.rs"), "clean guard");
+    run.assert_contains(&format!("panicked at tests/project_ignores.rs:{line}:"));
 }
 
 #[test]

@@ -112,6 +112,7 @@ impl Config {
 
     /// Panics with every configuration error at once, so a malformed variable fails the check
     /// that would otherwise silently run with a default.
+    #[track_caller]
     pub(crate) fn ensure_valid(&self) {
         if !self.errors.is_empty() {
             panic!(

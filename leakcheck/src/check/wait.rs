@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::census::UntrackedWatch;
-use super::ignore_file::{self, IgnoreFile, IgnoreFileError};
+use super::ignore_file::{self, IgnoreFile};
 use super::{ignore, snapshot};
 use crate::config::{self, Mode};
 use crate::context;
@@ -33,8 +33,8 @@ pub(crate) struct Check {
     ignored: HashMap<TaskId, Verdict>,
     /// Bounds the time `ignore_function` verdicts spend on live stacks.
     ignore_stacks: LiveStackBudget,
-    /// The project's ignore file, if it has one (an unusable file fails the check).
-    project: Result<Option<&'static IgnoreFile>, &'static IgnoreFileError>,
+    /// The project's ignore file, if it has one.
+    project: Option<&'static IgnoreFile>,
     /// Per rule of the project's file, the tracked tasks of the last scan it hid.
     hidden_by_rule: HashMap<usize, usize>,
 }
@@ -49,8 +49,17 @@ enum Verdict {
 }
 
 impl Check {
+    /// Starts a check of the current scope.
+    ///
+    /// # Panics
+    ///
+    /// With a malformed `LEAKCHECK*` variable or project ignore file, naming it and what was
+    /// expected. `#[track_caller]`: the panic points at the guard or test that asked for the
+    /// check, as a failed check does (see `outcome`).
+    #[track_caller]
     pub(crate) fn new(options: Options) -> Check {
         let config = config::get();
+        config.ensure_valid();
         let scope = context::current_scope();
         if options.capture_backtraces {
             scope.capture_backtraces();
@@ -62,13 +71,18 @@ impl Check {
                     .collect()
             })
             .unwrap_or_default();
-        let project = if config.mode == Mode::Off {
-            Ok(None)
-        } else {
-            ignore_file::project()
+        // A `match`, not a closure: the panic must stay in this `#[track_caller]` body.
+        let project = match config.mode {
+            Mode::Off => None,
+            _ => match ignore_file::project() {
+                Ok(project) => project,
+                Err(error) => {
+                    panic!("leakcheck: the project's ignore file cannot be used: {error}")
+                }
+            },
         };
-        let untracked = (config.mode != Mode::Off)
-            .then(|| UntrackedWatch::start(&options, project.ok().flatten()));
+        let untracked =
+            (config.mode != Mode::Off).then(|| UntrackedWatch::start(&options, project));
         Check {
             options,
             scope,
@@ -121,7 +135,7 @@ impl Check {
                 && below.is_none_or(|below| task.id >= below)
         });
         let options = &self.options;
-        let project = self.project.ok().flatten();
+        let project = self.project;
         let ignored = &mut self.ignored;
         let budget = &self.ignore_stacks;
         let redecide = scan == Scan::Final
@@ -152,7 +166,7 @@ impl Check {
 
     /// The report's notes on what the project's rules hid at the deadline, by rule.
     fn hidden_notes(&self) -> Vec<String> {
-        let Ok(Some(file)) = self.project else {
+        let Some(file) = self.project else {
             return Vec::new();
         };
         let mut counts = self.hidden_by_rule.clone();
@@ -167,14 +181,6 @@ impl Check {
             .into_iter()
             .map(|(rule, count)| file.hidden_note(rule, count))
             .collect()
-    }
-
-    /// Fails the check, naming the file, the line and what was expected, when the project's
-    /// ignore file cannot be used.
-    fn ensure_project_file_valid(&self) {
-        if let Err(error) = self.project {
-            panic!("leakcheck: the project's ignore file cannot be used: {error}");
-        }
     }
 
     fn untracked_survivors(&mut self) -> Vec<LeakedTask> {
@@ -195,11 +201,9 @@ impl Check {
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
     pub(crate) fn run_blocking(mut self) -> Result<(), LeakReport> {
         let config = config::get();
-        config.ensure_valid();
         if config.mode == Mode::Off {
             return Ok(());
         }
-        self.ensure_project_file_valid();
         let start = Instant::now();
         let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
@@ -233,11 +237,9 @@ impl Check {
         mut recheck: impl FnMut(&mut std::task::Context<'_>) -> std::task::Poll<()>,
     ) -> Result<(), LeakReport> {
         let config = config::get();
-        config.ensure_valid();
         if config.mode == Mode::Off {
             return Ok(());
         }
-        self.ensure_project_file_valid();
         let start = Instant::now();
         let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
