@@ -47,7 +47,9 @@ use parking_lot::Mutex;
 use crate::options::{function_matches, glob_matches, Ignore, Options};
 use crate::os::{self, ExitWait, LiveStackBudget, ThreadBaseline, ThreadHandle, ThreadStatus};
 use crate::registry::{self, TaskKind};
-use crate::report::{resolve_stacks, LeakedTask, OsThread, PendingStack, StackOrigin};
+use crate::report::{
+    name_pattern, resolve_stacks, LeakedTask, OsThread, PendingStack, StackOrigin,
+};
 use crate::state::TaskState;
 
 /// Live stacks one report takes of untracked threads; beyond, threads that look alike (same name
@@ -176,7 +178,7 @@ impl UntrackedWatch {
         let mut source: Vec<usize> = Vec::with_capacity(alive.len());
         for (tid, status) in &alive {
             let look = (
-                name_without_numbers(&status.name),
+                name_pattern(&status.name).into_owned(),
                 status.state,
                 status.wchan.clone(),
             );
@@ -226,6 +228,7 @@ impl UntrackedWatch {
                     blocked_on: None,
                     blocked_at: None,
                     last_polled_ago: None,
+                    wakers_observed: false,
                     parents: Vec::new(),
                     stack,
                     stack_unavailable,
@@ -411,19 +414,6 @@ impl Drop for OverlapToken {
     }
 }
 
-/// `worker-12` and `worker-3` look alike: runs of digits become one `#`.
-fn name_without_numbers(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('#') {
-            out.push('#');
-        }
-    }
-    out
-}
-
 /// Threads that belong to a test harness or runtime leakcheck drives itself (for example the
 /// runtime `#[leak_test(tokio)]` builds), never reported as untracked.
 static HARNESS_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
@@ -565,15 +555,5 @@ mod tests {
             &[("RUST_TEST_THREADS", "1")]
         ));
         assert!(!detect(&["--", "--test-threads=1"], &[]));
-    }
-
-    #[test]
-    fn look_alike_names() {
-        assert_eq!(name_without_numbers("tokio-runtime-w"), "tokio-runtime-w");
-        assert_eq!(name_without_numbers("worker-12"), "worker-#");
-        assert_eq!(
-            name_without_numbers("worker-12"),
-            name_without_numbers("worker-3")
-        );
     }
 }

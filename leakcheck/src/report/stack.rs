@@ -1,4 +1,4 @@
-//! Stacks in reports: how they were obtained, symbolisation, and trimming of internal frames.
+//! Stacks in reports: how they were obtained, and their symbolisation.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -54,23 +54,50 @@ impl Frame {
     }
 }
 
-/// A task's stack, innermost frame first, with leakcheck's, std's and runtimes' frames trimmed.
+/// A task's stack, innermost frame first, trimmed to the frames that tell the story (see
+/// `trim.rs` for the rule; `LEAKCHECK_BACKTRACE=full` keeps every frame).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Stack {
     pub(crate) origin: StackOrigin,
     pub(crate) frames: Vec<Frame>,
-    /// How many internal frames were trimmed.
-    pub(crate) hidden: usize,
+    /// The runs of frames hidden, each where it was.
+    #[serde(rename = "hidden")]
+    pub(crate) elided: Vec<Elided>,
+}
+
+/// A run of frames a report hides, counted in place: `… 12 frames of std, tokio hidden`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub(crate) struct Elided {
+    /// The index in [`Stack::frames`] of the first frame shown after the run.
+    pub(crate) before: usize,
+    pub(crate) count: usize,
+    /// The crates the hidden frames belong to (`std`, `tokio`, `libc`), in order of appearance.
+    pub(crate) crates: Vec<String>,
 }
 
 impl Stack {
+    /// `frames` (innermost first), trimmed unless `full`.
+    pub(crate) fn trimmed(origin: StackOrigin, frames: Vec<Frame>, full: bool) -> Stack {
+        let trimmed = super::trim::trim(frames, full);
+        Stack {
+            origin,
+            frames: trimmed.frames,
+            elided: trimmed.elided,
+        }
+    }
+
     /// How the stack was obtained.
     pub fn origin(&self) -> StackOrigin {
         self.origin
     }
-    /// The frames that are the user's code, innermost first.
+    /// The frames a report shows, innermost first: the user's and other crates', without std's,
+    /// the runtime's, leakcheck's and the C library's (all of them with `LEAKCHECK_BACKTRACE=full`).
     pub fn frames(&self) -> &[Frame] {
         &self.frames
+    }
+    /// How many frames were hidden from [`frames`](Self::frames).
+    pub fn hidden_frames(&self) -> usize {
+        self.elided.iter().map(|run| run.count).sum()
     }
     /// Whether any frame is in `function` (a path, matched on whole segments).
     pub fn contains_function(&self, function: &str) -> bool {
@@ -113,6 +140,7 @@ impl PendingStack {
 pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stack>> {
     let mut symbols: HashMap<usize, Arc<Vec<Frame>>> = HashMap::new();
     let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), Stack> = HashMap::new();
+    let full = crate::config::get().full_stacks;
     stacks
         .iter()
         .map(|pending| {
@@ -138,7 +166,7 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
                     .or_insert_with(|| Arc::new(symbolise(lookup)));
                 frames.extend(resolved.iter().cloned());
             }
-            let stack = trim(key.0, frames);
+            let stack = Stack::trimmed(key.0, frames, full);
             by_addresses.insert(key, stack.clone());
             Some(stack)
         })
@@ -155,7 +183,9 @@ fn symbolise(ip: usize) -> Vec<Frame> {
             .unwrap_or_else(|| format!("{ip:#x}"));
         frames.push(Frame {
             function,
-            file: symbol.filename().map(relative_to_working_directory),
+            file: symbol
+                .filename()
+                .map(|path| super::paths::short_path(&path.to_string_lossy()).into_owned()),
             line: symbol.lineno(),
         });
     });
@@ -169,148 +199,35 @@ fn symbolise(ip: usize) -> Vec<Frame> {
     frames
 }
 
-/// Debug info names files by absolute path; spawn sites (from `#[track_caller]`) are relative to
-/// the package. Stacks read the same way as long as the process runs where cargo runs it.
-fn relative_to_working_directory(path: &std::path::Path) -> String {
-    static WORKING_DIRECTORY: std::sync::OnceLock<Option<std::path::PathBuf>> =
-        std::sync::OnceLock::new();
-    let base = WORKING_DIRECTORY.get_or_init(|| std::env::current_dir().ok());
-    let shown = base
-        .as_deref()
-        .and_then(|base| path.strip_prefix(base).ok())
-        .unwrap_or(path);
-    shown.display().to_string()
-}
-
-/// Function prefixes that are not the user's code.
-const INTERNAL_PREFIXES: &[&str] = &[
-    "leakcheck::",
-    "<leakcheck::",
-    "std::",
-    "<std::",
-    "core::",
-    "<core::",
-    "alloc::",
-    "<alloc::",
-    "backtrace::",
-    "<backtrace::",
-    "parking_lot",
-    "<parking_lot",
-    "tokio::runtime::",
-    "<tokio::runtime::",
-    "tokio::task::",
-    "<tokio::task::",
-    "tokio::loom::",
-    "tokio::park::",
-    "<tokio::park::",
-    "test::",
-    "<test::",
-    "libtest_mimic::",
-    "__rust",
-    "rust_begin_unwind",
-    "_start",
-    "__libc",
-    "__GI_",
-    "__pthread",
-    "pthread_",
-    "start_thread",
-    "clone",
-    "__clone",
-    "syscall",
-    "futex",
-    "__futex",
-    "main",
-];
-
-fn is_internal(frame: &Frame) -> bool {
-    let function = frame.function.as_str();
-    function.starts_with("0x")
-        // A C library's function (`epoll_wait`, `__futex_abstimed_wait_common`): no Rust path,
-        // and no source file in the debug info we have.
-        || (!function.contains("::") && frame.file.is_none())
-        || INTERNAL_PREFIXES
-            .iter()
-            .any(|prefix| function.starts_with(prefix))
-        || frame
-            .file
-            .as_deref()
-            .is_some_and(|f| f.contains("/rustc/") || f.contains("/.cargo/registry/"))
-}
-
-/// Keeps the user's frames; counts the rest. A stack of nothing but internal frames is kept whole,
-/// since hiding everything would say less than showing it.
-fn trim(origin: StackOrigin, frames: Vec<Frame>) -> Stack {
-    let total = frames.len();
-    let kept: Vec<Frame> = frames.iter().filter(|f| !is_internal(f)).cloned().collect();
-    if kept.is_empty() {
-        return Stack {
-            origin,
-            frames,
-            hidden: 0,
-        };
-    }
-    Stack {
-        origin,
-        hidden: total - kept.len(),
-        frames: kept,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(function: &str) -> Frame {
-        Frame {
-            function: function.into(),
-            file: Some("src/lib.rs".into()),
-            line: Some(1),
-        }
-    }
-
-    #[test]
-    fn trims_internal_frames_and_counts_them() {
-        let stack = trim(
-            StackOrigin::Live,
-            vec![
-                frame("std::sync::mpmc::zero::Channel<T>::send"),
-                frame("leakcheck::sync::mpsc::SyncSender<T>::send"),
-                frame("my_app::pool::worker"),
-                frame("core::ops::function::FnOnce::call_once"),
-                frame("my_app::pool::Pool::new::{{closure}}"),
-                frame("std::sys::pal::unix::thread::Thread::new::thread_start"),
-                frame("start_thread"),
-                Frame {
-                    function: "epoll_wait".into(),
-                    file: None,
-                    line: None,
-                },
-            ],
-        );
-        let names: Vec<&str> = stack.frames.iter().map(|f| f.function.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "my_app::pool::worker",
-                "my_app::pool::Pool::new::{{closure}}"
-            ]
-        );
-        assert_eq!(stack.hidden, 6);
-        assert!(stack.contains_function("pool::worker"));
-    }
-
     #[test]
     fn resolves_this_very_stack() {
         let here = Arc::new(backtrace::Backtrace::new_unresolved());
+        let symbolised: Vec<Frame> = here
+            .frames()
+            .iter()
+            .flat_map(|f| symbolise((f.ip() as usize).saturating_sub(1)))
+            .collect();
+        assert!(
+            symbolised
+                .iter()
+                .any(|f| f.function.contains("resolves_this_very_stack")),
+            "{symbolised:?}"
+        );
         let stacks = resolve_stacks(&[
             Some(PendingStack::Backtrace(StackOrigin::AtSpawn, here)),
             None,
         ]);
         let stack = stacks[0].as_ref().unwrap();
+        // This test is leakcheck's own code under test: shown; the harness's frames are not.
         assert!(
             stack.contains_function("resolves_this_very_stack"),
             "{stack:?}"
         );
+        assert!(stack.hidden_frames() > 0, "{stack:?}");
         assert!(stacks[1].is_none());
     }
 }
