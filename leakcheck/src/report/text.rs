@@ -19,8 +19,9 @@ use super::{LeakReport, Stack};
 const BUDGET: usize = 56 * 1024;
 /// Tasks named in one group's `tasks` line.
 const TASKS_LISTED: usize = 8;
-/// Frames shown for one stack.
-const FRAMES_SHOWN: usize = 24;
+/// Frames shown for one stack: a trimmed stack is far shorter, and an untrimmed one
+/// (`LEAKCHECK_BACKTRACE=full`) is whole up to this depth.
+const FRAMES_SHOWN: usize = 64;
 /// Distinct kernel states listed for one group.
 const KERNEL_STATES_SHOWN: usize = 4;
 
