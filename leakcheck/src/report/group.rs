@@ -9,8 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::registry::TaskKind;
-use crate::state::TaskState;
+use crate::vocab::{TaskKind, TaskState};
 
 use super::{LeakedTask, ParentTask, Site, Stack};
 
@@ -115,8 +114,9 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
     groups
 }
 
-/// The one rule by which names are alike: every run of digits reads `N`, so `worker-3`,
-/// `worker-12` and `worker-301` are all `worker-N`.
+/// The one rule by which names are alike, for grouping reports and for sharing live stacks among
+/// look-alike threads: every run of digits reads `N`, so `worker-3`, `worker-12` and `worker-301`
+/// are all `worker-N`.
 pub(crate) fn name_pattern(name: &str) -> Cow<'_, str> {
     if !name.bytes().any(|b| b.is_ascii_digit()) {
         return Cow::Borrowed(name);
@@ -148,5 +148,10 @@ mod tests {
         assert_eq!(name_pattern("w1-of-16"), "wN-of-N");
         assert_eq!(name_pattern("tokio-rt-worker"), "tokio-rt-worker");
         assert_eq!(name_pattern("٣"), "٣", "only ASCII digits");
+        assert_eq!(
+            name_pattern("pool-1-thread-20"),
+            name_pattern("pool-2-thread-3")
+        );
+        assert_ne!(name_pattern("worker-1"), name_pattern("worker-"));
     }
 }

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::registry::{TaskId, TaskKind};
-use crate::state::TaskState;
+use crate::vocab::{TaskId, TaskKind, TaskState};
 
 use super::group::{group, Group};
 use super::{LeakReport, OsThread, ParentTask, Site, Stack};

@@ -1,12 +1,12 @@
 //! The leak report: what a failing check says, for a person (text) and for tools (JSON).
 //!
 //! A report is built from owned snapshots ([`LeakedTask`]), never from live records, so it stays
-//! true to the moment of the check however the tasks move on afterwards.
+//! true to the moment of the check however the tasks move on afterwards. It knows nothing of the
+//! registry: plain data (this module), grouping, text, JSON, and stacks.
 
 mod escape;
 mod group;
 mod json;
-mod paths;
 mod stack;
 mod text;
 mod trim;
@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::registry::{TaskId, TaskKind};
-use crate::state::TaskState;
+use crate::vocab::{TaskId, TaskKind, TaskState};
 
 pub(crate) use group::name_pattern;
 pub(crate) use stack::{resolve_stacks, PendingStack};
@@ -123,7 +122,7 @@ impl Site {
     pub(crate) fn new(file: &str, line: u32, column: u32) -> Site {
         Site {
             // A dependency's `#[track_caller]` site is an absolute path into cargo's caches.
-            file: paths::short_path(file).into_owned(),
+            file: crate::symbols::short_path(file).into_owned(),
             line,
             column,
         }

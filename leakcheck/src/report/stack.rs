@@ -1,10 +1,13 @@
-//! Stacks in reports: how they were obtained, and their symbolisation.
+//! Stacks in reports: how they were obtained, and their frames (trimmed by `trim.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::patterns::function_matches;
+use crate::symbols::{Address, SymbolCache};
 
 /// How a stack in a report was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -103,7 +106,7 @@ impl Stack {
     pub fn contains_function(&self, function: &str) -> bool {
         self.frames
             .iter()
-            .any(|f| crate::options::function_matches(function, &f.function))
+            .any(|f| function_matches(function, &f.function))
     }
 }
 
@@ -138,7 +141,7 @@ impl PendingStack {
 /// Symbolises many stacks, each distinct address once: survivors blocked at the same place share
 /// their frames, so a report of a hundred thousand of them resolves a handful of addresses.
 pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stack>> {
-    let mut symbols: HashMap<usize, Arc<Vec<Frame>>> = HashMap::new();
+    let mut symbols = SymbolCache::new();
     let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), Stack> = HashMap::new();
     let full = crate::config::get().full_stacks;
     stacks
@@ -154,17 +157,18 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
             }
             let mut frames = Vec::new();
             for (index, &ip) in key.1.iter().enumerate() {
-                // Return addresses point after the call; look up the call itself, except for the
-                // innermost frame of a live stack, which is where the thread was interrupted.
-                let lookup = if index == 0 && key.0 == StackOrigin::Live {
-                    ip
+                // The innermost frame of a live stack is where the thread was interrupted; every
+                // other address is a return address.
+                let address = if index == 0 && key.0 == StackOrigin::Live {
+                    Address::Interrupted(ip)
                 } else {
-                    ip.saturating_sub(1)
+                    Address::Return(ip)
                 };
-                let resolved = symbols
-                    .entry(ip)
-                    .or_insert_with(|| Arc::new(symbolise(lookup)));
-                frames.extend(resolved.iter().cloned());
+                frames.extend(symbols.symbols(address).iter().map(|symbol| Frame {
+                    function: symbol.function.clone(),
+                    file: symbol.file.clone(),
+                    line: symbol.line,
+                }));
             }
             let stack = Stack::trimmed(key.0, frames, full);
             by_addresses.insert(key, stack.clone());
@@ -173,50 +177,14 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
         .collect()
 }
 
-/// The frames at one address, inlined ones first.
-fn symbolise(ip: usize) -> Vec<Frame> {
-    let mut frames = Vec::new();
-    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-        let function = symbol
-            .name()
-            .map(|name| format!("{name:#}"))
-            .unwrap_or_else(|| format!("{ip:#x}"));
-        frames.push(Frame {
-            function,
-            file: symbol
-                .filename()
-                .map(|path| super::paths::short_path(&path.to_string_lossy()).into_owned()),
-            line: symbol.lineno(),
-        });
-    });
-    if frames.is_empty() {
-        frames.push(Frame {
-            function: format!("{ip:#x}"),
-            file: None,
-            line: None,
-        });
-    }
-    frames
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // Reads debug info from the executable.
     fn resolves_this_very_stack() {
         let here = Arc::new(backtrace::Backtrace::new_unresolved());
-        let symbolised: Vec<Frame> = here
-            .frames()
-            .iter()
-            .flat_map(|f| symbolise((f.ip() as usize).saturating_sub(1)))
-            .collect();
-        assert!(
-            symbolised
-                .iter()
-                .any(|f| f.function.contains("resolves_this_very_stack")),
-            "{symbolised:?}"
-        );
         let stacks = resolve_stacks(&[
             Some(PendingStack::Backtrace(StackOrigin::AtSpawn, here)),
             None,

@@ -111,9 +111,40 @@ fn provenance(frame: &Frame) -> (Provenance, Cow<'static, str>) {
     }
 }
 
-/// Whether a frame without a Rust path is the C library's (its sources were never on this
-/// machine: glibc's debug info names them relative to its build tree, `./nptl/…`, `../sysdeps/…`).
+/// C library and program-start symbols, matched whole.
+const C_LIBRARY_SYMBOLS: &[&str] = &[
+    "main",
+    "_start",
+    "clone",
+    "clone3",
+    "__clone",
+    "__clone3",
+    "syscall",
+    "futex",
+    "start_thread",
+];
+
+/// Prefixes of C library symbols.
+const C_LIBRARY_PREFIXES: &[&str] = &[
+    "__libc",
+    "__GI_",
+    "__pthread",
+    "pthread_",
+    "__futex",
+    "futex_",
+    "__syscall",
+];
+
+/// Whether a frame without a Rust path is the C library's: a name it is known by, or sources that
+/// were never on this machine (glibc's debug info names them relative to its build tree,
+/// `./nptl/…`, `../sysdeps/…`).
 fn is_c_library(frame: &Frame) -> bool {
+    let function = frame.function.as_str();
+    if C_LIBRARY_SYMBOLS.contains(&function)
+        || C_LIBRARY_PREFIXES.iter().any(|p| function.starts_with(p))
+    {
+        return true;
+    }
     match frame.file.as_deref() {
         None => true,
         Some(file) => {
@@ -336,6 +367,49 @@ mod tests {
     }
 
     #[test]
+    fn plumbing_is_matched_on_whole_segments_not_user_crates_that_start_alike() {
+        let user = [
+            "mainline::run",
+            "clone_service::worker",
+            "futexes::wait_all",
+            "syscalls::poll",
+            "stdx::io::read",
+            "tests_support::helper",
+            "tokio_util::codec::Framed::poll",
+            "<mainline::Server as core::ops::Drop>::drop",
+        ];
+        for function in user {
+            assert_eq!(
+                provenance(&rust(function)).0,
+                Provenance::Shown,
+                "{function}"
+            );
+        }
+        let plumbing = [
+            "std::thread::park",
+            "<std::io::Stdin as std::io::Read>::read",
+            "core::ops::function::FnOnce::call_once",
+            "leakcheck::sync::mpsc::SyncSender<T>::send",
+            "parking_lot_core::parking_lot::park",
+            "tokio::runtime::park::Inner::park",
+            "test::run_test",
+            "main",
+            "clone3",
+            "syscall",
+            "start_thread",
+            "__futex_abstimed_wait_common",
+            "pthread_cond_wait",
+        ];
+        for function in plumbing {
+            assert_ne!(
+                provenance(&rust(function)).0,
+                Provenance::Shown,
+                "{function}"
+            );
+        }
+    }
+
+    #[test]
     fn full_keeps_everything() {
         let frames = vec![frame("syscall", None), rust("std::thread::park")];
         let trimmed = trim(frames.clone(), true);
@@ -359,7 +433,6 @@ mod tests {
             provenance(&rust("tokio_util::codec::f")).0,
             Provenance::Shown
         );
-        assert_eq!(provenance(&rust("main")).0, Provenance::Shown);
         // A function that names no crate first is known by its file.
         let shim = frame(
             "<fn() -> core::result::Result<(), alloc::string::String> as core::ops::FnOnce<()>>::call_once",
