@@ -13,7 +13,12 @@ use crate::report::LeakReport;
 /// Checks the current scope for leaked tasks when dropped; see [`verify_none`].
 ///
 /// Dropping a guard whose scope has unexpected survivors panics with the report, unless the
-/// thread is already panicking: then the report goes to stderr and nothing panics twice.
+/// thread is already panicking: then the report goes to stderr and nothing panics twice. The
+/// panic's location is the line that created the guard, in the test.
+///
+/// Dropping blocks the thread for up to the grace period. In an `async` test, await
+/// [`verify_async`](Self::verify_async) instead, so that the executor can run the survivors
+/// meanwhile.
 #[must_use = "the check runs when the guard is dropped: bind it with `let _leaks = ...`"]
 pub struct VerifyGuard {
     check: Option<Check>,
