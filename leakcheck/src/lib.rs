@@ -77,6 +77,7 @@ mod context;
 mod duration;
 mod options;
 mod os;
+mod plain_threads;
 mod registry;
 mod report;
 mod snapshot;

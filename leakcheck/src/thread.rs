@@ -26,6 +26,7 @@ pub use std::thread::{
 
 use crate::context;
 use crate::os;
+use crate::plain_threads;
 use crate::registry::{TaskKind, TaskRecord};
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].
@@ -112,6 +113,8 @@ impl Builder {
     {
         let record = self.register::<F>(Location::caller());
         let body = tracked_body(Arc::clone(&record), f);
+        // Recorded already: the `pthread_create` interposer must not record it again.
+        let _claim = plain_threads::claim_next_creation();
         self.std_builder()
             .spawn(body)
             .inspect_err(|_| record.exit())
@@ -131,6 +134,7 @@ impl Builder {
     {
         let record = self.register::<F>(Location::caller());
         let body = tracked_body(Arc::clone(&record), f);
+        let _claim = plain_threads::claim_next_creation();
         self.std_builder()
             .spawn_scoped(scope, body)
             .inspect_err(|_| record.exit())

@@ -1,0 +1,221 @@
+//! Threads created without leakcheck's wrappers — `std::thread::spawn`, another crate's pool, C
+//! code — tracked from their creation, like [`leakcheck::thread`](crate::thread) ones.
+//!
+//! The `pthread_create` interposer (`os/linux/pthread.rs`) calls [`on_create`] in the creating
+//! thread. That records the new thread at once, in the scope current there and as a child of the
+//! task running there (so a thread still starting already counts as alive), with the creator's
+//! stack as its creation site. The new thread then makes that task current for everything it
+//! creates in turn ([`HandOver::start`]), so grandchildren land in the same scope however deep,
+//! and its record exits when the thread's thread-locals are destroyed — after its start routine
+//! returned or `pthread_exit` unwound it, just before `join` returns.
+//!
+//! Not tracked here, and left to the census: threads created by the main thread outside any
+//! scope (the test harness's own threads: libtest runs each test on a thread the main thread
+//! creates), threads created inside [`untracked_section`] (runtimes leakcheck builds for a
+//! test), and the threads of `leakcheck::thread`, which records its own with an exact spawn site
+//! ([`claim_next_creation`]).
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::config::{self, ThreadsMode};
+use crate::registry::TaskRecord;
+
+/// How threads leakcheck did not spawn are found in this process; reports say it once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tracking {
+    /// Every thread is recorded when it is created.
+    FromCreation,
+    /// Only by the census of the OS thread list, for the reason given.
+    CensusOnly(&'static str),
+}
+
+impl Tracking {
+    /// One line for a report's notes.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Tracking::FromCreation => {
+                "threads: every thread is tracked from its creation (LEAKCHECK_THREADS=all)".into()
+            }
+            Tracking::CensusOnly(why) => format!(
+                "threads: only leakcheck's own are tracked from their creation, others are found by census ({why})"
+            ),
+        }
+    }
+}
+
+/// How threads are found in this process.
+pub(crate) fn tracking() -> Tracking {
+    static TRACKING: OnceLock<Tracking> = OnceLock::new();
+    *TRACKING.get_or_init(|| {
+        if config::get().threads == ThreadsMode::Census {
+            return Tracking::CensusOnly("LEAKCHECK_THREADS=census");
+        }
+        interposer_state()
+    })
+}
+
+#[cfg(leakcheck_interpose)]
+fn interposer_state() -> Tracking {
+    if crate::os::pthread::is_active() {
+        Tracking::FromCreation
+    } else {
+        Tracking::CensusOnly("glibc's pthread_create could not be found with dlsym")
+    }
+}
+
+#[cfg(not(leakcheck_interpose))]
+fn interposer_state() -> Tracking {
+    Tracking::CensusOnly(env!("LEAKCHECK_CENSUS_REASON"))
+}
+
+#[cfg(leakcheck_interpose)]
+/// Frames kept of a creator's stack: enough to pass std's spawn machinery, a pool crate's and
+/// a lazy initialiser's, and reach the caller; bounded, because walking costs per frame.
+const CREATION_FRAMES: usize = 32;
+
+/// Whether creation stacks are taken (always, except when a benchmark measures their cost).
+static CREATION_STACKS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the creation stacks of plain threads on or off, for benchmarks that measure their cost.
+/// Without them, plain threads are still tracked, but reports cannot say where they were created.
+pub(crate) fn set_creation_stacks(on: bool) {
+    CREATION_STACKS.store(on, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// Set by `leakcheck::thread` just before std creates its thread, which it records itself.
+    static CLAIMED: Cell<bool> = const { Cell::new(false) };
+    /// How many [`untracked_section`]s this thread is in.
+    static UNTRACKED: Cell<u32> = const { Cell::new(0) };
+    /// This thread's own record, if it was created plainly: exited when thread-locals are
+    /// destroyed, the last thing a thread does.
+    static OWN_RECORD: RefCell<Option<ExitAtThreadEnd>> = const { RefCell::new(None) };
+}
+
+/// Says that the next thread this thread creates is `leakcheck::thread`'s, already recorded.
+/// Dropping the claim withdraws it, in case std failed before creating the thread.
+pub(crate) fn claim_next_creation() -> Claim {
+    CLAIMED.with(|claimed| claimed.set(true));
+    Claim(())
+}
+
+/// See [`claim_next_creation`].
+#[must_use]
+pub(crate) struct Claim(());
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        CLAIMED.with(|claimed| claimed.set(false));
+    }
+}
+
+/// Runs `f` with the threads this thread creates meanwhile left untracked: they belong to a
+/// harness or runtime leakcheck drives itself, not to the code under test.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio test runtime.
+pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            UNTRACKED.with(|depth| depth.set(depth.get() - 1));
+        }
+    }
+    UNTRACKED.with(|depth| depth.set(depth.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+/// Installs [`on_create`] in the interposer before `main`, so that no thread is missed.
+#[cfg(leakcheck_interpose)]
+#[used]
+#[link_section = ".init_array"]
+static INSTALL_AT_LOAD: extern "C" fn() = install_at_load;
+
+#[cfg(leakcheck_interpose)]
+extern "C" fn install_at_load() {
+    crate::os::pthread::install(on_create);
+}
+
+/// Called by the interposer in a thread that is creating another: records the new thread, and
+/// returns what the new thread needs to join its creator's scope, or `None` to leave it alone.
+#[cfg(leakcheck_interpose)]
+fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
+    if CLAIMED.with(|claimed| claimed.replace(false)) || UNTRACKED.with(|depth| depth.get() > 0) {
+        return None;
+    }
+    if tracking() != Tracking::FromCreation {
+        return None;
+    }
+    let (scope, parent) = crate::context::spawn_context();
+    if parent.is_none() && is_main_thread_outside_any_scope(&scope.label) {
+        return None;
+    }
+    let mut frames = [0usize; CREATION_FRAMES];
+    let taken = if CREATION_STACKS.load(Ordering::Relaxed) {
+        crate::os::pthread::own_stack(&mut frames)
+    } else {
+        0
+    };
+    let record = TaskRecord::register_created(
+        scope,
+        parent,
+        crate::registry::Creation {
+            stack: frames[..taken].into(),
+            start_name: OnceLock::new(),
+        },
+    );
+    Some(Box::new(HandOver(Some(record))))
+}
+
+#[cfg(leakcheck_interpose)]
+/// The main thread's implicit scope: threads created there outside any scope are the harness's.
+fn is_main_thread_outside_any_scope(label: &crate::registry::ScopeLabel) -> bool {
+    matches!(label, crate::registry::ScopeLabel::Thread(name) if name == "main")
+}
+
+/// A new thread's record, handed from its creator to the thread itself.
+#[cfg(leakcheck_interpose)]
+struct HandOver(Option<Arc<TaskRecord>>);
+
+#[cfg(leakcheck_interpose)]
+impl crate::os::pthread::ThreadStart for HandOver {
+    fn start(mut self: Box<Self>) {
+        let Some(record) = self.0.take() else { return };
+        let _ = record.os_thread.set(crate::os::ThreadHandle::current());
+        if let Some(created) = &record.created {
+            let _ = created
+                .start_name
+                .set(crate::os::pthread::own_kernel_name());
+        }
+        // The thread's task and scope stay current for the thread's whole life: the frames go
+        // with the thread's context when its thread-locals are destroyed.
+        std::mem::forget(crate::context::enter(
+            Arc::clone(&record.scope),
+            Some(Arc::clone(&record)),
+        ));
+        let exit = ExitAtThreadEnd(record);
+        // Without thread-locals (not at a thread's start) the record exits at once, with `exit`.
+        let _ = OWN_RECORD.try_with(move |own| own.borrow_mut().replace(exit));
+    }
+}
+
+#[cfg(leakcheck_interpose)]
+impl Drop for HandOver {
+    fn drop(&mut self) {
+        // Never started: the thread could not be created.
+        if let Some(record) = self.0.take() {
+            record.exit();
+        }
+    }
+}
+
+/// Exits a record when dropped.
+#[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
+struct ExitAtThreadEnd(Arc<TaskRecord>);
+
+impl Drop for ExitAtThreadEnd {
+    fn drop(&mut self) {
+        self.0.exit();
+    }
+}
