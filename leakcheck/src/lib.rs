@@ -109,6 +109,7 @@ pub mod __private {
     #[cfg(not(feature = "tokio"))]
     pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
     pub use crate::check::run_test;
+    pub use crate::plain_threads::set_for_benchmark as set_thread_tracking_for_benchmark;
     pub use crate::task::run_async_test;
     #[cfg(feature = "tokio")]
     pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};

@@ -78,10 +78,15 @@ const CREATION_FRAMES: usize = 32;
 /// Whether creation stacks are taken (always, except when a benchmark measures their cost).
 static CREATION_STACKS: AtomicBool = AtomicBool::new(true);
 
-/// Turns the creation stacks of plain threads on or off, for benchmarks that measure their cost.
-/// Without them, plain threads are still tracked, but reports cannot say where they were created.
-pub(crate) fn set_creation_stacks(on: bool) {
-    CREATION_STACKS.store(on, Ordering::Relaxed);
+/// Whether tracking from creation is paused (only while a benchmark measures the census mode).
+static PAUSED: AtomicBool = AtomicBool::new(false);
+
+/// For benchmarks, which compare modes in one run (`LEAKCHECK_THREADS` is read once): pauses
+/// tracking from creation (`track = false` behaves as `census`), and turns creation stacks off
+/// (plain threads are then still tracked, but reports cannot say where they were created).
+pub fn set_for_benchmark(track: bool, creation_stacks: bool) {
+    PAUSED.store(!track, Ordering::Relaxed);
+    CREATION_STACKS.store(creation_stacks, Ordering::Relaxed);
 }
 
 thread_local! {
@@ -144,7 +149,7 @@ fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
     if CLAIMED.with(|claimed| claimed.replace(false)) || UNTRACKED.with(|depth| depth.get() > 0) {
         return None;
     }
-    if tracking() != Tracking::FromCreation {
+    if tracking() != Tracking::FromCreation || PAUSED.load(Ordering::Relaxed) {
         return None;
     }
     let (scope, parent) = crate::context::spawn_context();
