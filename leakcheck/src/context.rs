@@ -49,12 +49,37 @@ struct Context {
     frames: Vec<Frame>,
     /// The scope of the thread itself, created on first use.
     implicit: Option<Arc<Scope>>,
+    /// A plain thread's own record (see [`inherit`]): current beneath every entered frame.
+    inherited: Option<Inherited>,
+}
+
+/// The record of a thread created without leakcheck's wrappers, in its creator's scope.
+struct Inherited {
+    task: Arc<TaskRecord>,
+    /// Whether the thread is named like a test (`module::test`), as a test harness names the
+    /// threads it runs tests on: such a thread gets a test scope of its own instead, like any
+    /// test thread. Decided on first use, once std has named the thread.
+    named_like_a_test: std::cell::OnceCell<bool>,
+}
+
+impl Inherited {
+    fn task(&self) -> Option<&TaskRecord> {
+        let test_thread = *self.named_like_a_test.get_or_init(|| {
+            std::thread::current()
+                .name()
+                .is_some_and(|name| name.contains("::") && is_rust_path(name))
+        });
+        (!test_thread).then_some(&*self.task)
+    }
 }
 
 impl Context {
     fn scope(&mut self) -> Arc<Scope> {
         if let Some(frame) = self.frames.last() {
             return Arc::clone(frame.scope());
+        }
+        if let Some(task) = self.inherited.as_ref().and_then(Inherited::task) {
+            return Arc::clone(&task.scope);
         }
         Arc::clone(
             self.implicit
@@ -63,8 +88,24 @@ impl Context {
     }
 
     fn task(&self) -> Option<&TaskRecord> {
-        self.frames.iter().rev().find_map(Frame::task)
+        self.frames
+            .iter()
+            .rev()
+            .find_map(Frame::task)
+            .or_else(|| self.inherited.as_ref()?.task())
     }
+}
+
+/// Makes `task`, the record of this thread made by its creator, current on this thread for the
+/// thread's whole life, beneath whatever is entered later: what the thread spawns joins its
+/// creator's scope, as a child of `task`.
+pub(crate) fn inherit(task: Arc<TaskRecord>) {
+    let _ = CONTEXT.try_with(|cx| {
+        cx.borrow_mut().inherited = Some(Inherited {
+            task,
+            named_like_a_test: std::cell::OnceCell::new(),
+        });
+    });
 }
 
 thread_local! {

@@ -218,6 +218,7 @@ impl UntrackedWatch {
                     kind: TaskKind::UntrackedThread,
                     name: Some(status.name.clone()),
                     spawned_at: None,
+                    user_site: None,
                     age: status.age.unwrap_or_default(),
                     scope: None,
                     runs: None,
@@ -225,6 +226,8 @@ impl UntrackedWatch {
                     in_state_for: status.age.unwrap_or_default(),
                     blocked_on: None,
                     blocked_at: None,
+                    wait_inferred: false,
+                    wait_detail: None,
                     last_polled_ago: None,
                     parents: Vec::new(),
                     stack,
@@ -241,7 +244,12 @@ impl UntrackedWatch {
 
     /// What the report must say about untracked threads.
     pub(crate) fn notes(&self) -> Vec<String> {
+        // Tracked from their creation, threads need no census to be attributed: what is left to
+        // the census (glibc's own helpers) is not worth a note on every report.
+        let tracking_all =
+            crate::plain_threads::tracking() == crate::plain_threads::Tracking::FromCreation;
         match &self.kind {
+            WatchKind::Watching { .. } | WatchKind::LeftToGlobal if tracking_all => Vec::new(),
             WatchKind::Watching { overlap: Some(overlap), .. } if overlap.overlapped() => vec![
                 "untracked OS threads (not spawned through leakcheck) were not checked here: another \
                  check ran at the same time on another thread of this process, so a new thread cannot \
@@ -432,6 +440,7 @@ static HARNESS_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// from a runtime's thread-start hook.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
 pub(crate) fn harness_thread_started() {
+    crate::plain_threads::disown_current_thread();
     HARNESS_THREADS.lock().push(os::current_tid());
 }
 

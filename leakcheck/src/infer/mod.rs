@@ -24,14 +24,11 @@ use crate::report::Frame;
 pub(crate) fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut depth = 0usize; // Inside `<...>` or `[...]`.
-    let mut chars = name.char_indices().peekable();
-    // A leading `<Type as Trait>::f`: keep `Type`, drop ` as Trait` and the brackets.
+                            // A leading `<Type as Trait>::f`: keep `Type`, drop ` as Trait` and the brackets.
     let qualified = name.starts_with('<');
-    if qualified {
-        chars.next();
-    }
+    let chars = name.char_indices().skip(usize::from(qualified));
     let mut skipping_as = false;
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in chars {
         if qualified && depth == 0 {
             if name[i..].starts_with(" as ") {
                 skipping_as = true;
@@ -129,13 +126,15 @@ fn first_segment(name: &str) -> &str {
 /// given its creator's stack at `pthread_create`. The interposer's own frames, std's spawn
 /// machinery and glibc's are all runtime frames, so a plain `std::thread::spawn` gives the
 /// user's line and a pool crate gives the pool's spawning function.
-pub(crate) fn creation_site(frames: &[Frame]) -> Option<&Frame> {
-    frames.iter().find(|frame| !is_runtime_frame(frame))
+/// Returns its index.
+pub(crate) fn creation_site(frames: &[Frame]) -> Option<usize> {
+    frames.iter().position(|frame| !is_runtime_frame(frame))
 }
 
-/// The first frame that is the user's own code, not library code.
-pub(crate) fn first_user_frame(frames: &[Frame]) -> Option<&Frame> {
-    frames.iter().find(|frame| !is_library_frame(frame))
+/// The index of the first frame that is the user's own code, not library code.
+#[cfg_attr(not(test), allow(dead_code))] // For a "called from" line under pool spawn sites.
+pub(crate) fn first_user_frame(frames: &[Frame]) -> Option<usize> {
+    frames.iter().position(|frame| !is_library_frame(frame))
 }
 
 #[cfg(test)]
@@ -209,11 +208,11 @@ pub(crate) mod tests {
             frame("my_app::start::h0c3d056ae937c1a4", "src/main.rs"),
         ];
         assert_eq!(
-            creation_site(&frames).unwrap().function(),
+            frames[creation_site(&frames).unwrap()].function(),
             "threadpool::spawn_in_pool::hdce83ea53c1670ef"
         );
         assert_eq!(
-            first_user_frame(&frames).unwrap().function(),
+            frames[first_user_frame(&frames).unwrap()].function(),
             "my_app::start::h0c3d056ae937c1a4"
         );
         assert!(creation_site(&frames[..4]).is_none());

@@ -1,10 +1,9 @@
 //! Pool threads with nothing to do: a runtime's spare threads are not a test's leak while idle.
 //!
 //! tokio's blocking pool keeps a thread alive for 10 s after its last job, waiting for the next
-//! one in `tokio::runtime::blocking::pool::Inner::run`; a rayon worker waits for work in
-//! `WorkerThread::wait_until`. Such a thread is only worth reporting while its live stack shows
-//! it running a job. (tokio's own worker threads also run on the blocking pool, as one long job:
-//! they are the runtime, and are told apart.)
+//! one in `tokio::runtime::blocking::pool::Inner::run`; a tokio worker with no task to run parks
+//! in `worker::Context::park`; a rayon worker waits for work in `WorkerThread::wait_until`. Such a
+//! thread is only worth reporting (per test) while its live stack shows it running a job.
 
 use super::normalise;
 use crate::report::Frame;
@@ -16,13 +15,12 @@ pub(crate) enum PoolThread {
     Busy,
     /// A pool thread waiting for its next job.
     Idle,
-    /// A tokio runtime worker: the runtime itself, alive as long as the runtime is.
-    RuntimeWorker,
 }
 
 const TOKIO_POOL_LOOP: &str = "tokio::runtime::blocking::pool::Inner::run";
 const TOKIO_JOB: &str = "tokio::runtime::blocking::pool::Task::run";
-const TOKIO_WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
+const TOKIO_WORKER_RUN: &str = "tokio::runtime::scheduler::multi_thread::worker::run";
+const TOKIO_WORKER_PARK: &str = "tokio::runtime::scheduler::multi_thread::worker::Context::park";
 const RAYON_WAIT: &str = "rayon_core::registry::WorkerThread::wait_until";
 const RAYON_MAIN_LOOP: &str = "rayon_core::registry::main_loop";
 /// Frames a rayon worker runs a job in.
@@ -33,13 +31,17 @@ pub(crate) fn pool_thread(frames: &[Frame]) -> PoolThread {
     let names: Vec<String> = frames.iter().map(|f| normalise(f.function())).collect();
     let has = |prefix: &str| names.iter().any(|name| name.starts_with(prefix));
     if has(TOKIO_POOL_LOOP) {
-        if !has(TOKIO_JOB) {
-            return PoolThread::Idle;
-        }
-        if has(TOKIO_WORKER) {
-            return PoolThread::RuntimeWorker;
-        }
-        return PoolThread::Busy;
+        // A worker of the runtime runs as one long job of the blocking pool: idle when parked.
+        let idle = if has(TOKIO_WORKER_RUN) {
+            has(TOKIO_WORKER_PARK)
+        } else {
+            !has(TOKIO_JOB)
+        };
+        return if idle {
+            PoolThread::Idle
+        } else {
+            PoolThread::Busy
+        };
     }
     if has(RAYON_MAIN_LOOP) {
         // Idle when the innermost rayon frame is its wait loop, with no job inside it.
@@ -72,7 +74,7 @@ mod tests {
     }
 
     #[test]
-    fn tokio_blocking_threads_idle_busy_and_workers() {
+    fn tokio_blocking_threads_and_workers_idle_and_busy() {
         let mut idle = vec![
             c_frame("syscall"),
             dep_frame("parking_lot::condvar::Condvar::wait_for::hf4baeaa06c4aa14d"),
@@ -90,15 +92,31 @@ mod tests {
         busy.extend(blocking_pool_tail());
         assert_eq!(pool_thread(&busy), PoolThread::Busy);
 
-        let mut worker = vec![
+        let mut parked_worker = vec![
             dep_frame(
                 "tokio::runtime::scheduler::multi_thread::worker::Context::park::hf4b2b1c32e9b4423",
+            ),
+            dep_frame(
+                "tokio::runtime::scheduler::multi_thread::worker::Context::run::hbdcc8077e1ca3a43",
             ),
             dep_frame("tokio::runtime::scheduler::multi_thread::worker::run::h7680f2dcc9e5ee33"),
             dep_frame("tokio::runtime::blocking::pool::Task::run::he72b41ac3a00d794"),
         ];
-        worker.extend(blocking_pool_tail());
-        assert_eq!(pool_thread(&worker), PoolThread::RuntimeWorker);
+        parked_worker.extend(blocking_pool_tail());
+        assert_eq!(pool_thread(&parked_worker), PoolThread::Idle);
+
+        let mut running_worker = vec![
+            frame("app::stuck_task::{{closure}}::h1", "src/lib.rs"),
+            dep_frame("tokio::runtime::task::raw::poll::ha68190f95c5682b8"),
+            dep_frame("tokio::runtime::scheduler::multi_thread::worker::Context::run_task::h1"),
+            dep_frame(
+                "tokio::runtime::scheduler::multi_thread::worker::Context::run::hbdcc8077e1ca3a43",
+            ),
+            dep_frame("tokio::runtime::scheduler::multi_thread::worker::run::h7680f2dcc9e5ee33"),
+            dep_frame("tokio::runtime::blocking::pool::Task::run::he72b41ac3a00d794"),
+        ];
+        running_worker.extend(blocking_pool_tail());
+        assert_eq!(pool_thread(&running_worker), PoolThread::Busy);
     }
 
     #[test]

@@ -111,18 +111,30 @@ impl PendingStack {
 /// Symbolises many stacks, each distinct address once: survivors blocked at the same place share
 /// their frames, so a report of a hundred thousand of them resolves a handful of addresses.
 pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stack>> {
+    resolve_stacks_whole(stacks)
+        .into_iter()
+        .map(|resolved| resolved.map(|(stack, _)| stack))
+        .collect()
+}
+
+/// A resolved stack as reports show it, and all its frames, untrimmed.
+pub(crate) type WholeStack = (Stack, Arc<Vec<Frame>>);
+
+/// Like [`resolve_stacks`], with each stack's untrimmed frames as well (empty for a stack that
+/// was resolved elsewhere), for what only library frames tell: what a thread waits on.
+pub(crate) fn resolve_stacks_whole(stacks: &[Option<PendingStack>]) -> Vec<Option<WholeStack>> {
     let mut symbols: HashMap<usize, Arc<Vec<Frame>>> = HashMap::new();
-    let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), Stack> = HashMap::new();
+    let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), WholeStack> = HashMap::new();
     stacks
         .iter()
         .map(|pending| {
             let pending = pending.as_ref()?;
             if let PendingStack::Resolved(stack) = pending {
-                return Some(stack.clone());
+                return Some((stack.clone(), Arc::default()));
             }
             let key = (pending.origin(), pending.addresses());
-            if let Some(stack) = by_addresses.get(&key) {
-                return Some(stack.clone());
+            if let Some(resolved) = by_addresses.get(&key) {
+                return Some(resolved.clone());
             }
             let mut frames = Vec::new();
             for (index, &ip) in key.1.iter().enumerate() {
@@ -138,9 +150,9 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
                     .or_insert_with(|| Arc::new(symbolise(lookup)));
                 frames.extend(resolved.iter().cloned());
             }
-            let stack = trim(key.0, frames);
-            by_addresses.insert(key, stack.clone());
-            Some(stack)
+            let resolved = (trim(key.0, frames.clone()), Arc::new(frames));
+            by_addresses.insert(key, resolved.clone());
+            Some(resolved)
         })
         .collect()
 }
@@ -171,7 +183,7 @@ fn symbolise(ip: usize) -> Vec<Frame> {
 
 /// Debug info names files by absolute path; spawn sites (from `#[track_caller]`) are relative to
 /// the package. Stacks read the same way as long as the process runs where cargo runs it.
-fn relative_to_working_directory(path: &std::path::Path) -> String {
+pub(crate) fn relative_to_working_directory(path: &std::path::Path) -> String {
     static WORKING_DIRECTORY: std::sync::OnceLock<Option<std::path::PathBuf>> =
         std::sync::OnceLock::new();
     let base = WORKING_DIRECTORY.get_or_init(|| std::env::current_dir().ok());

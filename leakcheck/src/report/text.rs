@@ -78,7 +78,16 @@ fn render_group(out: &mut String, group: &Group<'_>) {
     match task.state {
         TaskState::Blocked => {
             let reason = task.blocked_on.as_deref().unwrap_or("an unknown call");
-            let _ = write!(out, "blocked in `{reason}` for {duration}");
+            if task.wait_inferred {
+                // Read from the stack: the stack cannot say since when.
+                let _ = write!(out, "blocked in `{reason}` (inferred from its stack");
+                if let Some(detail) = &task.wait_detail {
+                    let _ = write!(out, ": {detail}");
+                }
+                let _ = write!(out, "), alive for {duration}");
+            } else {
+                let _ = write!(out, "blocked in `{reason}` for {duration}");
+            }
         }
         TaskState::Lost => {
             let _ = write!(
@@ -114,6 +123,9 @@ fn render_group(out: &mut String, group: &Group<'_>) {
         }
         let oldest = group.tasks.iter().map(|t| t.age).max().unwrap_or_default();
         let _ = writeln!(out, "{} ago)", human(oldest));
+    }
+    if let Some(site) = &task.user_site {
+        let _ = writeln!(out, "      called from  {site}");
     }
     if let Some(site) = &task.blocked_at {
         let _ = writeln!(out, "      blocked at   {site}");

@@ -1,19 +1,46 @@
 //! Threads created without leakcheck's wrappers — `std::thread::spawn`, another crate's pool, C
 //! code — tracked from their creation, like [`leakcheck::thread`](crate::thread) ones.
 //!
-//! The `pthread_create` interposer (`os/linux/pthread.rs`) calls [`on_create`] in the creating
+//! The `pthread_create` interposer (`os/linux/pthread.rs`) calls `on_create` in the creating
 //! thread. That records the new thread at once, in the scope current there and as a child of the
 //! task running there (so a thread still starting already counts as alive), with the creator's
 //! stack as its creation site. The new thread then makes that task current for everything it
-//! creates in turn ([`HandOver::start`]), so grandchildren land in the same scope however deep,
+//! creates in turn (`HandOver::start`), so grandchildren land in the same scope however deep,
 //! and its record exits when the thread's thread-locals are destroyed — after its start routine
 //! returned or `pthread_exit` unwound it, just before `join` returns.
 //!
-//! Not tracked here, and left to the census: threads created by the main thread outside any
-//! scope (the test harness's own threads: libtest runs each test on a thread the main thread
-//! creates), threads created inside [`untracked_section`] (runtimes leakcheck builds for a
-//! test), and the threads of `leakcheck::thread`, which records its own with an exact spawn site
-//! ([`claim_next_creation`]).
+//! Left alone: threads the main thread creates outside any scope before a check looked at the
+//! main thread (a test harness's: libtest runs each test on a thread the main thread creates),
+//! which the census still sees; and `leakcheck::thread`'s, which records its own with an exact
+//! spawn site ([`claim_next_creation`]). A runtime leakcheck builds for a test gives its threads
+//! up when they start ([`disown_current_thread`]).
+//!
+//! What a check and a report make of these records: [`facts`] (the creation stack: spawn site,
+//! one-time initialisers) and [`observe`] (the live thread: name, inferred wait, idle pools).
+
+mod facts;
+mod observe;
+
+pub(crate) use facts::{spawn_site_of, started_by_initialiser, user_site_of};
+
+/// Notes for a report whose survivors are `records`: the one a build without debug info needs.
+pub(crate) fn notes_on(records: &[Arc<TaskRecord>]) -> Vec<String> {
+    let blind = records
+        .iter()
+        .filter_map(|record| facts::facts_of(record))
+        .any(|facts| facts.no_debug_info);
+    if blind {
+        vec![
+            "threads were created in code built without debug info, so their spawn sites and \
+              the lines they block at are unknown: set `debug = 1` (or `\"line-tables-only\"`) in \
+              the profile, for example [profile.test] or [profile.release]"
+                .to_owned(),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+pub(crate) use observe::{inferred_wait, is_idle_pool_thread, name_of};
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,8 +119,6 @@ pub fn set_for_benchmark(track: bool, creation_stacks: bool) {
 thread_local! {
     /// Set by `leakcheck::thread` just before std creates its thread, which it records itself.
     static CLAIMED: Cell<bool> = const { Cell::new(false) };
-    /// How many [`untracked_section`]s this thread is in.
-    static UNTRACKED: Cell<u32> = const { Cell::new(0) };
     /// This thread's own record, if it was created plainly: exited when thread-locals are
     /// destroyed, the last thing a thread does.
     static OWN_RECORD: RefCell<Option<ExitAtThreadEnd>> = const { RefCell::new(None) };
@@ -116,19 +141,12 @@ impl Drop for Claim {
     }
 }
 
-/// Runs `f` with the threads this thread creates meanwhile left untracked: they belong to a
-/// harness or runtime leakcheck drives itself, not to the code under test.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio test runtime.
-pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
-    struct Leave;
-    impl Drop for Leave {
-        fn drop(&mut self) {
-            UNTRACKED.with(|depth| depth.set(depth.get() - 1));
-        }
-    }
-    UNTRACKED.with(|depth| depth.set(depth.get() + 1));
-    let _leave = Leave;
-    f()
+/// Says that the calling thread, created plainly, belongs to a harness or runtime leakcheck
+/// drives itself (a test runtime's worker): its record leaves its creator's scope now. What the
+/// thread creates is still tracked.
+pub(crate) fn disown_current_thread() {
+    let own = OWN_RECORD.try_with(|own| own.borrow_mut().take());
+    drop(own);
 }
 
 /// Installs [`on_create`] in the interposer before `main`, so that no thread is missed.
@@ -146,7 +164,7 @@ extern "C" fn install_at_load() {
 /// returns what the new thread needs to join its creator's scope, or `None` to leave it alone.
 #[cfg(leakcheck_interpose)]
 fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
-    if CLAIMED.with(|claimed| claimed.replace(false)) || UNTRACKED.with(|depth| depth.get() > 0) {
+    if CLAIMED.with(|claimed| claimed.replace(false)) {
         return None;
     }
     if tracking() != Tracking::FromCreation || PAUSED.load(Ordering::Relaxed) {
@@ -173,10 +191,28 @@ fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
     Some(Box::new(HandOver(Some(record))))
 }
 
-#[cfg(leakcheck_interpose)]
-/// The main thread's implicit scope: threads created there outside any scope are the harness's.
-fn is_main_thread_outside_any_scope(label: &crate::registry::ScopeLabel) -> bool {
+/// Whether the main thread's own scope is the scope of a check (a program's `main`, a doctest),
+/// rather than a test harness's thread that creates test threads.
+static MAIN_IS_CHECKED: AtomicBool = AtomicBool::new(false);
+
+/// Says that a check looks at `label`'s scope: if that is the main thread's own, the threads
+/// the main thread creates are the code under test's from now on.
+pub(crate) fn checking(label: &crate::registry::ScopeLabel) {
+    if is_main_threads_own(label) {
+        MAIN_IS_CHECKED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The main thread's implicit scope.
+fn is_main_threads_own(label: &crate::registry::ScopeLabel) -> bool {
     matches!(label, crate::registry::ScopeLabel::Thread(name) if name == "main")
+}
+
+#[cfg(leakcheck_interpose)]
+/// The main thread's implicit scope before any check looked at it: threads created there are a
+/// test harness's (libtest creates every test's thread from the main thread).
+fn is_main_thread_outside_any_scope(label: &crate::registry::ScopeLabel) -> bool {
+    is_main_threads_own(label) && !MAIN_IS_CHECKED.load(Ordering::Relaxed)
 }
 
 /// A new thread's record, handed from its creator to the thread itself.
@@ -193,12 +229,7 @@ impl crate::os::pthread::ThreadStart for HandOver {
                 .start_name
                 .set(crate::os::pthread::own_kernel_name());
         }
-        // The thread's task and scope stay current for the thread's whole life: the frames go
-        // with the thread's context when its thread-locals are destroyed.
-        std::mem::forget(crate::context::enter(
-            Arc::clone(&record.scope),
-            Some(Arc::clone(&record)),
-        ));
+        crate::context::inherit(Arc::clone(&record));
         let exit = ExitAtThreadEnd(record);
         // Without thread-locals (not at a thread's start) the record exits at once, with `exit`.
         let _ = OWN_RECORD.try_with(move |own| own.borrow_mut().replace(exit));
