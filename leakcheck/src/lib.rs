@@ -75,8 +75,6 @@ mod clock;
 mod config;
 mod context;
 mod duration;
-// Wired into reports once the report layer settles.
-#[cfg_attr(not(test), allow(dead_code))]
 mod infer;
 mod options;
 mod os;

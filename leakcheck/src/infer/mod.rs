@@ -132,7 +132,6 @@ pub(crate) fn creation_site(frames: &[Frame]) -> Option<usize> {
 }
 
 /// The index of the first frame that is the user's own code, not library code.
-#[cfg_attr(not(test), allow(dead_code))] // For a "called from" line under pool spawn sites.
 pub(crate) fn first_user_frame(frames: &[Frame]) -> Option<usize> {
     frames.iter().position(|frame| !is_library_frame(frame))
 }
