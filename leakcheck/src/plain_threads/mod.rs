@@ -119,6 +119,8 @@ pub fn set_for_benchmark(track: bool, creation_stacks: bool) {
 thread_local! {
     /// Set by `leakcheck::thread` just before std creates its thread, which it records itself.
     static CLAIMED: Cell<bool> = const { Cell::new(false) };
+    /// How many [`untracked_section`]s this thread is in.
+    static UNTRACKED: Cell<u32> = const { Cell::new(0) };
     /// This thread's own record, if it was created plainly: exited when thread-locals are
     /// destroyed, the last thing a thread does.
     static OWN_RECORD: RefCell<Option<ExitAtThreadEnd>> = const { RefCell::new(None) };
@@ -149,7 +151,35 @@ pub(crate) fn disown_current_thread() {
     drop(own);
 }
 
-/// Installs [`on_create`] in the interposer before `main`, so that no thread is missed.
+/// Runs `f` with the threads this thread creates meanwhile left untracked: leakcheck's own
+/// machinery (a runtime's task dump runs on a thread of its own) is no test's leak.
+#[cfg_attr(
+    not(all(feature = "tokio", tokio_unstable, tokio_taskdump)),
+    allow(dead_code)
+)]
+pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            UNTRACKED.with(|depth| depth.set(depth.get() - 1));
+        }
+    }
+    UNTRACKED.with(|depth| depth.set(depth.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+/// A future whose polls are [`untracked_section`]s.
+#[cfg_attr(
+    not(all(feature = "tokio", tokio_unstable, tokio_taskdump)),
+    allow(dead_code)
+)]
+pub(crate) async fn untracked<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| untracked_section(|| future.as_mut().poll(cx))).await
+}
+
+/// Installs `on_create` in the interposer before `main`, so that no thread is missed.
 #[cfg(leakcheck_interpose)]
 #[used]
 #[link_section = ".init_array"]
@@ -164,7 +194,7 @@ extern "C" fn install_at_load() {
 /// returns what the new thread needs to join its creator's scope, or `None` to leave it alone.
 #[cfg(leakcheck_interpose)]
 fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
-    if CLAIMED.with(|claimed| claimed.replace(false)) {
+    if CLAIMED.with(|claimed| claimed.replace(false)) || UNTRACKED.with(|depth| depth.get() > 0) {
         return None;
     }
     if tracking() != Tracking::FromCreation || PAUSED.load(Ordering::Relaxed) {
