@@ -1,34 +1,56 @@
-//! Decides at build time whether leakcheck may define `pthread_create` (see
-//! `src/os/linux/pthread.rs`), and says so to the crate as `cfg(leakcheck_interpose)`.
+//! Decides two things about this build, as cfgs for the code:
 //!
-//! The symbol is left out where it cannot work or would do harm: without the
-//! `track-all-threads` feature, off Linux/glibc, with a statically linked C runtime (no
-//! `dlsym(RTLD_NEXT)` to find the real function), under Miri, and in sanitizer builds, whose
-//! runtimes intercept `pthread_create` themselves (AddressSanitizer aborts when another
-//! definition replaces its interceptor).
+//! - `cfg(leakcheck_taskdump)` when tokio's task dumps are available: the `tokio` feature, built
+//!   with `--cfg tokio_unstable --cfg tokio_taskdump`, on Linux, on an architecture tokio supports
+//!   task dumps on. The one place that condition is written for the code (the manifest repeats it
+//!   for the target-specific dependency, where a build script cannot reach).
+//! - `cfg(leakcheck_interpose)` when leakcheck may define `pthread_create` (see
+//!   `src/os/linux/pthread.rs`). The symbol is left out where it cannot work or would do harm:
+//!   without the `track-all-threads` feature, off Linux/glibc, with a statically linked C runtime
+//!   (no `dlsym(RTLD_NEXT)` to find the real function), under Miri, and in sanitizer builds, whose
+//!   runtimes intercept `pthread_create` themselves (AddressSanitizer aborts when another
+//!   definition replaces its interceptor). Why it is left out reaches the code as
+//!   `LEAKCHECK_CENSUS_REASON`, for the note reports give.
 
 use std::env;
 
+/// The architectures tokio's `taskdump` supports.
+const TASKDUMP_ARCHES: &[&str] = &["aarch64", "x86", "x86_64", "s390x"];
+
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(leakcheck_interpose)");
-    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
-    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let has = |name: &str| env::var_os(name).is_some();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let taskdump = has("CARGO_FEATURE_TOKIO")
+        && has("CARGO_CFG_TOKIO_UNSTABLE")
+        && has("CARGO_CFG_TOKIO_TASKDUMP")
+        && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && TASKDUMP_ARCHES.contains(&arch.as_str());
+    if taskdump {
+        println!("cargo:rustc-cfg=leakcheck_taskdump");
+    }
+    interposer();
+}
+
+/// Sets `cfg(leakcheck_interpose)`, or says why not.
+fn interposer() {
     let blocker = interposer_blocker();
-    // Why threads are found by census only, for the note reports give.
     let reason = blocker.as_ref().map_or("", Blocker::describe);
-    println!("cargo::rustc-env=LEAKCHECK_CENSUS_REASON={reason}");
+    println!("cargo:rustc-env=LEAKCHECK_CENSUS_REASON={reason}");
     match blocker {
-        None => println!("cargo::rustc-cfg=leakcheck_interpose"),
-        Some(why) => {
-            // Only worth a warning when the user asked for the feature and cannot have it.
-            if env::var_os("CARGO_FEATURE_TRACK_ALL_THREADS").is_some() && why != Blocker::Platform
-            {
-                println!(
-                    "cargo::warning=leakcheck: threads are found by census only in this build: {}",
-                    why.describe()
-                );
-            }
+        None => println!("cargo:rustc-cfg=leakcheck_interpose"),
+        // Only worth a warning when the user asked for the feature and cannot have it.
+        Some(why)
+            if env::var_os("CARGO_FEATURE_TRACK_ALL_THREADS").is_some()
+                && why != Blocker::Platform =>
+        {
+            println!(
+                "cargo:warning=leakcheck: threads are found by census only in this build: {}",
+                why.describe()
+            );
         }
+        Some(_) => {}
     }
 }
 

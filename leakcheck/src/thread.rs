@@ -24,10 +24,12 @@ pub use std::thread::{
     JoinHandle, LocalKey, Result, Scope, ScopedJoinHandle, Thread, ThreadId,
 };
 
+use crate::blocking::blocking;
 use crate::context;
-use crate::os;
+use crate::os::ThreadHandle;
 use crate::plain_threads;
-use crate::registry::{TaskKind, TaskRecord};
+use crate::registry::{ExitOnDrop, TaskRecord};
+use crate::vocab::TaskKind;
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].
 ///
@@ -46,7 +48,7 @@ where
 /// Puts the current thread to sleep, like [`std::thread::sleep`], shown as `blocked in sleep`.
 #[track_caller]
 pub fn sleep(duration: Duration) {
-    crate::blocking("sleep", || std::thread::sleep(duration))
+    blocking("sleep", || std::thread::sleep(duration))
 }
 
 /// A tracked thread factory, like [`std::thread::Builder`].
@@ -142,7 +144,7 @@ impl Builder {
 
     fn register<F>(&self, site: &'static Location<'static>) -> Arc<TaskRecord> {
         let name = self.name.as_deref().map(Box::from);
-        TaskRecord::register(TaskKind::Thread, name, site, std::any::type_name::<F>())
+        context::register(TaskKind::Thread, name, site, std::any::type_name::<F>())
     }
 }
 
@@ -153,18 +155,9 @@ where
     F: FnOnce() -> T,
 {
     move || {
-        let _ = record.os_thread.set(os::ThreadHandle::current());
+        let _ = record.os_thread.set(ThreadHandle::current());
         let exit = ExitOnDrop(record);
         let _context = context::enter_task(&exit.0);
         f()
-    }
-}
-
-/// Ends a task when dropped, which also covers unwinding.
-struct ExitOnDrop(Arc<TaskRecord>);
-
-impl Drop for ExitOnDrop {
-    fn drop(&mut self) {
-        self.0.exit();
     }
 }

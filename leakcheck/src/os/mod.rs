@@ -5,8 +5,11 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 
+mod status;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
+
+pub(crate) use status::ThreadStatus;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
 
@@ -16,12 +19,14 @@ use std::time::{Duration, Instant};
 /// How long one thread gets to answer a live-stack request.
 pub(crate) const LIVE_STACK_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// The time one check may spend taking live stacks, in total. Each request may wait for a
-/// thread that does not answer, and a report may ask dozens of threads: without a budget, a
-/// report of unresponsive threads could take a minute to build.
+/// The time one check may spend taking live stacks, in total, and the one way the crate takes a
+/// live stack. Each request may wait for a thread that does not answer, and a report may ask
+/// dozens of threads: without a budget, a report of unresponsive threads could take a minute to
+/// build. The budget counts the time spent in requests, not the time between them, so that the
+/// `ignore_function` verdicts of a long grace period are bounded too without running out
+/// merely because the period is long.
 pub(crate) struct LiveStackBudget {
-    /// Set by the first request.
-    until: Cell<Option<Instant>>,
+    spent: Cell<Duration>,
 }
 
 impl LiveStackBudget {
@@ -30,21 +35,22 @@ impl LiveStackBudget {
 
     pub(crate) fn new() -> LiveStackBudget {
         LiveStackBudget {
-            until: Cell::new(None),
+            spent: Cell::new(Duration::ZERO),
         }
     }
 
     /// The live stack of `thread`, if the budget allows one more request.
     pub(crate) fn take(&self, thread: &ThreadHandle) -> Result<Vec<usize>, String> {
-        let until = *self.until.get().get_or_insert(Instant::now() + Self::TOTAL);
-        self.until.set(Some(until));
-        let remaining = until.saturating_duration_since(Instant::now());
+        let remaining = Self::TOTAL.saturating_sub(self.spent.get());
         if remaining.is_zero() {
             return Err(format!(
                 "not taken: this check already spent {:?} on live stacks of other threads",
                 Self::TOTAL
             ));
         }
-        live_stack(thread, remaining.min(LIVE_STACK_TIMEOUT))
+        let start = Instant::now();
+        let stack = live_stack(thread, remaining.min(LIVE_STACK_TIMEOUT));
+        self.spent.set(self.spent.get() + start.elapsed());
+        stack
     }
 }

@@ -8,7 +8,8 @@ use parking_lot::Mutex;
 
 use crate::infer;
 use crate::registry::TaskRecord;
-use crate::report::{relative_to_working_directory, Frame, Site};
+use crate::report::{Frame, Site};
+use crate::symbols::{Address, SymbolCache};
 
 /// What one creation stack says.
 #[derive(Debug, Default)]
@@ -122,22 +123,18 @@ pub(crate) fn user_site_of(record: &TaskRecord) -> Option<Site> {
 /// The frames at `stack`'s return addresses, inlined ones first, and their columns (0 when
 /// debug info does not say).
 fn symbolise(stack: &[usize]) -> (Vec<Frame>, Vec<u32>) {
+    let mut symbols = SymbolCache::new();
     let mut frames = Vec::with_capacity(stack.len());
     let mut columns = Vec::with_capacity(stack.len());
     for &ip in stack {
-        // A return address points after the call: look up the call itself.
-        let lookup = ip.saturating_sub(1) as *mut std::ffi::c_void;
-        backtrace::resolve(lookup, |symbol| {
+        for symbol in symbols.symbols(Address::Return(ip)).iter() {
             frames.push(Frame {
-                function: symbol
-                    .name()
-                    .map(|name| format!("{name:#}"))
-                    .unwrap_or_else(|| format!("{ip:#x}")),
-                file: symbol.filename().map(relative_to_working_directory),
-                line: symbol.lineno(),
+                function: symbol.function.clone(),
+                file: symbol.file.clone(),
+                line: symbol.line,
             });
-            columns.push(symbol.colno().unwrap_or(0));
-        });
+            columns.push(symbol.column.unwrap_or(0));
+        }
     }
     (frames, columns)
 }

@@ -153,10 +153,7 @@ pub(crate) fn disown_current_thread() {
 
 /// Runs `f` with the threads this thread creates meanwhile left untracked: leakcheck's own
 /// machinery (a runtime's task dump runs on a thread of its own) is no test's leak.
-#[cfg_attr(
-    not(all(feature = "tokio", tokio_unstable, tokio_taskdump)),
-    allow(dead_code)
-)]
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
 pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
     struct Leave;
     impl Drop for Leave {
@@ -170,10 +167,7 @@ pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// A future whose polls are [`untracked_section`]s.
-#[cfg_attr(
-    not(all(feature = "tokio", tokio_unstable, tokio_taskdump)),
-    allow(dead_code)
-)]
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
 pub(crate) async fn untracked<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(|cx| untracked_section(|| future.as_mut().poll(cx))).await

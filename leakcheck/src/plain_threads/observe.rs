@@ -41,9 +41,9 @@ pub(crate) fn inferred_wait(frames: &[Frame]) -> Option<InferredWait> {
     })
 }
 
-/// Whether `record` is a pool's thread waiting for its next job (looked at live: only for
-/// threads a known pool created).
-pub(crate) fn is_idle_pool_thread(record: &TaskRecord) -> bool {
+/// Whether `record` is a pool's thread waiting for its next job (looked at live, within the
+/// check's `budget`: only for threads a known pool created).
+pub(crate) fn is_idle_pool_thread(record: &TaskRecord, budget: &os::LiveStackBudget) -> bool {
     let Some(facts) = super::facts::facts_of(record) else {
         return false;
     };
@@ -53,7 +53,7 @@ pub(crate) fn is_idle_pool_thread(record: &TaskRecord) -> bool {
     if !facts.pool {
         return false;
     }
-    let Ok(ips) = os::live_stack(thread, os::LIVE_STACK_TIMEOUT) else {
+    let Ok(ips) = budget.take(thread) else {
         return false;
     };
     let pending = PendingStack::Addresses(StackOrigin::Live, Arc::from(ips));

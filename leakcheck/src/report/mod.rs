@@ -1,7 +1,8 @@
 //! The leak report: what a failing check says, for a person (text) and for tools (JSON).
 //!
 //! A report is built from owned snapshots ([`LeakedTask`]), never from live records, so it stays
-//! true to the moment of the check however the tasks move on afterwards.
+//! true to the moment of the check however the tasks move on afterwards. It knows nothing of the
+//! registry: plain data (this module), grouping, text, JSON, and stacks.
 
 mod group;
 mod json;
@@ -13,12 +14,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::registry::{TaskId, TaskKind};
-use crate::state::TaskState;
+use crate::vocab::{TaskId, TaskKind, TaskState};
 
-pub(crate) use stack::{
-    relative_to_working_directory, resolve_stacks, resolve_stacks_whole, PendingStack,
-};
+pub(crate) use group::name_pattern;
+pub(crate) use stack::{resolve_stacks, resolve_stacks_whole, PendingStack};
 pub use stack::{Frame, Stack, StackOrigin};
 
 /// A failed check: the tasks that survived the grace period, and what they were doing.
