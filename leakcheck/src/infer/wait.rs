@@ -13,7 +13,7 @@
 //! zero-capacity one.
 //!
 //! The prefixes were taken from real stacks of each operation (std 1.95, crossbeam-channel 0.5,
-//! parking_lot 0.12) in debug and release builds; older std paths (`std::sync::mutex::`,
+//! parking_lot 0.12 and 0.13) in debug builds; older std paths (`std::sync::mutex::`,
 //! `std::thread::park`) are listed too.
 
 use super::{is_library_frame, normalise};
@@ -96,6 +96,9 @@ const OPERATIONS: &[Operation] = &[
             "std::sync::nonpoison::condvar::Condvar::wait",
             "std::sync::condvar::Condvar::wait",
             "parking_lot::condvar::Condvar::wait",
+            // parking_lot 0.13 moved `Condvar` into lock_api.
+            "parking_lot::raw_condvar::RawCondvar::wait",
+            "lock_api::condvar::Condvar::wait",
         ],
     },
     Operation {
@@ -332,6 +335,18 @@ mod tests {
             dep_frame("lock_api::mutex::Mutex<R,T>::lock::h17915f483808d73d"),
         ]);
         assert_eq!(infer_wait(&parking_lot).unwrap().reason, "mutex lock");
+
+        let lock_api_condvar = stack(&[
+            c_frame("syscall"),
+            dep_frame("parking_lot_core::parking_lot::park::h1"),
+            dep_frame("parking_lot::raw_condvar::RawCondvar::wait_until_internal::h1"),
+            dep_frame("<parking_lot::raw_condvar::RawCondvar as lock_api::condvar::RawCondvarTimed>::wait_until::h1"),
+            dep_frame("lock_api::condvar::Condvar<C>::wait_until::h1"),
+        ]);
+        assert_eq!(
+            infer_wait(&lock_api_condvar).unwrap().reason,
+            "condvar wait"
+        );
 
         let read = stack(&[
             c_frame("syscall"),
