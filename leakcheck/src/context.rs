@@ -79,12 +79,17 @@ struct Context {
 }
 
 /// The record of a thread created without leakcheck's wrappers, in its creator's scope.
+///
+/// Some threads act as tests of their own, as harnesses (real or simulated) run tests: those get
+/// their own implicit scope instead, like any test thread, and what they spawn joins it.
 struct Inherited {
     task: Arc<TaskRecord>,
     /// Whether the thread is named like a test (`module::test`), as a test harness names the
-    /// threads it runs tests on: such a thread gets a test scope of its own instead, like any
-    /// test thread. Decided on first use, once std has named the thread.
+    /// threads it runs tests on. Decided on first use, once std has named the thread.
     named_like_a_test: std::cell::OnceCell<bool>,
+    /// Set when a check opened on this thread outside any frame: the thread checks (and spawns
+    /// into) a scope of its own from then on.
+    checks_itself: std::cell::Cell<bool>,
 }
 
 impl Inherited {
@@ -94,7 +99,7 @@ impl Inherited {
                 .name()
                 .is_some_and(|name| name.contains("::") && is_rust_path(name))
         });
-        (!test_thread).then_some(&*self.task)
+        (!test_thread && !self.checks_itself.get()).then_some(&*self.task)
     }
 
     fn share(&self) -> Option<Arc<TaskRecord>> {
@@ -180,6 +185,7 @@ pub(crate) fn inherit(task: Arc<TaskRecord>) {
         cx.borrow_mut().inherited = Some(Inherited {
             task,
             named_like_a_test: std::cell::OnceCell::new(),
+            checks_itself: std::cell::Cell::new(false),
         });
     });
 }
@@ -211,10 +217,19 @@ pub(crate) fn register(
     TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
 }
 
-/// The scope a check run here looks at.
+/// The scope a check run here looks at. A check opened outside any frame on a thread created in
+/// another scope makes that thread a test of its own (see [`Inherited`]).
 pub(crate) fn current_scope() -> Arc<Scope> {
     CONTEXT
-        .try_with(|cx| cx.borrow_mut().scope())
+        .try_with(|cx| {
+            let mut cx = cx.borrow_mut();
+            if cx.frames.is_empty() {
+                if let Some(inherited) = &cx.inherited {
+                    inherited.checks_itself.set(true);
+                }
+            }
+            cx.scope()
+        })
         .unwrap_or_else(|_| teardown_scope())
 }
 

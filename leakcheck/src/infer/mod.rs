@@ -105,12 +105,30 @@ const LIBRARY_CRATES: &[&str] = &[
     "tokio",
 ];
 
-/// Sources from a registry, a git checkout of a dependency, or the toolchain.
+/// Sources from a registry, a git checkout of a dependency, or the toolchain: as debug info
+/// names them (absolute), or as symbolisation shortens them (`tokio-1.54.1/src/…`,
+/// `std/src/…`, `name-<hash>/…` for a git checkout).
 fn is_dependency_file(file: &str) -> bool {
-    file.contains("/.cargo/registry/")
+    const TOOLCHAIN: &[&str] = &["std", "core", "alloc", "proc_macro", "test", "panic_unwind"];
+    if file.contains("/.cargo/registry/")
         || file.contains("/.cargo/git/checkouts/")
         || file.contains("/rustc/")
         || file.contains("/lib/rustlib/")
+    {
+        return true;
+    }
+    let Some((first, rest)) = file.split_once('/') else {
+        return false;
+    };
+    if TOOLCHAIN.contains(&first) && rest.starts_with("src/") {
+        return true;
+    }
+    // `name-1.8.1` (a registry package) or `name-0123abcd…` (a git checkout).
+    first.rsplit_once('-').is_some_and(|(name, suffix)| {
+        !name.is_empty()
+            && (suffix.starts_with(|c: char| c.is_ascii_digit()) && suffix.contains('.')
+                || suffix.len() >= 12 && suffix.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
 }
 
 /// A symbol without a Rust path: `syscall`, `__futex_abstimed_wait_common`, `start_thread`.
@@ -215,6 +233,27 @@ pub(crate) mod tests {
             "my_app::start::h0c3d056ae937c1a4"
         );
         assert!(creation_site(&frames[..4]).is_none());
+    }
+
+    #[test]
+    fn dependency_sources_are_recognised_shortened_or_not() {
+        for file in [
+            "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/lib.rs",
+            "/rustc/59807616e/library/std/src/thread/mod.rs",
+            "tokio-1.54.1/src/runtime/park.rs",
+            "std/src/sync/mpsc.rs",
+            "r2d2-3f4e5d6c7b8a9f0e/src/lib.rs",
+        ] {
+            assert!(is_dependency_file(file), "{file}");
+        }
+        for file in [
+            "src/lib.rs",
+            "tests/pool.rs",
+            "my-app/src/main.rs",
+            "tests/v-2/a.rs",
+        ] {
+            assert!(!is_dependency_file(file), "{file}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Pool threads with nothing to do: a runtime's spare threads are not a test's leak while idle.
 //!
 //! tokio's blocking pool keeps a thread alive for 10 s after its last job, waiting for the next
-//! one in `tokio::runtime::blocking::pool::Inner::run`; a tokio worker with no task to run parks
-//! in `worker::Context::park`; a rayon worker waits for work in `WorkerThread::wait_until`. Such a
-//! thread is only worth reporting (per test) while its live stack shows it running a job.
+//! one in `tokio::runtime::blocking::pool::Inner::run`; a rayon worker waits for work in
+//! `WorkerThread::wait_until`. Such a thread is only worth reporting (per test) while its live
+//! stack shows it running a job. A tokio runtime's workers are not spare threads but the runtime
+//! itself (they run as one long job of its blocking pool): a forgotten runtime shows through them.
 
 use super::normalise;
 use crate::report::Frame;
@@ -19,8 +20,6 @@ pub(crate) enum PoolThread {
 
 const TOKIO_POOL_LOOP: &str = "tokio::runtime::blocking::pool::Inner::run";
 const TOKIO_JOB: &str = "tokio::runtime::blocking::pool::Task::run";
-const TOKIO_WORKER_RUN: &str = "tokio::runtime::scheduler::multi_thread::worker::run";
-const TOKIO_WORKER_PARK: &str = "tokio::runtime::scheduler::multi_thread::worker::Context::park";
 const RAYON_WAIT: &str = "rayon_core::registry::WorkerThread::wait_until";
 const RAYON_MAIN_LOOP: &str = "rayon_core::registry::main_loop";
 /// Frames a rayon worker runs a job in.
@@ -31,16 +30,12 @@ pub(crate) fn pool_thread(frames: &[Frame]) -> PoolThread {
     let names: Vec<String> = frames.iter().map(|f| normalise(f.function())).collect();
     let has = |prefix: &str| names.iter().any(|name| name.starts_with(prefix));
     if has(TOKIO_POOL_LOOP) {
-        // A worker of the runtime runs as one long job of the blocking pool: idle when parked.
-        let idle = if has(TOKIO_WORKER_RUN) {
-            has(TOKIO_WORKER_PARK)
-        } else {
-            !has(TOKIO_JOB)
-        };
-        return if idle {
-            PoolThread::Idle
-        } else {
+        // A worker of the runtime runs as one long job of the blocking pool: it is the runtime
+        // itself, alive as long as the runtime is, so a forgotten runtime shows.
+        return if has(TOKIO_JOB) {
             PoolThread::Busy
+        } else {
+            PoolThread::Idle
         };
     }
     if has(RAYON_MAIN_LOOP) {
@@ -74,7 +69,7 @@ mod tests {
     }
 
     #[test]
-    fn tokio_blocking_threads_and_workers_idle_and_busy() {
+    fn tokio_blocking_threads_idle_and_busy_and_workers_never_idle() {
         let mut idle = vec![
             c_frame("syscall"),
             dep_frame("parking_lot::condvar::Condvar::wait_for::hf4baeaa06c4aa14d"),
@@ -103,7 +98,7 @@ mod tests {
             dep_frame("tokio::runtime::blocking::pool::Task::run::he72b41ac3a00d794"),
         ];
         parked_worker.extend(blocking_pool_tail());
-        assert_eq!(pool_thread(&parked_worker), PoolThread::Idle);
+        assert_eq!(pool_thread(&parked_worker), PoolThread::Busy);
 
         let mut running_worker = vec![
             frame("app::stuck_task::{{closure}}::h1", "src/lib.rs"),

@@ -147,6 +147,10 @@ const OPERATIONS: &[Operation] = &[
             "std::thread::park",
             "std::thread::Thread::park",
             "std::thread::thread::Thread::park",
+            // A tokio worker with no task to run, on a condition variable or in the I/O driver
+            // alike: one reason, so a runtime's workers read (and group) as one.
+            "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+            "tokio::runtime::scheduler::current_thread::Context::park",
         ],
     },
     Operation {
@@ -379,6 +383,34 @@ mod tests {
             std_frame("std[e2]::thread::functions::sleep"),
         ]);
         assert_eq!(infer_wait(&sleep).unwrap().reason, "sleep");
+    }
+
+    #[test]
+    fn a_tokio_workers_park_is_one_reason_wherever_it_waits() {
+        let tail = [
+            dep_frame(
+                "tokio::runtime::scheduler::multi_thread::worker::Context::park_internal::h1",
+            ),
+            dep_frame("tokio::runtime::scheduler::multi_thread::worker::Context::park::h1"),
+            dep_frame("tokio::runtime::scheduler::multi_thread::worker::Context::run::h1"),
+            dep_frame("tokio::runtime::blocking::pool::Inner::run::h1"),
+            c_frame("start_thread"),
+        ];
+        let mut on_condvar = vec![
+            c_frame("syscall"),
+            dep_frame("parking_lot::condvar::Condvar::wait::h1"),
+            dep_frame("tokio::runtime::scheduler::multi_thread::park::Inner::park_condvar::h1"),
+        ];
+        on_condvar.extend(tail.iter().cloned());
+        let mut in_driver = vec![
+            c_frame("epoll_wait"),
+            dep_frame("mio::poll::Poll::poll::h1"),
+            dep_frame("tokio::runtime::io::driver::Driver::park::h1"),
+        ];
+        in_driver.extend(tail.iter().cloned());
+        for frames in [on_condvar, in_driver] {
+            assert_eq!(infer_wait(&frames).unwrap().reason, "park");
+        }
     }
 
     #[test]

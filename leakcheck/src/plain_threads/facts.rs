@@ -98,21 +98,7 @@ fn read_facts(stack: &[usize]) -> CreationFacts {
 }
 
 fn site_of_frame(frame: &Frame, column: u32) -> Option<Site> {
-    Some(Site::new(short_path(frame.file()?), frame.line()?, column))
-}
-
-/// A dependency's source path from the package on (`threadpool-1.8.1/src/lib.rs`), without the
-/// registry's own directories in front; other paths as they are.
-fn short_path(file: &str) -> &str {
-    const REGISTRY: &str = "/.cargo/registry/src/";
-    match file.find(REGISTRY) {
-        // Past the registry directory, then past the index's directory.
-        Some(at) => {
-            let rest = &file[at + REGISTRY.len()..];
-            rest.split_once('/').map_or(rest, |(_index, path)| path)
-        }
-        None => file,
-    }
+    Some(Site::new(frame.file()?, frame.line()?, column))
 }
 
 /// The user's frame a plain thread's creation came from, when its spawn site is a dependency's.
