@@ -100,7 +100,7 @@ fn interposer_state() -> Tracking {
 #[cfg(leakcheck_interpose)]
 /// Frames kept of a creator's stack: enough to pass std's spawn machinery, a pool crate's and
 /// a lazy initialiser's, and reach the caller; bounded, because walking costs per frame.
-const CREATION_FRAMES: usize = 32;
+const CREATION_FRAMES: usize = 24;
 
 /// Whether creation stacks are taken (always, except when a benchmark measures their cost).
 static CREATION_STACKS: AtomicBool = AtomicBool::new(true);
