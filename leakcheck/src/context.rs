@@ -180,6 +180,7 @@ impl Context {
 /// Makes `task`, the record of this thread made by its creator, current on this thread for the
 /// thread's whole life, beneath whatever is entered later: what the thread spawns joins its
 /// creator's scope, as a child of `task`.
+#[cfg(leakcheck_interpose)]
 pub(crate) fn inherit(task: Arc<TaskRecord>) {
     let _ = CONTEXT.try_with(|cx| {
         cx.borrow_mut().inherited = Some(Inherited {

@@ -21,33 +21,15 @@
 mod facts;
 mod observe;
 
-pub(crate) use facts::{spawn_site_of, started_by_initialiser, user_site_of};
-
-/// Notes for a report whose survivors are `records`: the one a build without debug info needs.
-pub(crate) fn notes_on(records: &[Arc<TaskRecord>]) -> Vec<String> {
-    let blind = records
-        .iter()
-        .filter_map(|record| facts::facts_of(record))
-        .any(|facts| facts.no_debug_info);
-    if blind {
-        vec![
-            "threads were created in code built without debug info, so their spawn sites and \
-              the lines they block at are unknown: set `debug = 1` (or `\"line-tables-only\"`) in \
-              the profile, for example [profile.test] or [profile.release]"
-                .to_owned(),
-        ]
-    } else {
-        Vec::new()
-    }
-}
-pub(crate) use observe::{inferred_wait, is_idle_pool_thread, name_of};
-
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{self, ThreadsMode};
-use crate::registry::TaskRecord;
+use crate::registry::{ExitOnDrop, TaskRecord};
+
+pub(crate) use facts::{spawn_site_of, started_by_initialiser, user_site_of};
+pub(crate) use observe::{inferred_wait, is_idle_pool_thread, name_of};
 
 /// How threads leakcheck did not spawn are found in this process; reports say it once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,9 +79,26 @@ fn interposer_state() -> Tracking {
     Tracking::CensusOnly(env!("LEAKCHECK_CENSUS_REASON"))
 }
 
-#[cfg(leakcheck_interpose)]
+/// Notes for a report whose survivors are `records`: the one a build without debug info needs.
+pub(crate) fn notes_on(records: &[Arc<TaskRecord>]) -> Vec<String> {
+    let blind = records
+        .iter()
+        .filter_map(|record| facts::facts_of(record))
+        .any(|facts| facts.no_debug_info);
+    if blind {
+        vec![
+            "threads were created in code built without debug info, so their spawn sites and \
+              the lines they block at are unknown: set `debug = 1` (or `\"line-tables-only\"`) in \
+              the profile, for example [profile.test] or [profile.release]"
+                .to_owned(),
+        ]
+    } else {
+        Vec::new()
+    }
+}
 /// Frames kept of a creator's stack: enough to pass std's spawn machinery, a pool crate's and
 /// a lazy initialiser's, and reach the caller; bounded, because walking costs per frame.
+#[cfg(leakcheck_interpose)]
 const CREATION_FRAMES: usize = 24;
 
 /// Whether creation stacks are taken (always, except when a benchmark measures their cost).
@@ -123,7 +122,7 @@ thread_local! {
     static UNTRACKED: Cell<u32> = const { Cell::new(0) };
     /// This thread's own record, if it was created plainly: exited when thread-locals are
     /// destroyed, the last thing a thread does.
-    static OWN_RECORD: RefCell<Option<ExitAtThreadEnd>> = const { RefCell::new(None) };
+    static OWN_RECORD: RefCell<Option<ExitOnDrop>> = const { RefCell::new(None) };
 }
 
 /// Says that the next thread this thread creates is `leakcheck::thread`'s, already recorded.
@@ -232,9 +231,9 @@ fn is_main_threads_own(label: &crate::registry::ScopeLabel) -> bool {
     matches!(label, crate::registry::ScopeLabel::Thread(name) if name == "main")
 }
 
-#[cfg(leakcheck_interpose)]
 /// The main thread's implicit scope before any check looked at it: threads created there are a
 /// test harness's (libtest creates every test's thread from the main thread).
+#[cfg(leakcheck_interpose)]
 fn is_main_thread_outside_any_scope(label: &crate::registry::ScopeLabel) -> bool {
     is_main_threads_own(label) && !MAIN_IS_CHECKED.load(Ordering::Relaxed)
 }
@@ -254,7 +253,7 @@ impl crate::os::pthread::ThreadStart for HandOver {
                 .set(crate::os::pthread::own_kernel_name());
         }
         crate::context::inherit(Arc::clone(&record));
-        let exit = ExitAtThreadEnd(record);
+        let exit = ExitOnDrop(record);
         // Without thread-locals (not at a thread's start) the record exits at once, with `exit`.
         let _ = OWN_RECORD.try_with(move |own| own.borrow_mut().replace(exit));
     }
@@ -267,15 +266,5 @@ impl Drop for HandOver {
         if let Some(record) = self.0.take() {
             record.exit();
         }
-    }
-}
-
-/// Exits a record when dropped.
-#[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
-struct ExitAtThreadEnd(Arc<TaskRecord>);
-
-impl Drop for ExitAtThreadEnd {
-    fn drop(&mut self) {
-        self.0.exit();
     }
 }

@@ -100,6 +100,7 @@ impl TaskRecord {
 
     /// Registers a thread being created without leakcheck's wrappers, in `scope`, as a child of
     /// `parent`. Its creation stack stands in for a spawn site and a spawn backtrace.
+    #[cfg(leakcheck_interpose)]
     #[track_caller]
     pub(crate) fn register_created(
         scope: Arc<Scope<TaskRecord>>,
