@@ -248,15 +248,16 @@ struct HandOver(Option<Arc<TaskRecord>>);
 impl crate::os::pthread::ThreadStart for HandOver {
     fn start(mut self: Box<Self>) {
         let Some(record) = self.0.take() else { return };
+        // Exits the record if anything below unwinds, or if there are no thread-locals to keep
+        // it in (not at a thread's start): never a record without a thread.
+        let exit = ExitOnDrop(Arc::clone(&record));
         let _ = record.os_thread.set(crate::os::ThreadHandle::current());
         if let Some(created) = &record.created {
             let _ = created
                 .start_name
                 .set(crate::os::pthread::own_kernel_name());
         }
-        crate::context::inherit(Arc::clone(&record));
-        let exit = ExitOnDrop(record);
-        // Without thread-locals (not at a thread's start) the record exits at once, with `exit`.
+        crate::context::inherit(record);
         let _ = OWN_RECORD.try_with(move |own| own.borrow_mut().replace(exit));
     }
 }
