@@ -23,7 +23,8 @@ pub(crate) struct CreationFacts {
     pub(crate) initialiser: Option<Option<Site>>,
     /// Whether a known pool's spawner created it, so that it may sit idle between jobs.
     pub(crate) pool: bool,
-    /// The stack had frames, but no file and line for them: a build without debug info.
+    /// The creator's frame (the would-be spawn site) has no file and line: code built without
+    /// debug info.
     pub(crate) no_debug_info: bool,
 }
 
@@ -93,7 +94,8 @@ fn read_facts(stack: &[usize]) -> CreationFacts {
         user_site: user.and_then(site_at),
         initialiser,
         pool,
-        no_debug_info: !frames.is_empty() && frames.iter().all(|f| f.line().is_none()),
+        // std ships with line tables: what tells is the creator's own frame having none.
+        no_debug_info: site.is_some_and(|at| frames[at].line().is_none()),
     }
 }
 
