@@ -267,6 +267,28 @@ fn a_pool_crates_stuck_job_is_reported_with_the_users_line() {
 }
 
 #[test]
+fn ignore_patterns_apply_to_plain_threads() {
+    let mut receivers = Vec::new();
+    for options in [
+        quick().ignore_spawned_at(&site("fire-and-forget")),
+        quick().ignore_spawned_at("code_under_test::fire_and_forget"),
+    ] {
+        let guard = leakcheck::verify_none_with(options);
+        receivers.push(code_under_test::fire_and_forget());
+        if let Err(report) = guard.verify() {
+            panic!("the sender is forgiven by its site:\n{report}");
+        }
+    }
+    // The senders end once their receivers are gone.
+    drop(receivers);
+    let guard = leakcheck::verify_none_with(quick().ignore_name("config-watcher"));
+    code_under_test::named_worker("config-watcher");
+    if let Err(report) = guard.verify() {
+        panic!("the worker is forgiven by its name:\n{report}");
+    }
+}
+
+#[test]
 fn clean_tests_are_not_blamed() {
     let report = leaks_of(|| {
         std::thread::spawn(|| std::thread::spawn(|| 1).join().unwrap())

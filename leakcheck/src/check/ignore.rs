@@ -33,6 +33,9 @@ pub(crate) fn is_ignored(
         Ignore::SpawnedAt(SitePattern::Function(function)) => {
             function_matches(function, task.entry)
                 || spawner_frame(task).is_some_and(|frame| function_matches(function, &frame))
+                || plain_threads::spawning_functions_of(task)
+                    .iter()
+                    .any(|frame| function_matches(function, frame))
         }
         Ignore::Function(function) => {
             function_matches(function, task.entry)

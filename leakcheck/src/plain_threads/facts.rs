@@ -19,6 +19,9 @@ pub(crate) struct CreationFacts {
     /// When the spawn site is in a dependency (a pool crate, a runtime): the first frame of the
     /// user's own code, which led to it.
     pub(crate) user_site: Option<Site>,
+    /// The functions of those two frames (`my_app::pool::Pool::new`), for `ignore_spawned_at`
+    /// patterns that name a function.
+    pub(crate) spawning_functions: Vec<String>,
     /// Set if a one-time initialiser started the thread: where (see `infer::once`).
     pub(crate) initialiser: Option<Option<Site>>,
     /// Whether a known pool's spawner created it, so that it may sit idle between jobs.
@@ -92,6 +95,11 @@ fn read_facts(stack: &[usize]) -> CreationFacts {
     CreationFacts {
         site: site.and_then(site_at),
         user_site: user.and_then(site_at),
+        spawning_functions: [site, user]
+            .into_iter()
+            .flatten()
+            .map(|at| frames[at].function().to_owned())
+            .collect(),
         initialiser,
         pool,
         // std ships with line tables: what tells is the creator's own frame having none.
@@ -101,6 +109,12 @@ fn read_facts(stack: &[usize]) -> CreationFacts {
 
 fn site_of_frame(frame: &Frame, column: u32) -> Option<Site> {
     Some(Site::new(frame.file()?, frame.line()?, column))
+}
+
+/// The functions that created a plain thread (its spawn site's, and the user's that led there),
+/// empty for a thread leakcheck spawned itself.
+pub(crate) fn spawning_functions_of(record: &TaskRecord) -> Vec<String> {
+    facts_of(record).map_or_else(Vec::new, |facts| facts.spawning_functions.clone())
 }
 
 /// The user's frame a plain thread's creation came from, when its spawn site is a dependency's.

@@ -28,7 +28,9 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{self, ThreadsMode};
 use crate::registry::{ExitOnDrop, TaskRecord};
 
-pub(crate) use facts::{spawn_site_of, started_by_initialiser, user_site_of};
+pub(crate) use facts::{
+    spawn_site_of, spawning_functions_of, started_by_initialiser, user_site_of,
+};
 pub(crate) use observe::{inferred_wait, is_idle_pool_thread, name_of};
 
 /// How threads leakcheck did not spawn are found in this process; reports say it once.
