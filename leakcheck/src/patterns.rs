@@ -3,6 +3,32 @@
 //! A leaf shared by the options (which parse patterns), the checks (which apply them) and the
 //! report (`Stack::contains_function`).
 
+/// The longest thread name the kernel keeps (Linux: 16 bytes with the terminating NUL).
+const KERNEL_NAME_MAX: usize = 15;
+
+/// Whether the name pattern `pattern` matches the thread name `name` as the kernel tells it: a
+/// name of the maximal length may have been cut, so it matches if the pattern could match a name
+/// that starts with it (`metrics-exporter` is `metrics-exporte` in the kernel).
+pub(crate) fn kernel_name_matches(pattern: &str, name: &str) -> bool {
+    if glob_matches(pattern, name) {
+        return true;
+    }
+    if name.len() != KERNEL_NAME_MAX {
+        return false;
+    }
+    // Up to the first `*`, the pattern's text must agree with the name (either may end first);
+    // from a `*` on, the rest of the name and the unseen rest can always match.
+    let (literal, has_star) = match pattern.split_once('*') {
+        Some((literal, _)) => (literal, true),
+        None => (pattern, false),
+    };
+    if has_star {
+        name.starts_with(literal) || literal.starts_with(name)
+    } else {
+        literal.starts_with(name)
+    }
+}
+
 /// Glob matching with `*` for any run of characters; exact otherwise.
 pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
     let mut pieces = pattern.split('*');
@@ -70,6 +96,20 @@ fn strip_symbol_hash(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_patterns_match_names_the_kernel_cut() {
+        assert!(kernel_name_matches("metrics-exporter", "metrics-exporte"));
+        assert!(kernel_name_matches("metrics-*", "metrics-exporte"));
+        assert!(kernel_name_matches("metrics-exporter-*", "metrics-exporte"));
+        assert!(!kernel_name_matches("metrics-exporter", "metrics-exports"));
+        assert!(!kernel_name_matches("metrics-exporter", "metrics"));
+        assert!(!kernel_name_matches(
+            "metrics-exporterz",
+            "metrics-exporter"
+        ));
+        assert!(kernel_name_matches("worker", "worker"));
+    }
 
     #[test]
     fn globs() {

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use super::ignore_file::{IgnoreFile, ProjectRule};
 use crate::options::{Ignore, Options};
 use crate::os::{self, ExitWait, LiveStackBudget, ThreadBaseline, ThreadHandle, ThreadStatus};
-use crate::patterns::{function_matches, glob_matches};
+use crate::patterns::{function_matches, kernel_name_matches};
 use crate::registry;
 use crate::report::{
     name_pattern, resolve_stacks, LeakedTask, OsThread, PendingStack, StackOrigin,
@@ -258,6 +258,7 @@ impl UntrackedWatch {
                     kind: TaskKind::UntrackedThread,
                     name: Some(status.name.clone()),
                     spawned_at: None,
+                    user_site: None,
                     age: status.age.unwrap_or_default(),
                     scope: None,
                     runs: None,
@@ -265,6 +266,8 @@ impl UntrackedWatch {
                     in_state_for: status.age.unwrap_or_default(),
                     blocked_on: None,
                     blocked_at: None,
+                    wait_inferred: false,
+                    wait_detail: None,
                     last_polled_ago: None,
                     wakers_observed: false,
                     parents: Vec::new(),
@@ -282,7 +285,16 @@ impl UntrackedWatch {
 
     /// What the report must say about untracked threads.
     pub(crate) fn notes(&self) -> Vec<String> {
+        // Tracked from their creation, threads need no census to be attributed: what is left to
+        // the census (glibc's own helpers) is not worth a note on every report.
+        let tracking_all =
+            crate::plain_threads::tracking() == crate::plain_threads::Tracking::FromCreation;
         match &self.kind {
+            WatchKind::Watching { .. } | WatchKind::LeftToGlobal | WatchKind::OutsideTests
+                if tracking_all =>
+            {
+                Vec::new()
+            }
             WatchKind::Watching { overlap: Some(overlap), .. } if overlap.overlapped() => vec![
                 "untracked OS threads (not spawned through leakcheck) were not checked here: another \
                  check ran at the same time on another thread of this process, so a new thread cannot \
@@ -422,32 +434,6 @@ impl UntrackedWatch {
     }
 }
 
-/// The longest thread name the kernel keeps (Linux: 16 bytes with the terminating NUL).
-const KERNEL_NAME_MAX: usize = 15;
-
-/// Whether the name pattern `pattern` matches the thread name `name` as the kernel tells it: a
-/// name of the maximal length may have been cut, so it matches if the pattern could match a name
-/// that starts with it (`metrics-exporter` is `metrics-exporte` in the kernel).
-fn kernel_name_matches(pattern: &str, name: &str) -> bool {
-    if glob_matches(pattern, name) {
-        return true;
-    }
-    if name.len() != KERNEL_NAME_MAX {
-        return false;
-    }
-    // Up to the first `*`, the pattern's text must agree with the name (either may end first);
-    // from a `*` on, the rest of the name and the unseen rest can always match.
-    let (literal, has_star) = match pattern.split_once('*') {
-        Some((literal, _)) => (literal, true),
-        None => (pattern, false),
-    };
-    if has_star {
-        name.starts_with(literal) || literal.starts_with(name)
-    } else {
-        literal.starts_with(name)
-    }
-}
-
 /// Whether the live stack of thread `tid` has a frame in one of `patterns`. Every frame counts,
 /// those a report would trim included: a library's thread is recognised by its library's
 /// functions (`tokio::runtime::blocking::pool`).
@@ -478,23 +464,4 @@ fn tracked_tids() -> HashSet<i32> {
         .flat_map(|scope| scope.live_tasks())
         .filter_map(|task| task.os_thread.get().map(|thread| thread.tid()))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_patterns_match_names_the_kernel_cut() {
-        assert!(kernel_name_matches("metrics-exporter", "metrics-exporte"));
-        assert!(kernel_name_matches("metrics-*", "metrics-exporte"));
-        assert!(kernel_name_matches("metrics-exporter-*", "metrics-exporte"));
-        assert!(!kernel_name_matches("metrics-exporter", "metrics-exports"));
-        assert!(!kernel_name_matches("metrics-exporter", "metrics"));
-        assert!(!kernel_name_matches(
-            "metrics-exporterz",
-            "metrics-exporter"
-        ));
-        assert!(kernel_name_matches("worker", "worker"));
-    }
 }
