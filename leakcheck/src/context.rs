@@ -108,7 +108,15 @@ impl Context {
     /// Removes the frames pushed with `token`, which are on top unless guards were dropped out of
     /// order; then they are found where they are, and nobody else's frames are touched.
     /// Returns them, and whether they were on top.
-    fn remove(&mut self, token: u64) -> (Vec<Frame>, bool) {
+    fn remove(&mut self, token: u64) -> (Removed, bool) {
+        // The common case, a task frame popped at the end of its poll: no allocation.
+        if let Some((t, _)) = self.frames.last() {
+            let below = self.frames.len().checked_sub(2).map(|at| self.frames[at].0);
+            if *t == token && below != Some(token) {
+                let (_, frame) = self.frames.pop().expect("checked above");
+                return (Removed::One(frame), true);
+            }
+        }
         let on_top = self
             .frames
             .iter()
@@ -119,7 +127,7 @@ impl Context {
         if on_top == found {
             let at = self.frames.len() - on_top;
             return (
-                self.frames.drain(at..).map(|(_, frame)| frame).collect(),
+                Removed::Many(self.frames.drain(at..).map(|(_, frame)| frame).collect()),
                 true,
             );
         }
@@ -127,8 +135,17 @@ impl Context {
             .into_iter()
             .partition(|(t, _)| *t == token);
         self.frames = others;
-        (mine.into_iter().map(|(_, frame)| frame).collect(), false)
+        (
+            Removed::Many(mine.into_iter().map(|(_, frame)| frame).collect()),
+            false,
+        )
     }
+}
+
+/// Frames taken off the stack, to be dropped once the context is no longer borrowed.
+enum Removed {
+    One(Frame),
+    Many(Vec<Frame>),
 }
 
 thread_local! {
@@ -271,7 +288,10 @@ fn pop(token: Option<u64>) {
         return;
     };
     // Dropped outside the borrow: a last reference may run arbitrary drops.
-    drop(frames);
+    match frames {
+        Removed::One(frame) => drop(frame),
+        Removed::Many(frames) => drop(frames),
+    }
     debug_assert!(
         in_order || std::thread::panicking(),
         "a context guard was dropped out of order"

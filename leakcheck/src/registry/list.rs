@@ -41,6 +41,13 @@ impl<T> Default for Links<T> {
     }
 }
 
+impl<T> Links<T> {
+    /// Whether the element is in a list: set by `push`, cleared by `remove`, under the lock.
+    pub(crate) fn is_listed(&self) -> bool {
+        !self.owner.load(Ordering::Acquire).is_null()
+    }
+}
+
 // SAFETY: the neighbours are only read or written with the lock of the shard the element is in
 // held (see `Shard`), so sharing and sending them between threads is serialised by that lock; the
 // pointers themselves are to `Send + Sync` elements.

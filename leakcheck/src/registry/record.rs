@@ -1,7 +1,7 @@
 //! The record of one tracked task: who it is, where it was spawned, its state, its scope.
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
@@ -40,7 +40,6 @@ pub(crate) struct TaskRecord {
     pub(crate) state: StateCell,
     /// Threads only: the OS identity of the thread, set by the thread itself when it starts.
     pub(crate) os_thread: OnceLock<ThreadHandle>,
-    exited: AtomicBool,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,
 }
@@ -86,7 +85,6 @@ impl TaskRecord {
             spawned_at: now,
             state: StateCell::new(kind, now),
             os_thread: OnceLock::new(),
-            exited: AtomicBool::new(false),
             links: Links::default(),
         });
         record.scope.insert(&record);
@@ -98,16 +96,17 @@ impl TaskRecord {
     ///
     /// Takes the `Arc`, not `&self`: leaving the scope gives back the list's reference, which may
     /// be the last but the caller's.
+    ///
+    /// Being listed is being alive: the list's own lock decides which exit counts, so an exit
+    /// costs no atomic of its own.
     pub(crate) fn exit(self: &Arc<Self>) {
-        if self.exited.swap(true, Ordering::AcqRel) {
-            return;
+        if self.scope.remove(self) {
+            exit_signal().notify();
         }
-        self.scope.remove(self);
-        exit_signal().notify();
     }
 
     pub(crate) fn has_exited(&self) -> bool {
-        self.exited.load(Ordering::Acquire)
+        !self.links.is_listed()
     }
 
     /// This task's ancestors, nearest first.

@@ -81,10 +81,10 @@ impl<T: Member> Scope<T> {
         self.shard(member.id()).push(member);
     }
 
-    /// Takes `member` out of the scope, if it is in it.
-    pub(crate) fn remove(&self, member: &Arc<T>) {
+    /// Takes `member` out of the scope, if it is in it; says whether it was.
+    pub(crate) fn remove(&self, member: &Arc<T>) -> bool {
         // The list's reference may be the last but the caller's: dropped here, outside the lock.
-        drop(self.shard(member.id()).remove(member));
+        self.shard(member.id()).remove(member).is_some()
     }
 
     /// How many members of this scope are alive; exact when no task spawns or exits
