@@ -6,9 +6,12 @@
 //! innermost frame of a live stack is the address where the thread was interrupted, looked up
 //! as it is. The cache is keyed by the address actually looked up, so the two never mix.
 
+mod paths;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+pub(crate) use paths::short_path;
 
 /// One function at an address (several, innermost first, when calls were inlined there).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +80,9 @@ fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
                 .name()
                 .map(|name| format!("{name:#}"))
                 .unwrap_or_else(|| format!("{ip:#x}")),
-            file: symbol.filename().map(relative_to_working_directory),
+            file: symbol
+                .filename()
+                .map(|path| short_path(&path.to_string_lossy()).into_owned()),
             line: symbol.lineno(),
         });
     });
@@ -89,18 +94,6 @@ fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
         });
     }
     symbols
-}
-
-/// Debug info names files by absolute path; spawn sites (from `#[track_caller]`) are relative to
-/// the package. Stacks read the same way as long as the process runs where cargo runs it.
-fn relative_to_working_directory(path: &Path) -> String {
-    static WORKING_DIRECTORY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let base = WORKING_DIRECTORY.get_or_init(|| std::env::current_dir().ok());
-    let shown = base
-        .as_deref()
-        .and_then(|base| path.strip_prefix(base).ok())
-        .unwrap_or(path);
-    shown.display().to_string()
 }
 
 #[cfg(test)]
