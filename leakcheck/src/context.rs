@@ -19,14 +19,14 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{open_scope, Scope, ScopeLabel, TaskRecord};
+use crate::registry::{open_scope, Listed, Scope, ScopeLabel, TaskRecord};
 use crate::vocab::TaskKind;
 
 enum Frame {
     Scope(Arc<Scope>),
     OwnedTask(Arc<TaskRecord>),
-    /// `Arc::as_ptr` of a record, valid while the [`TaskGuard`] that pushed it lives, which
-    /// borrows the `Arc`.
+    /// `Arc::as_ptr` of a record (or `Listed::as_ptr`, the same allocation's), valid while the
+    /// [`TaskGuard`] that pushed it lives, which borrows the `Arc` (or the handle).
     BorrowedTask(*const TaskRecord),
 }
 
@@ -35,8 +35,9 @@ impl Frame {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(task),
-            // SAFETY: the guard that pushed this frame borrows the record's `Arc` and removes
-            // the frame before the borrow ends; frames are only read on their own thread.
+            // SAFETY: the guard that pushed this frame borrows the record's `Arc` (or its listed
+            // handle) and removes the frame before the borrow ends; frames are only read on
+            // their own thread.
             Frame::BorrowedTask(task) => Some(unsafe { &**task }),
         }
     }
@@ -46,9 +47,9 @@ impl Frame {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(Arc::clone(task)),
-            // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc` (see `task`), so it has the
-            // provenance of the whole allocation, counts included; the reference added here is
-            // the one the returned `Arc` owns.
+            // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc` or `Listed::as_ptr` of a live
+            // handle (see `task`), so it has the provenance of the whole `Arc` allocation,
+            // counts included; the reference added here is the one the returned `Arc` owns.
             Frame::BorrowedTask(task) => unsafe {
                 Arc::increment_strong_count(*task);
                 Some(Arc::from_raw(*task))
@@ -175,6 +176,19 @@ pub(crate) fn register(
     TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
 }
 
+/// Like [`register`], for a task with one owner (a tracked future): see
+/// [`TaskRecord::register_listed_in`].
+#[inline]
+pub(crate) fn register_listed(
+    kind: TaskKind,
+    name: Option<Box<str>>,
+    spawn_site: &'static Location<'static>,
+    entry: &'static str,
+) -> Listed<TaskRecord> {
+    let (scope, parent) = spawn_context();
+    TaskRecord::register_listed_in(scope, parent, kind, name, spawn_site, entry)
+}
+
 /// The scope a check run here looks at.
 pub(crate) fn current_scope() -> Arc<Scope> {
     CONTEXT
@@ -243,7 +257,20 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
 /// Makes `task` (and its scope) current on this thread while the guard lives.
 #[inline]
 pub(crate) fn enter_task(task: &Arc<TaskRecord>) -> TaskGuard<'_> {
-    let frame = Frame::BorrowedTask(Arc::as_ptr(task));
+    enter_borrowed(Arc::as_ptr(task))
+}
+
+/// [`enter_task`] for a task reached through its listed handle.
+#[inline]
+pub(crate) fn enter_listed_task(task: &Listed<TaskRecord>) -> TaskGuard<'_> {
+    enter_borrowed(task.as_ptr())
+}
+
+/// Pushes a frame of the record at `task`, which the caller's borrow keeps alive for the
+/// guard's lifetime.
+#[inline]
+fn enter_borrowed<'a>(task: *const TaskRecord) -> TaskGuard<'a> {
+    let frame = Frame::BorrowedTask(task);
     TaskGuard {
         token: CONTEXT.try_with(|cx| cx.borrow_mut().push([frame])).ok(),
         _task: PhantomData,
@@ -269,7 +296,7 @@ impl Drop for ContextGuard {
 #[must_use]
 pub(crate) struct TaskGuard<'a> {
     token: Option<u64>,
-    _task: PhantomData<(&'a Arc<TaskRecord>, *const ())>,
+    _task: PhantomData<(&'a TaskRecord, *const ())>,
 }
 
 impl Drop for TaskGuard<'_> {

@@ -24,6 +24,7 @@ mod scope;
 
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
+pub(crate) use list::Listed;
 pub(crate) use record::{id_watermark, ExitOnDrop, TaskRecord};
 pub(crate) use scope::ScopeLabel;
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
-use super::list::{Linked, Links};
+use super::list::{Linked, Links, Listed};
 use super::scope::{Member, Scope};
 use crate::clock;
 use crate::config::CaptureLevel;
@@ -68,12 +68,40 @@ impl TaskRecord {
         spawn_site: &'static Location<'static>,
         entry: &'static str,
     ) -> Arc<TaskRecord> {
+        let record = Arc::new(Self::new(scope, parent, kind, name, spawn_site, entry));
+        record.scope.insert(&record);
+        record
+    }
+
+    /// Like [`register_in`](Self::register_in), for a task with one owner (a tracked future):
+    /// the owner reaches the record through its scope's reference, with no count of its own,
+    /// and ends it with [`exit_listed`](Self::exit_listed).
+    pub(crate) fn register_listed_in(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_site: &'static Location<'static>,
+        entry: &'static str,
+    ) -> Listed<TaskRecord> {
+        let record = Self::new(scope, parent, kind, name, spawn_site, entry);
+        Listed::new_in(record, |record| record.scope.shard(record.id))
+    }
+
+    fn new(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_site: &'static Location<'static>,
+        entry: &'static str,
+    ) -> TaskRecord {
         let spawn_backtrace = match scope.capture_level() {
             CaptureLevel::Location => None,
             CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
         };
         let now = clock::now();
-        let record = Arc::new(TaskRecord {
+        TaskRecord {
             id: TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed)),
             kind,
             name,
@@ -86,8 +114,17 @@ impl TaskRecord {
             state: StateCell::new(kind, now),
             os_thread: OnceLock::new(),
             links: Links::default(),
-        });
-        record.scope.insert(&record);
+        }
+    }
+
+    /// Ends a task registered with [`register_listed_in`](Self::register_listed_in): it leaves
+    /// its scope and waiting checks are woken. Returns the scope's reference to the record,
+    /// often the last.
+    pub(crate) fn exit_listed(listed: Listed<TaskRecord>) -> Arc<TaskRecord> {
+        let Ok(record) = listed.unlist(|record| record.scope.shard(record.id)) else {
+            unreachable!("a record stays in the shard of its id until it exits");
+        };
+        exit_signal().notify();
         record
     }
 

@@ -73,7 +73,8 @@ impl<T: Member> Scope<T> {
         }
     }
 
-    fn shard(&self, id: TaskId) -> &Shard<T> {
+    /// The shard a member with this id is kept in.
+    pub(crate) fn shard(&self, id: TaskId) -> &Shard<T> {
         &self.shards[(id.0 as usize) % SHARDS]
     }
 
