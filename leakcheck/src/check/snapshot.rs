@@ -31,6 +31,9 @@ pub(crate) fn leaked_tasks(
     let mut pending = Vec::with_capacity(records.len());
     // One live stack per distinct (spawn site, blocking point), shared by the tasks there.
     let mut live: HashMap<LiveStackKey, Result<Arc<[usize]>, String>> = HashMap::new();
+    // Survivors mostly share a few scopes and entry types: name each once, not 100,000 times.
+    let mut scope_labels: HashMap<u64, String> = HashMap::new();
+    let mut entry_names: HashMap<*const u8, String> = HashMap::new();
     for record in records {
         let observed = record.state.observe();
         let blocked = (observed.state == TaskState::Blocked)
@@ -38,7 +41,12 @@ pub(crate) fn leaked_tasks(
             .flatten();
         let blocked_at = blocked.as_ref().map(|b| Site::from_location(b.site));
         let mut stack_unavailable = None;
-        let stack = if let Some(stack) = dumped.remove(&record.id) {
+        let dumped_stack = if dumped.is_empty() {
+            None
+        } else {
+            dumped.remove(&record.id)
+        };
+        let stack = if let Some(stack) = dumped_stack {
             Some(PendingStack::Resolved(stack))
         } else {
             let live_stack = record.os_thread.get().and_then(|thread| {
@@ -77,8 +85,18 @@ pub(crate) fn leaked_tasks(
             name: record.name.as_deref().map(str::to_owned),
             spawned_at: Some(Site::from_location(record.spawn_site)),
             age: Duration::from_nanos(now.saturating_sub(record.spawned_at)),
-            scope: Some(record.scope.label.to_string()),
-            runs: Some(entry_name(record.entry)),
+            scope: Some(
+                scope_labels
+                    .entry(record.scope.id)
+                    .or_insert_with(|| record.scope.label.to_string())
+                    .clone(),
+            ),
+            runs: Some(
+                entry_names
+                    .entry(record.entry.as_ptr())
+                    .or_insert_with(|| entry_name(record.entry))
+                    .clone(),
+            ),
             state: observed.state,
             in_state_for: Duration::from_nanos(now.saturating_sub(observed.since)),
             blocked_on: blocked.as_ref().map(|b| b.reason.to_owned()),

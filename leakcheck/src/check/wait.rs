@@ -4,7 +4,7 @@
 //! until a tracked task exits or the deadline passes, so it returns the moment the last survivor
 //! ends. An async variant does the same without blocking the runtime it runs on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -238,8 +238,9 @@ impl Check {
         if let Some(untracked) = &self.untracked {
             notes.extend(untracked.notes());
         }
-        let left: HashSet<TaskId> = survivors.iter().map(|t| t.id).collect();
-        self.seen.retain(|id| !left.contains(id));
+        let mut left: Vec<TaskId> = survivors.iter().map(|t| t.id).collect();
+        left.sort_unstable();
+        self.seen.retain(|id| left.binary_search(id).is_err());
         let report = LeakReport {
             checked: if self.options.process_wide {
                 "the process".to_owned()

@@ -99,13 +99,13 @@ impl<T: Member> Scope<T> {
         let mut tasks = Vec::with_capacity(self.live_count());
         for shard in &self.shards {
             // A shard lists its newest member first: reversed, each shard is an ascending run,
-            // which the stable sort merges in a few passes instead of sorting 100,000 tasks
-            // from scratch (every comparison reads a record, likely a cache miss).
+            // which the sort below merges in a few passes instead of sorting from scratch.
             let start = tasks.len();
             shard.collect_into(&mut tasks);
             tasks[start..].reverse();
         }
-        tasks.sort_by_key(|t| t.id());
+        // Keys read once each: a comparison must not chase a record pointer.
+        tasks.sort_by_cached_key(|t| t.id());
         tasks
     }
 }
