@@ -1,5 +1,6 @@
 //! The record of one tracked task: who it is, where it was spawned, its state, its scope.
 
+use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -13,11 +14,65 @@ use crate::os::ThreadHandle;
 use crate::state::StateCell;
 use crate::vocab::{TaskId, TaskKind};
 
-static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+/// Ids are handed out in blocks, one thread at a time, so that a spawn takes no shared atomic.
+const ID_BLOCK: u64 = 64;
 
-/// The id the next spawned task will get: every live task has a smaller one.
+/// The first id of the next block.
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// Moved by every [`id_watermark`]: a thread whose block predates it takes a fresh block first.
+static ID_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// This thread's block of ids.
+#[derive(Clone, Copy)]
+struct IdBlock {
+    next: u64,
+    end: u64,
+    /// The [`ID_EPOCH`] the block was taken in.
+    epoch: u64,
+}
+
+thread_local! {
+    static IDS: Cell<IdBlock> = const { Cell::new(IdBlock { next: 0, end: 0, epoch: 0 }) };
+}
+
+/// A new task's id. Ids grow in spawn order on each thread; across threads, a task spawned after
+/// [`id_watermark`] returned has an id at least the watermark.
+fn next_task_id() -> TaskId {
+    let epoch = ID_EPOCH.load(Ordering::SeqCst);
+    let id = IDS.try_with(|ids| {
+        let block = ids.get();
+        if block.next < block.end && block.epoch == epoch {
+            ids.set(IdBlock {
+                next: block.next + 1,
+                ..block
+            });
+            return block.next;
+        }
+        let start = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::SeqCst);
+        ids.set(IdBlock {
+            next: start + 1,
+            end: start + ID_BLOCK,
+            epoch,
+        });
+        start
+    });
+    // In a thread-local destructor, when the block is gone: an id of its own.
+    TaskId(id.unwrap_or_else(|_| NEXT_ID_BLOCK.fetch_add(1, Ordering::SeqCst)))
+}
+
+/// An id that every task alive now has less of, and that every task spawned after this returns
+/// has at least (the ones spawned meanwhile may fall either side).
+///
+/// Why it holds with per-thread blocks: a live task's id came from a block taken before the
+/// watermark was read, so it is below it. A spawn that happens after this returns sees the epoch
+/// this moved (it happens after the move), so it takes a fresh block, and that block starts at
+/// or past the watermark read before the move. A block taken in the new epoch was likewise taken
+/// after the move, so after the read.
 pub(crate) fn id_watermark() -> TaskId {
-    TaskId(NEXT_TASK_ID.load(Ordering::Relaxed))
+    let watermark = NEXT_ID_BLOCK.load(Ordering::SeqCst);
+    ID_EPOCH.fetch_add(1, Ordering::SeqCst);
+    TaskId(watermark)
 }
 
 /// Everything leakcheck knows about one live tracked task.
@@ -102,7 +157,7 @@ impl TaskRecord {
         };
         let now = clock::now();
         TaskRecord {
-            id: TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed)),
+            id: next_task_id(),
             kind,
             name,
             spawn_site,
