@@ -17,16 +17,17 @@
 
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 /// An element's neighbours in the one list it may be in, which only that list's lock may touch.
 pub(crate) struct Links<T> {
-    /// The shard the element is in (null: none). Written only under that shard's lock, so a
-    /// shard that holds its lock and reads itself here knows the element is its own.
-    owner: AtomicPtr<()>,
+    /// The id of the shard the element is in (0: none). Written only under that shard's lock, so
+    /// a shard that holds its lock and reads its own id here knows the element is its own. An id,
+    /// not an address: a shard's address can be reused by another shard once it is gone.
+    owner: AtomicUsize,
     cell: UnsafeCell<Neighbours<T>>,
 }
 
@@ -38,7 +39,7 @@ struct Neighbours<T> {
 impl<T> Default for Links<T> {
     fn default() -> Self {
         Links {
-            owner: AtomicPtr::new(ptr::null_mut()),
+            owner: AtomicUsize::new(NO_SHARD),
             cell: UnsafeCell::new(Neighbours {
                 previous: ptr::null(),
                 next: ptr::null(),
@@ -50,13 +51,9 @@ impl<T> Default for Links<T> {
 impl<T> Links<T> {
     /// Whether the element is in a list: set by `push`, cleared by `remove`, under the lock.
     pub(crate) fn is_listed(&self) -> bool {
-        !self.owner.load(Ordering::Acquire).is_null()
+        self.owner.load(Ordering::Acquire) != NO_SHARD
     }
 }
-
-/// Marks, in an element's owner, a shard that only a [`Listed`] handle may unlist the element
-/// from. Shards are aligned to 64 bytes, so the bit is never part of a shard's address.
-const HANDLE_OWNED: usize = 1;
 
 // SAFETY: the neighbours are only read or written with the lock of the shard the element is in
 // held (see `Shard`), so sharing and sending them between threads is serialised by that lock; the
@@ -69,8 +66,9 @@ unsafe impl<T: Send + Sync> Send for Links<T> {}
 ///
 /// # Safety
 ///
-/// `links` must return the same `Links` every time for one element, and nothing else may use
-/// them: the list relies on them being its own.
+/// `links` must return the same `Links` every time for one element, which live as long as the
+/// element, are distinct from every other element's, and are used by nothing else: the list
+/// relies on them being this element's own.
 pub(crate) unsafe trait Linked: Send + Sync + Sized {
     /// This element's links.
     fn links(&self) -> &Links<Self>;
@@ -85,11 +83,23 @@ struct Head<T> {
 // under the shard's lock.
 unsafe impl<T: Send + Sync> Send for Head<T> {}
 
+/// The owner id of an element that is in no shard.
+const NO_SHARD: usize = 0;
+
+/// Marks, in an element's owner, a shard that only a [`Listed`] handle may unlist the element
+/// from. Shard ids never reach this bit.
+const HANDLE_OWNED: usize = 1 << (usize::BITS - 1);
+
+/// Shard ids, unique for the life of the process (a `usize` of them cannot run out: each shard
+/// is a 64-byte allocation).
+static NEXT_SHARD_ID: AtomicUsize = AtomicUsize::new(NO_SHARD + 1);
+
 /// One lock and its list, alone on a cache line; `len` is readable without the lock.
 #[repr(align(64))]
 pub(crate) struct Shard<T: Linked> {
     head: Mutex<Head<T>>,
     len: AtomicUsize,
+    id: usize,
 }
 
 impl<T: Linked> Shard<T> {
@@ -97,6 +107,7 @@ impl<T: Linked> Shard<T> {
         Shard {
             head: Mutex::new(Head { first: ptr::null() }),
             len: AtomicUsize::new(0),
+            id: NEXT_SHARD_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -105,13 +116,9 @@ impl<T: Linked> Shard<T> {
         self.len.load(Ordering::Relaxed)
     }
 
-    fn id(&self) -> *mut () {
-        (self as *const Self).cast_mut().cast()
-    }
-
     /// What an element's owner reads while a [`Listed`] handle holds it in this shard.
-    fn handle_owned_id(&self) -> *mut () {
-        self.id().map_addr(|address| address | HANDLE_OWNED)
+    fn handle_owned_id(&self) -> usize {
+        self.id | HANDLE_OWNED
     }
 
     /// Links `new` (a reference the list now owns, to an element in no list) at the head.
@@ -156,10 +163,7 @@ impl<T: Linked> Shard<T> {
             links.previous = ptr::null();
             links.next = ptr::null();
         }
-        element
-            .links()
-            .owner
-            .store(ptr::null_mut(), Ordering::Release);
+        element.links().owner.store(NO_SHARD, Ordering::Release);
         self.len.store(self.len() - 1, Ordering::Relaxed);
     }
 
@@ -198,8 +202,8 @@ impl<T: Linked> Shard<T> {
     pub(crate) fn push(&self, element: &Arc<T>) {
         let mut head = self.head.lock();
         let claimed = element.links().owner.compare_exchange(
-            ptr::null_mut(),
-            self.id(),
+            NO_SHARD,
+            self.id,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
@@ -216,7 +220,7 @@ impl<T: Linked> Shard<T> {
         let this = Arc::as_ptr(element);
         {
             let mut head = self.head.lock();
-            if element.links().owner.load(Ordering::Acquire) != self.id() {
+            if element.links().owner.load(Ordering::Acquire) != self.id {
                 return None;
             }
             // SAFETY: we hold the lock, and `element` is in this list (its owner is this shard,
@@ -241,6 +245,35 @@ impl<T: Linked> Shard<T> {
                 Arc::increment_strong_count(cursor);
                 out.push(Arc::from_raw(cursor));
                 cursor = (*(*cursor).links().cell.get()).next;
+            }
+        }
+    }
+}
+
+impl<T: Linked> Drop for Shard<T> {
+    /// Gives back the references of elements still listed, so that they are neither leaked nor
+    /// left claiming a shard that no longer exists. An element a [`Listed`] handle holds keeps
+    /// the list's reference (the handle borrows it) and is left as it is: no shard will ever
+    /// follow its links again, its owner being this shard's id.
+    fn drop(&mut self) {
+        let handle_owned = self.handle_owned_id();
+        let mut cursor = std::mem::replace(&mut self.head.get_mut().first, ptr::null());
+        while !cursor.is_null() {
+            // SAFETY: `&mut self` excludes every other user of this list, so every element
+            // reachable from `first` is listed and alive; `cursor` came from `Arc::into_raw` in
+            // `push` or `push_new_raw`. A `push`ed element's reference is given back here exactly
+            // once, after its links have been read and cleared; a handle's is not touched.
+            unsafe {
+                let links = (*cursor).links();
+                let next = (*links.cell.get()).next;
+                if links.owner.load(Ordering::Acquire) != handle_owned {
+                    let element = Arc::from_raw(cursor);
+                    let links = &mut *element.links().cell.get();
+                    links.previous = ptr::null();
+                    links.next = ptr::null();
+                    element.links().owner.store(NO_SHARD, Ordering::Release);
+                }
+                cursor = next;
             }
         }
     }
@@ -422,6 +455,33 @@ mod tests {
         assert!(other.remove(&e).is_none());
         assert!(one.remove(&e).is_some());
         assert_eq!(Arc::strong_count(&e), 1);
+    }
+
+    #[test]
+    fn a_new_shard_at_a_dead_shards_address_does_not_own_its_elements() {
+        let old = Box::new(Shard::new());
+        let (a, b) = (element(1), element(2));
+        old.push(&a);
+        old.push(&b);
+        let address = &*old as *const Shard<Element>;
+        drop(old);
+        assert_eq!(
+            Arc::strong_count(&a),
+            1,
+            "a dropped shard gives its references back"
+        );
+        // The allocator is free to hand the same address to the next shard; identity must not
+        // depend on it.
+        let new = Box::new(Shard::new());
+        let reused = std::ptr::eq(&*new, address);
+        assert!(new.remove(&a).is_none(), "reused address: {reused}");
+        assert_eq!(new.len(), 0);
+        new.push(&a);
+        assert!(
+            new.remove(&a).is_some(),
+            "an element freed by a dropped shard can be listed again"
+        );
+        assert_eq!(Arc::strong_count(&b), 1);
     }
 
     #[test]

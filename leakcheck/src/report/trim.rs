@@ -83,9 +83,38 @@ fn crate_of_file(file: &str) -> Option<&'static str> {
         .find(|c| *c == name)
 }
 
+/// The crate of the trait in a trait method's path: `my_crate` for
+/// `<alloc::vec::Vec<u8> as my_crate::Ext>::go`. The ` as ` that matters is the outermost one,
+/// at the end of the bracketed self type.
+fn trait_crate_of(function: &str) -> Option<&str> {
+    let inner = function.strip_prefix('<')?;
+    let mut depth = 0usize;
+    for (at, c) in inner.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => return None,
+            '>' => depth -= 1,
+            ' ' if depth == 0 && inner[at..].starts_with(" as ") => {
+                return crate_of(&inner[at + " as ".len()..]);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `name` is one of the plumbing crates.
+fn is_plumbing(name: &str) -> bool {
+    PLUMBING_CRATES.iter().any(|(c, _, _)| *c == name)
+}
+
 /// The provenance of `frame`, and the name its hidden-frames line gives it.
 fn provenance(frame: &Frame) -> (Provenance, Cow<'static, str>) {
     let function = frame.function.as_str();
+    // The user's impl of their own trait for a std or runtime type is the user's code.
+    if trait_crate_of(function).is_some_and(|name| !is_plumbing(name)) {
+        return (Provenance::Shown, Cow::Borrowed(""));
+    }
     // `<fn() -> T as FnOnce>::call_once` names no crate first: its source file does.
     let name = crate_of(function).or_else(|| frame.file.as_deref().and_then(crate_of_file));
     if let Some(name) = name {
@@ -427,6 +456,30 @@ mod tests {
         assert_eq!(crate_of("mainline::run"), Some("mainline"));
         assert_eq!(crate_of("stdx::io::read"), Some("stdx"));
         assert_eq!(crate_of("epoll_wait"), None);
+        // The user's trait implemented for a std or runtime type is the user's code.
+        for users_impl in [
+            "<alloc::vec::Vec<u8> as my_crate::Ext>::go",
+            "<std::sync::mpsc::Receiver<T> as my_crate::RecvExt<T>>::recv_all",
+            "<tokio::net::TcpStream as my_crate::conn::Conn>::serve::{{closure}}",
+        ] {
+            assert_eq!(
+                provenance(&rust(users_impl)).0,
+                Provenance::Shown,
+                "{users_impl}"
+            );
+        }
+        assert_eq!(
+            trait_crate_of("<std::collections::HashMap<K, <V as Tr>::A> as my::T>::f"),
+            Some("my")
+        );
+        // std's trait for std's type stays std's.
+        assert_eq!(
+            provenance(&rust(
+                "<alloc::boxed::Box<F> as core::ops::FnOnce>::call_once"
+            ))
+            .0,
+            Provenance::Std
+        );
         // A user crate whose name starts like a plumbing crate is the user's.
         assert_eq!(provenance(&rust("stdx::io::read")).0, Provenance::Shown);
         assert_eq!(
