@@ -257,6 +257,18 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
     }
 }
 
+/// Makes `task` (and so its scope) current on this thread until the guard is dropped: one frame,
+/// the task's, which gives its scope too.
+#[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))] // The runtime hooks'.
+pub(crate) fn enter_owned_task(task: Arc<TaskRecord>) -> ContextGuard {
+    ContextGuard {
+        token: CONTEXT
+            .try_with(|cx| cx.borrow_mut().push([Frame::OwnedTask(task)]))
+            .ok(),
+        _not_send: PhantomData,
+    }
+}
+
 /// Runs `f` with `task` (and its scope) current on this thread.
 #[inline]
 pub(crate) fn in_task<R>(task: &Arc<TaskRecord>, f: impl FnOnce() -> R) -> R {
