@@ -94,7 +94,7 @@ impl<T: Member> Scope<T> {
         self.shards.iter().map(Shard::len).sum()
     }
 
-    /// The live members of this scope, in id (spawn) order.
+    /// The live members of this scope, in id order: spawn order on each thread.
     pub(crate) fn live_tasks(&self) -> Vec<Arc<T>> {
         let mut tasks = Vec::with_capacity(self.live_count());
         for shard in &self.shards {
