@@ -6,7 +6,9 @@
 //! - `leakcheck::tokio::spawn` and `tokio::spawn(track(..))`: tracked spawns, on a plain runtime;
 //! - `tokio::spawn in leak_test`: a plain `tokio::spawn` on the runtime `#[leak_test(tokio)]`
 //!   builds. With `--cfg tokio_unstable` its task hooks register every task (target: ≤ +0.2 µs
-//!   per task); on stable tokio they do not exist, and this row shows the runtime's own cost.
+//!   per task); on stable tokio they do not exist, and this row shows the runtime's own cost;
+//! - `leakcheck::tokio::spawn in leak_test`: a tracked spawn there (on stable tokio it also
+//!   claims its runtime task, so that the runtime's count of unidentified tasks stays exact).
 //!
 //! Patterns: one by one (each task awaited before the next is spawned) and bursts of 10,000
 //! (all spawned, then all awaited). Each sample spawns from inside a task of the runtime (the
@@ -34,14 +36,16 @@ enum Variant {
     LeakcheckSpawn,
     TrackThenSpawn,
     PlainInLeakTest,
+    LeakcheckSpawnInLeakTest,
 }
 
 impl Variant {
-    const ALL: [Variant; 4] = [
+    const ALL: [Variant; 5] = [
         Variant::Plain,
         Variant::LeakcheckSpawn,
         Variant::TrackThenSpawn,
         Variant::PlainInLeakTest,
+        Variant::LeakcheckSpawnInLeakTest,
     ];
 
     fn label(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Variant {
             Variant::LeakcheckSpawn => "leakcheck::tokio::spawn",
             Variant::TrackThenSpawn => "tokio::spawn(track(..))",
             Variant::PlainInLeakTest => "tokio::spawn in leak_test",
+            Variant::LeakcheckSpawnInLeakTest => "leakcheck::tokio::spawn in leak_test",
         }
     }
 
@@ -57,7 +62,9 @@ impl Variant {
         let future = async move { black_box(value) };
         match self {
             Variant::Plain | Variant::PlainInLeakTest => tokio::spawn(future),
-            Variant::LeakcheckSpawn => leakcheck::tokio::spawn(future),
+            Variant::LeakcheckSpawn | Variant::LeakcheckSpawnInLeakTest => {
+                leakcheck::tokio::spawn(future)
+            }
             Variant::TrackThenSpawn => tokio::spawn(leakcheck::task::track(future)),
         }
     }
@@ -156,7 +163,7 @@ fn sample(
     tasks: usize,
 ) -> Duration {
     match variant {
-        Variant::PlainInLeakTest => run_tokio_test(
+        Variant::PlainInLeakTest | Variant::LeakcheckSpawnInLeakTest => run_tokio_test(
             "async_spawn_bench",
             Options::new(),
             flavor.leak_test_config(),
@@ -201,7 +208,7 @@ fn bench(flavor: Flavor, runtime: &Runtime, pattern: Pattern, rounds: usize, tas
         let ns = quantile(&mut times[index].clone(), 0.5);
         let ratio = quantile(&mut ratios, 0.5);
         println!(
-            "{:<15} {:<11} {:<26} {:>8.0} {:>7.2}×  {:>5.2}–{:<5.2} {:>+8.0}",
+            "{:<15} {:<11} {:<37} {:>8.0} {:>7.2}×  {:>5.2}–{:<5.2} {:>+8.0}",
             flavor.label(),
             pattern.label(),
             variant.label(),
@@ -241,7 +248,7 @@ fn main() {
     );
     println!("SPEC §8 target: tracked ≤ 1.25× tokio::spawn; hooks ≤ +200 ns per task\n");
     println!(
-        "{:<15} {:<11} {:<26} {:>8} {:>8}  {:<11} {:>8}",
+        "{:<15} {:<11} {:<37} {:>8} {:>8}  {:<11} {:>8}",
         "flavor", "pattern", "variant", "ns/task", "ratio", "p10–p90", "+ns"
     );
     let mut worst = 0.0_f64;

@@ -178,6 +178,7 @@ pub(crate) use claims::claim_spawned;
 /// Stable tokio: tracked futures claim the runtime task they run in.
 #[cfg(not(tokio_unstable))]
 mod claims {
+    use std::cell::RefCell;
     use std::sync::{Arc, Weak};
 
     use ::tokio::runtime::Handle;
@@ -241,18 +242,44 @@ mod claims {
         let Ok(handle) = Handle::try_current() else {
             return;
         };
-        let id = handle.id();
-        let runtime = RUNTIMES
-            .lock()
-            .iter()
-            .find(|(rt, _)| *rt == id)
-            .and_then(|(_, runtime)| runtime.upgrade());
-        let Some(runtime) = runtime else { return };
+        let Some(runtime) = test_runtime(handle.id()) else {
+            return;
+        };
         *runtime.known.of(task).lock().entry(task).or_insert(0) += 1;
         if let Err(lost) = state.claim(Box::new(Claim { runtime, task })) {
             // Claimed by a concurrent first poll in between.
             lost.release();
         }
+    }
+
+    thread_local! {
+        /// The test runtime this thread last claimed a task of: a runtime's threads claim for
+        /// it alone, so the shared list (and its lock, which workers would contend on) is read
+        /// once per thread, not once per task.
+        static LAST_RUNTIME: RefCell<Option<(::tokio::runtime::Id, Weak<TestRuntime>)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// The live test runtime with tokio runtime id `id`, if it is one.
+    fn test_runtime(id: ::tokio::runtime::Id) -> Option<Arc<TestRuntime>> {
+        let cached = LAST_RUNTIME
+            .try_with(|last| match &*last.borrow() {
+                Some((last, runtime)) if *last == id => runtime.upgrade(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if cached.is_some() {
+            return cached;
+        }
+        let runtime = RUNTIMES
+            .lock()
+            .iter()
+            .find(|(rt, _)| *rt == id)
+            .map(|(_, runtime)| Weak::clone(runtime))?;
+        let _ =
+            LAST_RUNTIME.try_with(|last| *last.borrow_mut() = Some((id, Weak::clone(&runtime))));
+        runtime.upgrade()
     }
 
     fn unclaim(runtime: &TestRuntime, task: ::tokio::task::Id) {
