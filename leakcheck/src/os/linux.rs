@@ -4,6 +4,8 @@
 mod exit_wait;
 mod live_stack;
 mod proc;
+#[cfg(leakcheck_interpose)]
+pub(crate) mod pthread;
 
 pub(crate) use exit_wait::{wait_for_any_exit, ExitWait};
 pub(crate) use live_stack::live_stack;

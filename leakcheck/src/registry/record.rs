@@ -75,6 +75,16 @@ pub(crate) fn id_watermark() -> TaskId {
     TaskId(watermark)
 }
 
+/// How a thread that leakcheck did not spawn itself was created.
+pub(crate) struct Creation {
+    /// Return addresses of the creator's stack in `pthread_create`, innermost first, capped;
+    /// symbolised only when a report needs them.
+    pub(crate) stack: Box<[usize]>,
+    /// The kernel name the thread started with, which it inherits from its creator; set by the
+    /// thread itself. A thread whose name is still this one was never named.
+    pub(crate) start_name: OnceLock<[u8; 16]>,
+}
+
 /// Everything leakcheck knows about one live tracked task.
 pub(crate) struct TaskRecord {
     pub(crate) id: TaskId,
@@ -95,6 +105,9 @@ pub(crate) struct TaskRecord {
     pub(crate) state: StateCell,
     /// Threads only: the OS identity of the thread, set by the thread itself when it starts.
     pub(crate) os_thread: OnceLock<ThreadHandle>,
+    /// Threads created without leakcheck's wrappers: how, as the `pthread_create` interposer saw
+    /// it. Their `spawn_site` is only a placeholder; the creation stack says where.
+    pub(crate) created: Option<Box<Creation>>,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,
 }
@@ -123,9 +136,17 @@ impl TaskRecord {
         spawn_site: &'static Location<'static>,
         entry: &'static str,
     ) -> Arc<TaskRecord> {
-        let record = Arc::new(Self::new(scope, parent, kind, name, spawn_site, entry));
-        record.scope.insert(&record);
-        record
+        let spawn_backtrace = Self::spawn_backtrace(&scope);
+        Self::insert_new(
+            scope,
+            parent,
+            kind,
+            name,
+            spawn_site,
+            entry,
+            spawn_backtrace,
+            None,
+        )
     }
 
     /// Like [`register_in`](Self::register_in), for a task with one owner (a tracked future):
@@ -139,10 +160,86 @@ impl TaskRecord {
         spawn_site: &'static Location<'static>,
         entry: &'static str,
     ) -> Listed<TaskRecord> {
-        let record = Self::new(scope, parent, kind, name, spawn_site, entry);
+        let spawn_backtrace = Self::spawn_backtrace(&scope);
+        let record = Self::new(
+            scope,
+            parent,
+            kind,
+            name,
+            spawn_site,
+            entry,
+            spawn_backtrace,
+            None,
+        );
         Listed::new_in(record, |record| record.scope.shard(record.id))
     }
 
+    /// Ends a task registered with [`register_listed_in`](Self::register_listed_in): it leaves
+    /// its scope and waiting checks are woken. Returns the scope's reference to the record,
+    /// often the last.
+    pub(crate) fn exit_listed(listed: Listed<TaskRecord>) -> Arc<TaskRecord> {
+        let Ok(record) = listed.unlist(|record| record.scope.shard(record.id)) else {
+            unreachable!("a record stays in the shard of its id until it exits");
+        };
+        exit_signal().notify();
+        record
+    }
+
+    /// The spawn backtrace to keep, at `scope`'s capture level.
+    fn spawn_backtrace(scope: &Scope<TaskRecord>) -> Option<Arc<backtrace::Backtrace>> {
+        match scope.capture_level() {
+            CaptureLevel::Location => None,
+            CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
+        }
+    }
+
+    /// Registers a thread being created without leakcheck's wrappers, in `scope`, as a child of
+    /// `parent`. Its creation stack stands in for a spawn site and a spawn backtrace.
+    #[cfg(leakcheck_interpose)]
+    #[track_caller]
+    pub(crate) fn register_created(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        creation: Creation,
+    ) -> Arc<TaskRecord> {
+        Self::insert_new(
+            scope,
+            parent,
+            TaskKind::Thread,
+            None,
+            Location::caller(),
+            "",
+            None,
+            Some(Box::new(creation)),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // The fields of a record, each said once.
+    fn insert_new(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_site: &'static Location<'static>,
+        entry: &'static str,
+        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+        created: Option<Box<Creation>>,
+    ) -> Arc<TaskRecord> {
+        let record = Arc::new(Self::new(
+            scope,
+            parent,
+            kind,
+            name,
+            spawn_site,
+            entry,
+            spawn_backtrace,
+            created,
+        ));
+        record.scope.insert(&record);
+        record
+    }
+
+    #[allow(clippy::too_many_arguments)] // The fields of a record, each said once.
     fn new(
         scope: Arc<Scope<TaskRecord>>,
         parent: Option<Arc<TaskRecord>>,
@@ -150,11 +247,9 @@ impl TaskRecord {
         name: Option<Box<str>>,
         spawn_site: &'static Location<'static>,
         entry: &'static str,
+        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+        created: Option<Box<Creation>>,
     ) -> TaskRecord {
-        let spawn_backtrace = match scope.capture_level() {
-            CaptureLevel::Location => None,
-            CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
-        };
         let now = clock::now();
         TaskRecord {
             id: next_task_id(),
@@ -168,19 +263,9 @@ impl TaskRecord {
             spawned_at: now,
             state: StateCell::new(kind, now),
             os_thread: OnceLock::new(),
+            created,
             links: Links::default(),
         }
-    }
-
-    /// Ends a task registered with [`register_listed_in`](Self::register_listed_in): it leaves
-    /// its scope and waiting checks are woken. Returns the scope's reference to the record,
-    /// often the last.
-    pub(crate) fn exit_listed(listed: Listed<TaskRecord>) -> Arc<TaskRecord> {
-        let Ok(record) = listed.unlist(|record| record.scope.shard(record.id)) else {
-            unreachable!("a record stays in the shard of its id until it exits");
-        };
-        exit_signal().notify();
-        record
     }
 
     /// Marks the task as ended: it leaves its scope and waiting checks are woken. Idempotent, so
