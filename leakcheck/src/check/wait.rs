@@ -100,6 +100,14 @@ impl Check {
         let global_sites = &mut self.global_sites;
         global_sites.clear();
         tasks.retain(|task| {
+            // Only a plain thread, or a task below one, can have been started by an initialiser:
+            // the others need no verdict, and 100,000 async survivors no map entry each.
+            if std::iter::once(&**task)
+                .chain(task.ancestors())
+                .all(|t| t.created.is_none())
+            {
+                return true;
+            }
             let verdict = verdicts
                 .entry(task.id)
                 .or_insert_with(|| plain_threads::started_by_initialiser(task));
