@@ -64,12 +64,11 @@
 //! handler in time (uninterruptible sleep, stopped, starved) makes the request time out; the
 //! signal stays queued and is ignored when it is finally delivered.
 
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod handler;
+mod request;
+mod slot;
 
-use parking_lot::Mutex;
+use std::time::Duration;
 
 use super::proc::{blocks_signal, thread_status};
 use super::ThreadHandle;
@@ -77,70 +76,17 @@ use super::ThreadHandle;
 /// How far below `SIGRTMAX` the live-stack signal is.
 const BELOW_SIGRTMAX: libc::c_int = 7;
 
-/// Frames kept per stack; deeper stacks keep their innermost frames.
-const MAX_FRAMES: usize = 256;
-
 /// The signal leakcheck takes live stacks with: `SIGRTMAX - 7`.
 pub(crate) fn signal() -> libc::c_int {
     libc::SIGRTMAX() - BELOW_SIGRTMAX
-}
-
-// The slot's word: generation << 2 | phase.
-const IDLE: u32 = 0;
-const ARMED: u32 = 1;
-const WRITING: u32 = 2;
-const DONE: u32 = 3;
-const PHASE_MASK: u32 = 0b11;
-const GENERATION_MASK: u32 = u32::MAX >> 2;
-
-fn pack(generation: u32, phase: u32) -> u32 {
-    (generation << 2) | phase
-}
-
-/// Memory prepared before any signal is sent: the handler writes nowhere else.
-struct Slot {
-    word: AtomicU32,
-    len: AtomicUsize,
-    frames: [AtomicUsize; MAX_FRAMES],
-}
-
-static SLOT: Slot = Slot {
-    word: AtomicU32::new(IDLE),
-    len: AtomicUsize::new(0),
-    frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
-};
-
-/// Held by requesters only (never by the handler): one request at a time. Holds the last
-/// generation used.
-static REQUESTS: Mutex<u32> = Mutex::new(0);
-
-/// The disposition the signal had before leakcheck's handler, for deliveries that are not ours.
-static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
-
-/// `si_value` of leakcheck's requests: a tag in the upper half (on 64-bit targets) and the
-/// generation in the lower.
-const COOKIE_TAG: usize = if usize::BITS >= 64 { 0x6c6b_6368 } else { 0 };
-
-fn cookie(generation: u32) -> usize {
-    (COOKIE_TAG << (usize::BITS / 2)) | generation as usize
-}
-
-fn generation_of(cookie: usize) -> Option<u32> {
-    let tag = if usize::BITS >= 64 {
-        cookie >> (usize::BITS / 2)
-    } else {
-        0
-    };
-    let generation = u32::try_from(cookie & (u32::MAX as usize)).ok()?;
-    (tag == COOKIE_TAG && generation <= GENERATION_MASK).then_some(generation)
 }
 
 /// The current stack of `thread`, as instruction pointers, innermost first, starting at the
 /// instruction the thread was interrupted at.
 pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec<usize>, String> {
     let signal = signal();
-    install(signal)?;
-    if !handler_is_installed(signal) {
+    handler::install(signal)?;
+    if !handler::is_installed(signal) {
         return Err(format!(
             "signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with, was given \
              another handler by someone else"
@@ -163,389 +109,19 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
             "the thread blocks signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with"
         ));
     }
-    request(tid, signal, timeout)
-}
-
-/// Sends the request to thread `tid` and waits for the answer. No checks beforehand: a thread
-/// that cannot answer makes this time out.
-fn request(tid: i32, signal: libc::c_int, timeout: Duration) -> Result<Vec<usize>, String> {
-    let mut last_generation = REQUESTS.lock();
-    let mut deadline = Instant::now() + timeout;
-    // A handler an earlier request gave up on may still be writing: it finishes first.
-    loop {
-        let word = SLOT.word.load(Ordering::Acquire);
-        if word & PHASE_MASK != WRITING {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err("an earlier live-stack request is still being answered".to_owned());
-        }
-        futex_wait(&SLOT.word, word, deadline);
-    }
-    let generation = match (*last_generation + 1) & GENERATION_MASK {
-        0 => 1,
-        next => next,
-    };
-    *last_generation = generation;
-    SLOT.len.store(0, Ordering::Relaxed);
-    SLOT.word.store(pack(generation, ARMED), Ordering::Release);
-
-    if let Err(errno) = send(tid, signal, generation) {
-        let _ = SLOT.word.compare_exchange(
-            pack(generation, ARMED),
-            pack(generation, IDLE),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        return Err(match errno {
-            libc::ESRCH => "the thread has exited".to_owned(),
-            libc::EAGAIN => {
-                "the signal could not be queued (too many signals pending, RLIMIT_SIGPENDING)"
-                    .to_owned()
-            }
-            errno => format!(
-                "the signal could not be sent: {}",
-                std::io::Error::from_raw_os_error(errno)
-            ),
-        });
-    }
-
-    let mut extended = false;
-    loop {
-        let word = SLOT.word.load(Ordering::Acquire);
-        if word == pack(generation, DONE) {
-            let len = SLOT.len.load(Ordering::Relaxed).min(MAX_FRAMES);
-            let frames = SLOT.frames[..len]
-                .iter()
-                .map(|ip| ip.load(Ordering::Relaxed))
-                .collect();
-            SLOT.word.store(pack(generation, IDLE), Ordering::Release);
-            return Ok(frames);
-        }
-        if Instant::now() >= deadline {
-            if word == pack(generation, ARMED)
-                && SLOT
-                    .word
-                    .compare_exchange(
-                        word,
-                        pack(generation, IDLE),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-            {
-                return Err(format!(
-                    "the thread did not answer signal {signal} within {timeout:?} (it may be in an \
-                     uninterruptible sleep, or block the signal)"
-                ));
-            }
-            // The handler is writing (that takes microseconds): give it as long again.
-            if !extended {
-                extended = true;
-                deadline = Instant::now() + timeout;
-                continue;
-            }
-            return Err("the thread started answering but did not finish in time".to_owned());
-        }
-        futex_wait(&SLOT.word, word, deadline);
-    }
-}
-
-/// The fields of `siginfo_t` that a queued signal carries (`_sifields._rt`): aligned like the
-/// kernel's union, so `pid` lands at offset 16 on 64-bit targets and 12 on 32-bit ones.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct RtFields {
-    pid: libc::pid_t,
-    uid: libc::uid_t,
-    value: usize,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct QueuedInfo {
-    signo: libc::c_int,
-    errno: libc::c_int,
-    code: libc::c_int,
-    rt: RtFields,
-}
-
-/// A `siginfo_t` of the kernel's size (128 bytes) for `rt_tgsigqueueinfo`.
-#[repr(C)]
-union SigInfo {
-    raw: [u64; 16],
-    queued: QueuedInfo,
-}
-
-/// `rt_tgsigqueueinfo(getpid(), tid, signal, {SI_QUEUE, cookie(generation)})`, or the errno.
-fn send(tid: i32, signal: libc::c_int, generation: u32) -> Result<(), i32> {
-    let mut info = SigInfo { raw: [0; 16] };
-    // SAFETY: getpid and getuid have no preconditions.
-    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    info.queued = QueuedInfo {
-        signo: signal,
-        errno: 0,
-        code: libc::SI_QUEUE,
-        rt: RtFields {
-            pid,
-            uid,
-            value: cookie(generation),
-        },
-    };
-    // SAFETY: `info` is a valid, fully initialised 128-byte siginfo; the kernel reads it only.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_rt_tgsigqueueinfo,
-            pid,
-            tid,
-            signal,
-            &info as *const SigInfo,
-        )
-    };
-    if sent == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL))
-    }
-}
-
-/// Installs the handler, once per process.
-fn install(signal: libc::c_int) -> Result<(), String> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signal) {
-                return Err(format!(
-                    "signal {signal} is outside this system's real-time range"
-                ));
-            }
-            // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only reads.
-            let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-            if unsafe { libc::sigaction(signal, std::ptr::null(), &mut previous) } != 0 {
-                return Err(format!(
-                    "signal {signal}'s handler cannot be read: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let _ = PREVIOUS.set(previous);
-            warm_up();
-            // SAFETY: as above; `handler` has the SA_SIGINFO signature and touches only
-            // async-signal-safe state (see the module documentation).
-            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            action.sa_sigaction = handler_address();
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
-            unsafe { libc::sigemptyset(&mut action.sa_mask) };
-            if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
-                return Err(format!(
-                    "the live-stack handler for signal {signal} cannot be installed: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            Ok(())
-        })
-        .clone()
-}
-
-/// Everything the handler calls, called once outside it: binds lazily bound symbols (the
-/// unwinder's own calls into glibc included) and runs libgcc's one-time initialisation.
-fn warm_up() {
-    let mut depth = 0usize;
-    // SAFETY: a plain stack walk of the current thread, outside any signal handler.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            depth += usize::from(!frame.ip().is_null());
-            true
-        })
-    };
-    std::hint::black_box(depth);
-    futex_wake(&SLOT.word);
-    // SAFETY: reads this thread's errno.
-    std::hint::black_box(unsafe { *libc::__errno_location() });
-}
-
-fn handler_is_installed(signal: libc::c_int) -> bool {
-    // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only reads.
-    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-    let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) } == 0;
-    read && current.sa_sigaction == handler_address()
-}
-
-/// The handler as `sigaction` stores it.
-fn handler_address() -> libc::sighandler_t {
-    let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) = handler;
-    handler as *const () as libc::sighandler_t
-}
-
-/// The signal handler. Async-signal-safe: atomics, the unwinder, `futex`; it preserves `errno`.
-extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    // SAFETY: errno is thread-local and always valid to read and write.
-    let errno = unsafe { *libc::__errno_location() };
-    if !answer(info, context) {
-        chain(signal, info, context);
-    }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
-}
-
-/// Answers the request the signal carries, if it is one of leakcheck's. Returns whether it was.
-fn answer(info: *mut libc::siginfo_t, context: *mut c_void) -> bool {
-    if info.is_null() {
-        return false;
-    }
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; `si_value` is the
-    // right member to read for SI_QUEUE, checked first.
-    let generation = unsafe {
-        if (*info).si_code != libc::SI_QUEUE {
-            return false;
-        }
-        generation_of((*info).si_value().sival_ptr as usize)
-    };
-    let Some(generation) = generation else {
-        return false;
-    };
-    let armed = pack(generation, ARMED);
-    if SLOT
-        .word
-        .compare_exchange(
-            armed,
-            pack(generation, WRITING),
-            Ordering::Acquire,
-            Ordering::Relaxed,
-        )
-        .is_err()
-    {
-        // A request that was given up on (or never ours): write nothing.
-        return true;
-    }
-    record(interrupted_pc(context));
-    SLOT.word.store(pack(generation, DONE), Ordering::Release);
-    futex_wake(&SLOT.word);
-    true
-}
-
-/// Walks this thread's stack into the slot, from the frame that was interrupted outward.
-fn record(interrupted: Option<usize>) {
-    let mut len = 0;
-    let mut start = None;
-    // SAFETY: walks the current thread's stack; see the module documentation for why this is
-    // sound inside a signal handler. The callback only stores into static atomics.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            let ip = frame.ip() as usize;
-            if ip == 0 {
-                return false;
-            }
-            if start.is_none() && Some(ip) == interrupted {
-                start = Some(len);
-            }
-            // A deeper stack keeps its innermost MAX_FRAMES frames.
-            match SLOT.frames.get(len) {
-                Some(slot) => {
-                    slot.store(ip, Ordering::Relaxed);
-                    len += 1;
-                    true
-                }
-                None => false,
-            }
-        })
-    };
-    // Leave out the handler's frames and the signal trampoline.
-    let start = start.unwrap_or(0);
-    for index in start..len {
-        let ip = SLOT.frames[index].load(Ordering::Relaxed);
-        SLOT.frames[index - start].store(ip, Ordering::Relaxed);
-    }
-    SLOT.len.store(len - start, Ordering::Relaxed);
-}
-
-/// The program counter the signal interrupted, from the handler's `ucontext`.
-#[allow(unused_variables)]
-fn interrupted_pc(context: *mut c_void) -> Option<usize> {
-    if context.is_null() {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        let context = context.cast::<libc::ucontext_t>();
-        // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
-        let pc = unsafe { (*context).uc_mcontext.gregs[libc::REG_RIP as usize] };
-        #[allow(clippy::unnecessary_cast)]
-        return Some(pc as usize);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let context = context.cast::<libc::ucontext_t>();
-        // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
-        let pc = unsafe { (*context).uc_mcontext.pc };
-        return Some(pc as usize);
-    }
-    #[allow(unreachable_code)]
-    None
-}
-
-/// Passes a delivery that is not leakcheck's to the handler the signal had before.
-fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    let Some(previous) = PREVIOUS.get() else {
-        return;
-    };
-    let action = previous.sa_sigaction;
-    if action == libc::SIG_DFL || action == libc::SIG_IGN {
-        return;
-    }
-    if previous.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
-        let previous: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
-            unsafe { std::mem::transmute(action) };
-        previous(signal, info, context);
-    } else {
-        // SAFETY: the previous handler was installed without SA_SIGINFO: a plain handler.
-        let previous: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
-        previous(signal);
-    }
-}
-
-/// Sleeps while `word` holds `expected`, until woken or `deadline`.
-fn futex_wait(word: &AtomicU32, expected: u32, deadline: Instant) {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return;
-    }
-    let timeout = libc::timespec {
-        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: left.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            &timeout as *const libc::timespec,
-        )
-    };
-}
-
-/// Wakes the requester sleeping on `word`. Async-signal-safe (a system call).
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE on a valid, aligned u32.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX,
-        )
-    };
+    request::request(tid, signal, timeout)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::handler::install;
+    use super::request::request;
+    use super::slot::{cookie, generation_of};
     use super::*;
     use crate::report::{resolve_stacks, PendingStack, StackOrigin};
+    use std::sync::atomic::Ordering;
     use std::sync::mpsc;
+    use std::time::Instant;
 
     /// Spawns a thread that reports its tid and then runs `body`.
     fn spawn_with_tid(
