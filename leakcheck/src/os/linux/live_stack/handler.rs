@@ -4,7 +4,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use super::slot::{generation_of, pack, ARMED, DONE, SLOT, WRITING};
+use super::slot::{generation_of, pack, ARMED, DONE, REFUSED_SMALL_ALTERNATE_STACK, SLOT, WRITING};
 
 /// The disposition the signal had before leakcheck's handler, for deliveries that are not ours.
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
@@ -33,7 +33,9 @@ pub(super) fn install(signal: libc::c_int) -> Result<(), String> {
             // async-signal-safe state (see the module documentation).
             let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
             action.sa_sigaction = handler_address();
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+            // No SA_ONSTACK: a thread's alternate signal stack is sized for *its* handlers (often
+            // MINSIGSTKSZ, for a stack-overflow message), not for a stack walk.
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
             unsafe { libc::sigemptyset(&mut action.sa_mask) };
             if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
                 return Err(format!(
@@ -117,10 +119,52 @@ fn answer(info: *mut libc::siginfo_t, context: *mut c_void) -> bool {
         // A request that was given up on (or never ours): write nothing.
         return true;
     }
-    record(interrupted_pc(context));
+    if on_small_alternate_stack() {
+        SLOT.len.store(0, Ordering::Relaxed);
+        SLOT.refusal
+            .store(REFUSED_SMALL_ALTERNATE_STACK, Ordering::Relaxed);
+    } else {
+        record(interrupted_pc(context));
+    }
     SLOT.word.store(pack(generation, DONE), Ordering::Release);
     futex_wake(&SLOT.word);
     true
+}
+
+/// Room the handler wants below its own frame before it walks the stack: the unwinder takes under
+/// 3 KiB on x86-64 (see the tests); the rest is margin for other targets and unwinders.
+const ROOM_TO_WALK: usize = 16 * 1024;
+
+/// Whether the handler runs on an alternate signal stack with less than [`ROOM_TO_WALK`] left.
+///
+/// The handler is installed without `SA_ONSTACK`, so it runs on the stack the thread was on: the
+/// thread's own stack, unless the thread was itself running a signal handler on its alternate
+/// stack (say, a crash handler that blocks). Then the walk would go on that stack, which may be
+/// a few KiB; this asks the kernel where the alternate stack is, and refuses if the walk would not
+/// fit. An alternate stack installed with `SS_AUTODISARM` reads as disabled while its handler
+/// runs, so this cannot see it; that is the one case left to the thread's own guard page.
+fn on_small_alternate_stack() -> bool {
+    // SAFETY: a zeroed stack_t is a valid out-parameter.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigaltstack with no new stack only reports the current one; it is a plain system
+    // call (async-signal-safe), and the kernel's stack_t is the C library's.
+    let read = unsafe {
+        libc::syscall(
+            libc::SYS_sigaltstack,
+            std::ptr::null::<libc::stack_t>(),
+            &mut current as *mut libc::stack_t,
+        )
+    };
+    if read != 0 {
+        // Cannot tell: do not walk.
+        return true;
+    }
+    if current.ss_flags & libc::SS_ONSTACK == 0 {
+        return false;
+    }
+    // The stack grows down from `ss_sp + ss_size` towards `ss_sp`; a local marks where we are.
+    let here = std::ptr::addr_of!(current) as usize;
+    here.saturating_sub(current.ss_sp as usize) < ROOM_TO_WALK
 }
 
 /// Walks this thread's stack into the slot, from the frame that was interrupted outward.

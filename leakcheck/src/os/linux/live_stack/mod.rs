@@ -15,7 +15,11 @@
 //! where other tools go: glibc keeps the two below `SIGRTMIN` for itself, libraries and
 //! `timer_create` users conventionally start at `SIGRTMIN`, and debuggers and sanitizers tend to
 //! take the top. The handler is installed once, on the first request, with
-//! `SA_SIGINFO | SA_RESTART | SA_ONSTACK`. If the signal already had a handler, that handler keeps
+//! `SA_SIGINFO | SA_RESTART` and deliberately without `SA_ONSTACK`: a thread's alternate signal
+//! stack is sized for its own handlers (C libraries use `MINSIGSTKSZ`, 2 KiB), and a walk there
+//! would overflow it and kill the process. The handler runs on the stack the thread was on; if
+//! that is itself a small alternate stack (the thread sits in a handler of its own), the handler
+//! answers "unavailable" without walking. If the signal already had a handler, that handler keeps
 //! working: leakcheck's requests carry `SI_QUEUE` and a cookie in `si_value`, and every other
 //! delivery of the signal is passed on to the previous handler (one whose disposition was the
 //! default, terminate, or ignore, is ignored). If some library later replaces leakcheck's handler,
@@ -119,7 +123,7 @@ mod tests {
     use super::slot::{cookie, generation_of};
     use super::*;
     use crate::report::{resolve_stacks, PendingStack, StackOrigin};
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::mpsc;
     use std::time::Instant;
 
@@ -252,18 +256,7 @@ mod tests {
         }
     }
 
-    /// Whether `signal` is pending for thread `tid` (`SigPnd` in its status).
-    fn signal_pending(tid: i32, signal: libc::c_int) -> bool {
-        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
-        let mask = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigPnd:"))
-            .unwrap()
-            .trim();
-        u64::from_str_radix(mask, 16).unwrap() & (1 << (signal - 1)) != 0
-    }
-
-    /// Runs `signal_it` on a thread waiting on an alternate signal stack of its own, painted
+    /// Runs `signal_it` on a thread waiting with an alternate signal stack of its own, painted
     /// beforehand; returns how many bytes of that stack were used.
     fn alternate_stack_use(signal_it: impl FnOnce(ThreadHandle)) -> usize {
         const SIZE: usize = 64 * 1024;
@@ -297,32 +290,104 @@ mod tests {
         used
     }
 
-    /// The handler runs on the alternate signal stack (`SA_ONSTACK`), which std makes 8 KiB
-    /// (`SIGSTKSZ`) or the kernel's minimum for its signal frame, whichever is larger. The kernel's
-    /// frame takes most of it; the handler's own share must stay small.
+    /// A thread's alternate signal stack is sized for its own handlers (std makes one of 8 KiB
+    /// for its stack-overflow message; C libraries often `MINSIGSTKSZ`): the live-stack handler
+    /// stays off it and runs on the stack the thread was on.
     #[test]
-    fn the_handler_fits_on_a_small_alternate_stack() {
-        install(signal()).unwrap();
-        let kernel_frame = alternate_stack_use(|thread| {
-            // A delivery that is not a request: the handler returns at once, so what is used is
-            // the kernel's signal frame.
-            // SAFETY: signals a thread of this process with a signal whose handler is installed.
-            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), thread.tid, signal()) };
-            // Delivered (and the frame written) once it is no longer pending.
-            while signal_pending(thread.tid, signal()) {
-                std::thread::yield_now();
-            }
-        });
-        let with_walk = alternate_stack_use(|thread| {
+    #[cfg_attr(miri, ignore)]
+    fn the_handler_stays_off_the_threads_alternate_stack() {
+        let used = alternate_stack_use(|thread| {
             live_stack(&thread, Duration::from_secs(2)).unwrap();
         });
-        let handler = with_walk.saturating_sub(kernel_frame.min(with_walk));
-        eprintln!("signal frame and live-stack handler: {with_walk} bytes of the alternate stack ({handler} for the handler)");
-        assert!(with_walk > 0, "the handler ran on the alternate stack");
-        assert!(
-            handler < 3 * 1024,
-            "the handler itself used {handler} bytes of the alternate stack"
+        assert_eq!(used, 0, "the handler used the alternate signal stack");
+    }
+
+    /// Released by [`a_handler_running_on_a_small_alternate_stack_is_not_walked_on`].
+    static HOLDING: AtomicU32 = AtomicU32::new(0);
+    /// Set by the holding handler as it starts: from then on the thread is on its alternate stack.
+    static ENTERED: AtomicBool = AtomicBool::new(false);
+
+    /// A signal handler that waits (on the alternate stack) until `HOLDING` is cleared, as a crash
+    /// handler might wait for a debugger.
+    extern "C" fn hold_on_the_alternate_stack(_: libc::c_int) {
+        ENTERED.store(true, Ordering::Release);
+        while HOLDING.load(Ordering::Acquire) == 1 {
+            // SAFETY: FUTEX_WAIT on a valid, aligned static word; no timeout.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    HOLDING.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    1u32,
+                    std::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+        HOLDING.store(0, Ordering::Release);
+    }
+
+    /// The live-stack handler runs where the thread is; when the thread is itself in a signal
+    /// handler on a small alternate stack, the walk would not fit there and is refused.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_handler_running_on_a_small_alternate_stack_is_not_walked_on() {
+        // Room for two signal frames (the holding handler's and the live-stack handler's), and
+        // 8 KiB more: less than the handler wants for a walk.
+        // SAFETY: getauxval has no preconditions.
+        let frame =
+            (unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize).max(libc::MINSIGSTKSZ);
+        let size = 2 * frame + 8 * 1024;
+        let hold = libc::SIGRTMIN() + 3;
+        // SAFETY: a zeroed sigaction is valid; the handler only touches a static atomic and
+        // the futex system call.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = hold_on_the_alternate_stack as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            assert_eq!(libc::sigaction(hold, &action, std::ptr::null_mut()), 0);
+        }
+        HOLDING.store(1, Ordering::Release);
+        let (thread, handle) = spawn_with_tid(move || {
+            let mut stack = vec![0u8; size];
+            // SAFETY: a zeroed stack_t is a valid out-parameter.
+            let mut previous: libc::stack_t = unsafe { std::mem::zeroed() };
+            let ours = libc::stack_t {
+                ss_sp: stack.as_mut_ptr().cast(),
+                ss_flags: 0,
+                ss_size: size,
+            };
+            // SAFETY: `stack` outlives its use: the previous alternate stack is restored below,
+            // after the holding handler has returned.
+            unsafe {
+                assert_eq!(libc::sigaltstack(&ours, &mut previous), 0);
+                libc::raise(hold);
+                libc::sigaltstack(&previous, std::ptr::null_mut());
+            }
+            drop(stack);
+        });
+        while !ENTERED.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let answer = live_stack(&thread, Duration::from_secs(2))
+            .map(|ips| functions(ips))
+            .expect_err("no walk on the small alternate stack");
+        assert_eq!(
+            answer,
+            "the thread is running a signal handler on an alternate signal stack too small to \
+             walk its stack on"
         );
+        HOLDING.store(2, Ordering::Release);
+        // SAFETY: FUTEX_WAKE on a valid, aligned static word.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                HOLDING.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            )
+        };
+        handle.join().unwrap();
     }
 
     /// Many threads start and end while their stacks are taken: every answer is a stack or a

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::slot::{
-    cookie, pack, ARMED, DONE, GENERATION_MASK, IDLE, MAX_FRAMES, PHASE_MASK, SLOT, WRITING,
+    cookie, pack, ANSWERED, ARMED, DONE, GENERATION_MASK, IDLE, MAX_FRAMES, PHASE_MASK,
+    REFUSED_SMALL_ALTERNATE_STACK, SLOT, WRITING,
 };
 
 /// Held by requesters only (never by the handler): one request at a time. Holds the last
@@ -39,6 +40,7 @@ pub(super) fn request(
     };
     *last_generation = generation;
     SLOT.len.store(0, Ordering::Relaxed);
+    SLOT.refusal.store(ANSWERED, Ordering::Relaxed);
     SLOT.word.store(pack(generation, ARMED), Ordering::Release);
 
     if let Err(errno) = send(tid, signal, generation) {
@@ -65,13 +67,21 @@ pub(super) fn request(
     loop {
         let word = SLOT.word.load(Ordering::Acquire);
         if word == pack(generation, DONE) {
+            let refusal = SLOT.refusal.load(Ordering::Relaxed);
             let len = SLOT.len.load(Ordering::Relaxed).min(MAX_FRAMES);
             let frames = SLOT.frames[..len]
                 .iter()
                 .map(|ip| ip.load(Ordering::Relaxed))
                 .collect();
             SLOT.word.store(pack(generation, IDLE), Ordering::Release);
-            return Ok(frames);
+            return match refusal {
+                REFUSED_SMALL_ALTERNATE_STACK => Err(
+                    "the thread is running a signal handler on an alternate signal stack too \
+                     small to walk its stack on"
+                        .to_owned(),
+                ),
+                _ => Ok(frames),
+            };
         }
         if Instant::now() >= deadline {
             if word == pack(generation, ARMED)

@@ -18,16 +18,24 @@ pub(super) fn pack(generation: u32, phase: u32) -> u32 {
     (generation << 2) | phase
 }
 
+/// [`Slot::refusal`]: the handler walked the stack.
+pub(super) const ANSWERED: u32 = 0;
+/// [`Slot::refusal`]: the thread runs a signal handler on an alternate stack too small to walk on.
+pub(super) const REFUSED_SMALL_ALTERNATE_STACK: u32 = 1;
+
 /// Memory prepared before any signal is sent: the handler writes nowhere else.
 pub(super) struct Slot {
     pub(super) word: AtomicU32,
     pub(super) len: AtomicUsize,
+    /// Why the handler wrote no stack ([`ANSWERED`] when it wrote one).
+    pub(super) refusal: AtomicU32,
     pub(super) frames: [AtomicUsize; MAX_FRAMES],
 }
 
 pub(super) static SLOT: Slot = Slot {
     word: AtomicU32::new(IDLE),
     len: AtomicUsize::new(0),
+    refusal: AtomicU32::new(ANSWERED),
     frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
 };
 
