@@ -4,7 +4,10 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use super::slot::{generation_of, pack, ARMED, DONE, REFUSED_SMALL_ALTERNATE_STACK, SLOT, WRITING};
+use super::slot::{
+    generation, is_request, pack, ARMED, DONE, PHASE_MASK, REFUSED_SMALL_ALTERNATE_STACK, SLOT,
+    WRITING,
+};
 
 /// The disposition the signal had before leakcheck's handler, for deliveries that are not ours.
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
@@ -94,29 +97,45 @@ fn answer(info: *mut libc::siginfo_t, context: *mut c_void) -> bool {
     if info.is_null() {
         return false;
     }
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; `si_value` is the
-    // right member to read for SI_QUEUE, checked first.
-    let generation = unsafe {
-        if (*info).si_code != libc::SI_QUEUE {
-            return false;
-        }
-        generation_of((*info).si_value().sival_ptr as usize)
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; `si_pid` and
+    // `si_value` are read as the queued-signal member, which `is_request` only accepts together
+    // with SI_QUEUE (for other codes the values read are meaningless but harmless integers).
+    // getpid is async-signal-safe.
+    let ours = unsafe {
+        is_request(
+            (*info).si_code,
+            (*info).si_pid(),
+            (*info).si_value().sival_ptr as usize,
+            libc::getpid(),
+        )
     };
-    let Some(generation) = generation else {
+    if !ours {
         return false;
-    };
-    let armed = pack(generation, ARMED);
+    }
+    let word = SLOT.word.load(Ordering::Acquire);
+    if word & PHASE_MASK != ARMED {
+        // A request that was given up on: write nothing.
+        return true;
+    }
+    // A late delivery of an earlier request, to a thread this one is not for: write nothing.
+    // If the CAS below succeeds the word never left this generation's ARMED phase, so the target
+    // read here is this generation's (the requester changes it only after that phase ends).
+    // SAFETY: gettid has no preconditions and is a plain system call.
+    if SLOT.target.load(Ordering::Relaxed) != unsafe { libc::gettid() } {
+        return true;
+    }
+    let generation = generation(word);
     if SLOT
         .word
         .compare_exchange(
-            armed,
+            word,
             pack(generation, WRITING),
             Ordering::Acquire,
             Ordering::Relaxed,
         )
         .is_err()
     {
-        // A request that was given up on (or never ours): write nothing.
+        // Given up on in the meantime: write nothing.
         return true;
     }
     if on_small_alternate_stack() {

@@ -41,9 +41,10 @@ pub(super) fn request(
     *last_generation = generation;
     SLOT.len.store(0, Ordering::Relaxed);
     SLOT.refusal.store(ANSWERED, Ordering::Relaxed);
+    SLOT.target.store(tid, Ordering::Relaxed);
     SLOT.word.store(pack(generation, ARMED), Ordering::Release);
 
-    if let Err(errno) = send(tid, signal, generation) {
+    if let Err(errno) = send(tid, signal) {
         let _ = SLOT.word.compare_exchange(
             pack(generation, ARMED),
             pack(generation, IDLE),
@@ -138,8 +139,8 @@ union SigInfo {
     queued: QueuedInfo,
 }
 
-/// `rt_tgsigqueueinfo(getpid(), tid, signal, {SI_QUEUE, cookie(generation)})`, or the errno.
-fn send(tid: i32, signal: libc::c_int, generation: u32) -> Result<(), i32> {
+/// `rt_tgsigqueueinfo(getpid(), tid, signal, {SI_QUEUE, cookie()})`, or the errno.
+fn send(tid: i32, signal: libc::c_int) -> Result<(), i32> {
     let mut info = SigInfo { raw: [0; 16] };
     // SAFETY: getpid and getuid have no preconditions.
     let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
@@ -150,7 +151,7 @@ fn send(tid: i32, signal: libc::c_int, generation: u32) -> Result<(), i32> {
         rt: RtFields {
             pid,
             uid,
-            value: cookie(generation),
+            value: cookie(),
         },
     };
     // SAFETY: `info` is a valid, fully initialised 128-byte siginfo; the kernel reads it only.
@@ -192,4 +193,29 @@ pub(super) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Instant) {
             &timeout as *const libc::timespec,
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{handler, signal};
+    use super::*;
+
+    /// A request's signal that reaches another thread than the one the slot is armed for (a late
+    /// delivery of an earlier request) writes nothing.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_request_delivered_to_another_thread_writes_nothing() {
+        handler::install(signal()).unwrap();
+        let _requests = REQUESTS.lock();
+        let generation = GENERATION_MASK; // Never used by real requests before wrapping.
+        SLOT.target.store(i32::MAX, Ordering::Relaxed);
+        SLOT.word.store(pack(generation, ARMED), Ordering::Release);
+        // SAFETY: gettid has no preconditions. A signal sent to the calling thread is delivered
+        // before the system call returns.
+        let sent = send(unsafe { libc::gettid() }, signal());
+        let word = SLOT.word.load(Ordering::Acquire);
+        SLOT.word.store(pack(generation, IDLE), Ordering::Release);
+        assert_eq!(sent, Ok(()));
+        assert_eq!(word, pack(generation, ARMED), "the handler wrote an answer");
+    }
 }
