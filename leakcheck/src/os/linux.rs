@@ -9,31 +9,53 @@ pub(crate) use exit_wait::{wait_for_any_exit, ExitWait};
 pub(crate) use live_stack::live_stack;
 pub(crate) use proc::{list_threads, thread_status, ThreadStatus};
 
-/// The OS identity of a thread, recorded by the thread itself.
+/// The OS identity of a thread: its kernel thread id, and a bound on when it started.
 ///
-/// The kernel thread id is all leakcheck needs: live stacks are requested with
-/// `rt_tgsigqueueinfo(getpid(), tid, ..)`, which works as well for threads leakcheck did not
-/// spawn (whose `pthread_t` nobody knows) as for its own.
+/// The kernel thread id is what live stacks are requested with (`rt_tgsigqueueinfo(getpid(),
+/// tid, ..)`, which works as well for threads leakcheck did not spawn, whose `pthread_t` nobody
+/// knows, as for its own). But a tid is reused once its thread is gone, so the handle also holds
+/// `started_by`: the thread started at or before that many clock ticks after boot. Any later
+/// holder of the tid started after this thread ended, so a `/proc` start time later than
+/// `started_by` is another thread. (Both would have to fall in one clock tick, 10 ms, for the
+/// check to miss: the kernel hands tids out cyclically, so a tid comes back only after all of
+/// `pid_max`, at least 32768, were handed out.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ThreadHandle {
     /// The kernel thread id (as in `/proc/self/task/<tid>`).
     pub(crate) tid: i32,
+    /// The thread started at or before this time, in clock ticks after boot (`stat`'s unit).
+    started_by: u64,
 }
 
 impl ThreadHandle {
-    /// The calling thread's handle.
+    /// The calling thread's handle. Cheap: `gettid` and a vDSO clock read.
     pub(crate) fn current() -> ThreadHandle {
-        ThreadHandle { tid: current_tid() }
+        ThreadHandle {
+            tid: current_tid(),
+            // Without a clock, no thread can be told apart from a later one: accept any.
+            started_by: proc::clock_ticks_since_boot().unwrap_or(u64::MAX),
+        }
     }
 
-    /// The handle of the thread with kernel id `tid`, found in the thread list.
+    /// The handle of the thread that has kernel id `tid` now (found in the thread list).
     pub(crate) fn from_tid(tid: i32) -> ThreadHandle {
-        ThreadHandle { tid }
+        let started_by = proc::thread_stat(tid)
+            .and_then(|stat| stat.start_ticks)
+            // Gone already: no thread that has the tid later is this one.
+            .unwrap_or(0);
+        ThreadHandle { tid, started_by }
     }
 
     /// The kernel thread id.
     pub(crate) fn tid(&self) -> i32 {
         self.tid
+    }
+
+    /// Whether a thread that has this handle's tid and started `start_ticks` after boot (as
+    /// `/proc` says) is this handle's thread, rather than a later one that reuses the tid.
+    pub(crate) fn started_as(&self, start_ticks: Option<u64>) -> bool {
+        // A thread `/proc` gives no start time for cannot be told apart: take it for this one.
+        start_ticks.is_none_or(|start| start <= self.started_by)
     }
 }
 
@@ -66,5 +88,61 @@ impl ThreadBaseline {
     /// Whether the thread `tid` was alive when the baseline was taken.
     pub(crate) fn contains(&self, tid: i32) -> bool {
         self.tids.binary_search(&tid).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This thread's start time, as `/proc` says.
+    fn own_start_ticks() -> u64 {
+        proc::thread_stat(current_tid())
+            .and_then(|stat| stat.start_ticks)
+            .expect("/proc gives this thread's start time")
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_handle_knows_its_thread_from_a_later_one_with_the_same_tid() {
+        let start = own_start_ticks();
+        let handle = ThreadHandle::current();
+        assert!(handle.started_as(Some(start)));
+        assert!(!handle.started_as(Some(handle.started_by + 1)));
+        let listed = ThreadHandle::from_tid(current_tid());
+        assert_eq!(listed.started_by, start);
+        assert!(listed.started_as(Some(start)));
+        assert!(!listed.started_as(Some(start + 1)));
+    }
+
+    /// A handle whose thread is gone, while its tid now names a later thread: no signal is sent
+    /// and the answer says the thread exited. (The later thread is played by this one.)
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn no_live_stack_is_taken_of_a_later_thread_that_reuses_the_tid() {
+        let start = own_start_ticks();
+        let gone = ThreadHandle {
+            tid: current_tid(),
+            started_by: start.checked_sub(1).expect("started after boot"),
+        };
+        let error = live_stack(&gone, std::time::Duration::from_secs(2)).unwrap_err();
+        assert_eq!(error, "the thread has exited");
+        // The same thread under its own handle answers.
+        assert!(live_stack(&ThreadHandle::current(), std::time::Duration::from_secs(2)).is_ok());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_thread_that_is_gone_has_a_handle_no_thread_matches() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(current_tid()).unwrap())
+            .join()
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        let handle = ThreadHandle::from_tid(tid);
+        // Unless a thread of another test took the tid in between; then it is that thread's.
+        if proc::thread_stat(tid).is_none() {
+            assert!(!handle.started_as(Some(1)));
+        }
     }
 }

@@ -58,18 +58,40 @@ pub(crate) fn state_meaning(state: char) -> &'static str {
 
 /// What the kernel says about thread `tid` of this process, or `None` if it is gone.
 pub(crate) fn thread_status(tid: i32) -> Option<ThreadStatus> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    let (name, state, start_ticks) = parse_stat(&stat)?;
+    let stat = thread_stat(tid)?;
     let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
         .ok()
         .map(|w| w.trim().to_owned())
         .filter(|w| !w.is_empty() && w != "0");
     // `comm` is also in `stat`, between the parentheses; reading it there saves a file.
     Some(ThreadStatus {
+        name: stat.name,
+        state: stat.state,
+        wchan,
+        age: stat.start_ticks.and_then(age_of),
+    })
+}
+
+/// The fields leakcheck uses of `/proc/self/task/<tid>/stat`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    /// `comm`, the thread's name.
+    pub(crate) name: String,
+    /// The one-letter scheduling state.
+    pub(crate) state: char,
+    /// When the thread started, in clock ticks after boot: with the tid, this names one thread
+    /// for the life of the system (see [`ThreadHandle`](super::ThreadHandle)).
+    pub(crate) start_ticks: Option<u64>,
+}
+
+/// The `stat` line of thread `tid`, or `None` if it is gone.
+pub(crate) fn thread_stat(tid: i32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let (name, state, start_ticks) = parse_stat(&stat)?;
+    Some(Stat {
         name,
         state,
-        wchan,
-        age: start_ticks.and_then(age_of),
+        start_ticks,
     })
 }
 
@@ -87,28 +109,43 @@ fn parse_stat(stat: &str) -> Option<(String, char, Option<u64>)> {
     Some((name, state, start_ticks))
 }
 
-/// How long ago a thread started `start_ticks` clock ticks after boot.
-fn age_of(start_ticks: u64) -> Option<Duration> {
+/// The kernel's clock ticks per second (`USER_HZ`), the unit of `stat`'s times.
+fn ticks_per_second() -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
-    let ticks_per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .ok()
-        .filter(|&t| t > 0)?;
+        .filter(|&t| t > 0)
+}
+
+/// The time since boot (suspend included: `stat`'s start times count the same way).
+fn since_boot() -> Option<Duration> {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `now` is a valid timespec to write to. `stat`'s start time counts from boot,
-    // suspend included: CLOCK_BOOTTIME.
+    // SAFETY: `now` is a valid timespec to write to.
     if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
         return None;
     }
-    let now = Duration::new(
+    Some(Duration::new(
         u64::try_from(now.tv_sec).ok()?,
         u32::try_from(now.tv_nsec).ok()?,
-    );
+    ))
+}
+
+/// Now, in `stat`'s unit: whole clock ticks since boot. A thread that exists now has a `stat`
+/// start time no later than this.
+pub(crate) fn clock_ticks_since_boot() -> Option<u64> {
+    let ticks_per_second = u128::from(ticks_per_second()?);
+    u64::try_from(since_boot()?.as_nanos() * ticks_per_second / 1_000_000_000).ok()
+}
+
+/// How long ago a thread started `start_ticks` clock ticks after boot.
+fn age_of(start_ticks: u64) -> Option<Duration> {
+    let ticks_per_second = ticks_per_second()?;
     let started = Duration::from_secs(start_ticks / ticks_per_second)
         + Duration::from_nanos((start_ticks % ticks_per_second) * 1_000_000_000 / ticks_per_second);
-    Some(now.saturating_sub(started))
+    Some(since_boot()?.saturating_sub(started))
 }
 
 /// Whether thread `tid` blocks signal `signal` (`SigBlk` in its `status`), if it can be told.

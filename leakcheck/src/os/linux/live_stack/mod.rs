@@ -77,7 +77,7 @@ mod slot;
 
 use std::time::Duration;
 
-use super::proc::{blocks_signal, thread_status};
+use super::proc::{blocks_signal, state_meaning, thread_stat};
 use super::ThreadHandle;
 
 /// How far below `SIGRTMAX` the live-stack signal is.
@@ -100,24 +100,43 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
         ));
     }
     let tid = thread.tid;
-    match thread_status(tid) {
-        None => return Err("the thread has exited".to_owned()),
-        Some(status) if status.has_exited() => return Err("the thread is exiting".to_owned()),
-        Some(status) if matches!(status.state, 'T' | 't') => {
+    let Some(stat) = thread_stat(tid) else {
+        return Err(EXITED.to_owned());
+    };
+    if !thread.started_as(stat.start_ticks) {
+        return Err(EXITED.to_owned());
+    }
+    match stat.state {
+        'Z' | 'X' | 'x' => return Err("the thread is exiting".to_owned()),
+        'T' | 't' => {
             return Err(format!(
-                "the thread is stopped ({}) and cannot run a signal handler",
-                status.state_text()
+                "the thread is stopped ({} ({})) and cannot run a signal handler",
+                stat.state,
+                state_meaning(stat.state)
             ))
         }
-        Some(_) => {}
+        _ => {}
     }
     if blocks_signal(tid, signal) == Some(true) {
         return Err(format!(
             "the thread blocks signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with"
         ));
     }
-    request::request(tid, signal, timeout)
+    let stack = request::request(tid, signal, timeout)?;
+    // The answer came from the thread that had `tid` when the signal arrived. If the tid still
+    // names the same thread now, that was it: a thread keeps its tid for life.
+    let now = thread_stat(tid).map(|stat| stat.start_ticks);
+    if !now.is_some_and(|start_ticks| thread.started_as(start_ticks)) {
+        return Err(EXITED_WHILE_ANSWERING.to_owned());
+    }
+    Ok(stack)
 }
+
+/// Why a thread has no live stack when its tid is gone, or names a later thread.
+const EXITED: &str = "the thread has exited";
+
+/// Why an answer was discarded: the tid named another thread, or none, right after it came.
+const EXITED_WHILE_ANSWERING: &str = "the thread exited while its stack was taken";
 
 #[cfg(test)]
 mod tests {
