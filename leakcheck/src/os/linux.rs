@@ -1,6 +1,7 @@
 //! Linux: the thread list and thread details from `/proc/self/task`, exits observed through
 //! thread pidfds, and live stacks taken by a real-time signal (see [`live_stack`]).
 
+mod elf;
 mod exit_wait;
 mod live_stack;
 mod proc;

@@ -33,10 +33,11 @@
 //! libgcc's `_Unwind_Backtrace`. Whether that is async-signal-safe depends on how libgcc finds
 //! unwind tables: since GCC 12 with glibc 2.35 it calls `_dl_find_object`, which glibc documents
 //! as lock-free and async-signal-safe (it was built for this); older combinations fall back to
-//! `dl_iterate_phdr`, which takes the loader lock, so a thread interrupted inside `dlopen` could
-//! deadlock its own handler (the request then times out; nothing else is affected). On the
-//! machine this was built on: glibc 2.36 and libgcc from GCC 12.2, whose `libgcc_s.so.1` imports
-//! `_dl_find_object@GLIBC_2.35` (checked with `nm -D`). libgcc also registers frames with a lock
+//! `dl_iterate_phdr`, which takes the loader lock, so a thread interrupted inside `dlopen` would
+//! deadlock in its own handler, holding whatever locks it held. So before the first request,
+//! [`unwinder`] checks the C library's version and whether the object holding the unwinder
+//! imports `_dl_find_object`; if not, every request answers "unavailable" with the reason and no
+//! signal is ever sent. libgcc also registers frames with a lock
 //! (`__register_frame_info`), which only JIT compilers and static binaries without
 //! `.eh_frame_hdr` use; in GCC 12 that path is skipped while nothing is registered. The first
 //! request walks a stack outside any handler, so lazy symbol binding and libgcc's one-time
@@ -74,6 +75,7 @@
 mod handler;
 mod request;
 mod slot;
+mod unwinder;
 
 use std::time::Duration;
 
@@ -91,6 +93,7 @@ pub(crate) fn signal() -> libc::c_int {
 /// The current stack of `thread`, as instruction pointers, innermost first, starting at the
 /// instruction the thread was interrupted at.
 pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec<usize>, String> {
+    unwinder::walk_is_signal_safe()?;
     let signal = signal();
     handler::install(signal)?;
     if !handler::is_installed(signal) {
