@@ -20,12 +20,18 @@ pub(crate) use proc::{list_threads, thread_status, ThreadStatus};
 /// `started_by` is another thread. (Both would have to fall in one clock tick, 10 ms, for the
 /// check to miss: the kernel hands tids out cyclically, so a tid comes back only after all of
 /// `pid_max`, at least 32768, were handed out.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// After `fork()` the child has only the thread that forked, under a new tid: handles recorded
+/// before the fork name threads of the parent, which [`in_this_process`](Self::in_this_process)
+/// tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ThreadHandle {
     /// The kernel thread id (as in `/proc/self/task/<tid>`).
     pub(crate) tid: i32,
     /// The thread started at or before this time, in clock ticks after boot (`stat`'s unit).
     started_by: u64,
+    /// The process the handle was taken in.
+    process: i32,
 }
 
 impl ThreadHandle {
@@ -35,16 +41,30 @@ impl ThreadHandle {
             tid: current_tid(),
             // Without a clock, no thread can be told apart from a later one: accept any.
             started_by: proc::clock_ticks_since_boot().unwrap_or(u64::MAX),
+            process: current_process(),
         }
     }
 
     /// The handle of the thread that has kernel id `tid` now (found in the thread list).
     pub(crate) fn from_tid(tid: i32) -> ThreadHandle {
-        let started_by = proc::thread_stat(tid)
-            .and_then(|stat| stat.start_ticks)
-            // Gone already: no thread that has the tid later is this one.
-            .unwrap_or(0);
-        ThreadHandle { tid, started_by }
+        // Gone already: no thread that has the tid later is this one.
+        let start_ticks = proc::thread_stat(tid).and_then(|stat| stat.start_ticks);
+        ThreadHandle::listed(tid, start_ticks.unwrap_or(0))
+    }
+
+    /// The handle of thread `tid`, which `/proc` says started `start_ticks` after boot.
+    fn listed(tid: i32, start_ticks: u64) -> ThreadHandle {
+        ThreadHandle {
+            tid,
+            started_by: start_ticks,
+            process: current_process(),
+        }
+    }
+
+    /// Whether the handle's thread is (or was) a thread of this process, rather than of the
+    /// parent this process was forked from: those threads did not survive the fork.
+    pub(crate) fn in_this_process(&self) -> bool {
+        self.process == current_process()
     }
 
     /// The kernel thread id.
@@ -58,6 +78,12 @@ impl ThreadHandle {
         // A thread `/proc` gives no start time for cannot be told apart: take it for this one.
         start_ticks.is_none_or(|start| start <= self.started_by)
     }
+}
+
+/// This process's id.
+fn current_process() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
 }
 
 /// The calling thread's kernel id.
@@ -123,13 +149,39 @@ mod tests {
     fn no_live_stack_is_taken_of_a_later_thread_that_reuses_the_tid() {
         let start = own_start_ticks();
         let gone = ThreadHandle {
-            tid: current_tid(),
             started_by: start.checked_sub(1).expect("started after boot"),
+            ..ThreadHandle::current()
         };
         let error = live_stack(&gone, std::time::Duration::from_secs(2)).unwrap_err();
         assert_eq!(error, "the thread has exited");
         // The same thread under its own handle answers.
         assert!(live_stack(&ThreadHandle::current(), std::time::Duration::from_secs(2)).is_ok());
+    }
+
+    /// In a forked child, handles taken before the fork are the parent's threads.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn handles_from_before_a_fork_are_of_another_process() {
+        let before = ThreadHandle::current();
+        assert!(before.in_this_process());
+        // SAFETY: the child only makes system calls (getpid, _exit): nothing that could wait
+        // on a lock another thread of the parent held at the fork.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let code = if before.in_this_process() { 1 } else { 0 };
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        assert!(child > 0, "fork: {}", std::io::Error::last_os_error());
+        let mut status = 0;
+        // SAFETY: waits for the child made above.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "the child took the handle for its own"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ const NOT_HERE: &str =
     "not available on this platform (leakcheck reads them from /proc and signals on Linux)";
 
 /// The OS identity of a thread (none is known on this platform).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ThreadHandle {}
 
 impl ThreadHandle {
@@ -22,6 +22,10 @@ impl ThreadHandle {
 
     pub(crate) fn tid(&self) -> i32 {
         0
+    }
+
+    pub(crate) fn in_this_process(&self) -> bool {
+        true
     }
 }
 

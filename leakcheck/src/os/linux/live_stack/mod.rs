@@ -102,6 +102,9 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
              another handler by someone else"
         ));
     }
+    if !thread.in_this_process() {
+        return Err(LOST_TO_FORK.to_owned());
+    }
     let tid = thread.tid;
     let Some(stat) = thread_stat(tid) else {
         return Err(EXITED.to_owned());
@@ -134,6 +137,10 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
     }
     Ok(stack)
 }
+
+/// Why a thread recorded before this process was forked has no live stack.
+const LOST_TO_FORK: &str =
+    "the thread belongs to the process this one was forked from (only the forking thread is copied)";
 
 /// Why a thread has no live stack when its tid is gone, or names a later thread.
 const EXITED: &str = "the thread has exited";
