@@ -19,9 +19,12 @@ pub(crate) const LIVE_STACK_TIMEOUT: Duration = Duration::from_millis(200);
 /// The time one check may spend taking live stacks, in total. Each request may wait for a
 /// thread that does not answer, and a report may ask dozens of threads: without a budget, a
 /// report of unresponsive threads could take a minute to build.
+///
+/// What counts is the time spent in requests, not the time since the first: a check that asks
+/// for stacks while it waits (to match `ignore_function` patterns) keeps what it did not spend
+/// for its report.
 pub(crate) struct LiveStackBudget {
-    /// Set by the first request.
-    until: Cell<Option<Instant>>,
+    spent: Cell<Duration>,
 }
 
 impl LiveStackBudget {
@@ -30,21 +33,47 @@ impl LiveStackBudget {
 
     pub(crate) fn new() -> LiveStackBudget {
         LiveStackBudget {
-            until: Cell::new(None),
+            spent: Cell::new(Duration::ZERO),
         }
     }
 
     /// The live stack of `thread`, if the budget allows one more request.
     pub(crate) fn take(&self, thread: &ThreadHandle) -> Result<Vec<usize>, String> {
-        let until = *self.until.get().get_or_insert(Instant::now() + Self::TOTAL);
-        self.until.set(Some(until));
-        let remaining = until.saturating_duration_since(Instant::now());
+        let remaining = Self::TOTAL.saturating_sub(self.spent.get());
         if remaining.is_zero() {
             return Err(format!(
                 "not taken: this check already spent {:?} on live stacks of other threads",
                 Self::TOTAL
             ));
         }
-        live_stack(thread, remaining.min(LIVE_STACK_TIMEOUT))
+        let start = Instant::now();
+        let stack = live_stack(thread, remaining.min(LIVE_STACK_TIMEOUT));
+        self.spent.set(self.spent.get() + start.elapsed());
+        stack
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_spent_budget_takes_no_more_stacks() {
+        let budget = LiveStackBudget::new();
+        let me = ThreadHandle::current();
+        if cfg!(target_os = "linux") {
+            assert!(budget.take(&me).is_ok());
+            assert!(
+                budget.spent.get() > Duration::ZERO,
+                "the request was counted"
+            );
+        }
+        budget.spent.set(LiveStackBudget::TOTAL);
+        let error = budget.take(&me).unwrap_err();
+        assert!(
+            error.starts_with("not taken: this check already spent 1s"),
+            "{error}"
+        );
     }
 }

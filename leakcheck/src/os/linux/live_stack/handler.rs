@@ -150,8 +150,8 @@ fn answer(info: *mut libc::siginfo_t, context: *mut c_void) -> bool {
     true
 }
 
-/// Room the handler wants below its own frame before it walks the stack: the unwinder takes under
-/// 3 KiB on x86-64 (see the tests); the rest is margin for other targets and unwinders.
+/// Room the handler wants below its own frame before it walks the stack: the walk took under
+/// 3 KiB on x86-64 when measured (glibc 2.36, GCC 12); the rest is margin for other targets.
 const ROOM_TO_WALK: usize = 16 * 1024;
 
 /// Whether the handler runs on an alternate signal stack with less than [`ROOM_TO_WALK`] left.
