@@ -21,7 +21,13 @@ pub(super) fn request(
     signal: libc::c_int,
     timeout: Duration,
 ) -> Result<Vec<usize>, String> {
-    let mut last_generation = REQUESTS.lock();
+    // Bounded: in a forked child, the lock may be held by a thread that was not copied.
+    let Some(mut last_generation) = REQUESTS.try_lock_for(timeout) else {
+        return Err(format!(
+            "another live-stack request held the way for {timeout:?} (in a forked child: a \
+             request of the parent's, which never ends here)"
+        ));
+    };
     let mut deadline = Instant::now() + timeout;
     // A handler an earlier request gave up on may still be writing: it finishes first.
     loop {
@@ -217,5 +223,29 @@ mod tests {
         SLOT.word.store(pack(generation, IDLE), Ordering::Release);
         assert_eq!(sent, Ok(()));
         assert_eq!(word, pack(generation, ARMED), "the handler wrote an answer");
+    }
+
+    /// A request waits for another one (or, in a forked child, for one of the parent's that
+    /// will never end) no longer than its own timeout.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_request_waits_for_the_way_no_longer_than_its_timeout() {
+        handler::install(signal()).unwrap();
+        let held = REQUESTS.lock();
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(request(me, signal(), Duration::from_millis(20)));
+        });
+        // Generous: only a request that waits for the lock without bound misses it.
+        let answer = rx.recv_timeout(Duration::from_secs(30));
+        drop(held);
+        waiter.join().unwrap();
+        let error = answer.expect("the request gave up").unwrap_err();
+        assert!(
+            error.starts_with("another live-stack request held the way"),
+            "{error}"
+        );
     }
 }
