@@ -21,10 +21,16 @@ const FIXTURE: &str = "fixture: run by attribute.rs itself";
 ///
 /// The column is where `leakcheck::` starts on that line, as `#[track_caller]` reports a call.
 fn site_of(marker: &str) -> String {
+    site_of_call(marker, "leakcheck::")
+}
+
+/// `tests/attribute.rs:LINE:COLUMN` of the call starting with `call` on the line marked
+/// `// site: {marker}`.
+fn site_of_call(marker: &str, call: &str) -> String {
     let (line, text) = common::marked_line(include_str!("attribute.rs"), marker);
     let column = text
-        .find("leakcheck::")
-        .unwrap_or_else(|| panic!("line {line} has no `leakcheck::` call"));
+        .find(call)
+        .unwrap_or_else(|| panic!("line {line} has no `{call}` call"));
     format!("{}:{line}:{}", file!(), column + 1)
 }
 
@@ -341,4 +347,241 @@ async fn a_clean_tokio_multi_thread_test_passes() -> Result<(), tokio::task::Joi
     }
     assert_eq!(sum, 12);
     Ok(())
+}
+
+/// `flavor = "local"`: tokio's `LocalRuntime`, where `!Send` tasks can be spawned.
+#[cfg(feature = "tokio")]
+#[leak_test(tokio, flavor = "local")]
+async fn a_clean_tokio_local_test_passes() {
+    // `Rc` is not `Send`: only a local runtime can run this task.
+    let shared = std::rc::Rc::new(std::cell::Cell::new(0));
+    let task = tokio::task::spawn_local({
+        let shared = std::rc::Rc::clone(&shared);
+        async move { shared.set(42) }
+    });
+    task.await.unwrap();
+    assert_eq!(shared.get(), 42);
+}
+
+#[cfg(feature = "tokio")]
+#[leak_test(tokio, flavor = "local", start_paused = true)]
+async fn a_clean_tokio_local_test_with_a_paused_clock_passes() {
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(started.elapsed() >= Duration::from_secs(3600));
+}
+
+#[cfg(feature = "tokio")]
+#[leak_test(tokio, flavor = "local")]
+#[ignore = "fixture: run by attribute.rs itself"]
+async fn fixture_tokio_local_leak() {
+    leakcheck::tokio::spawn(std::future::pending::<()>()); // site: local_leak
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_leak_under_the_local_flavor_fails_with_its_spawn_site() {
+    run_fixture("fixture_tokio_local_leak", &[])
+        .assert_failed()
+        .assert_contains("1 unexpected task in test `fixture_tokio_local_leak`")
+        .assert_contains(&site_of("local_leak"));
+}
+
+/// Plain `spawn_local` calls are seen through tokio's task hooks, which need `tokio_unstable`.
+#[cfg(all(feature = "tokio", tokio_unstable))]
+#[leak_test(tokio, flavor = "local")]
+#[ignore = "fixture: run by attribute.rs itself"]
+async fn fixture_tokio_local_plain_spawn_local_leak() {
+    let not_send = std::rc::Rc::new(());
+    let never = async move {
+        std::future::pending::<()>().await;
+        drop(not_send);
+    };
+    tokio::task::spawn_local(never); // site: spawn_local_leak
+}
+
+#[cfg(all(feature = "tokio", tokio_unstable))]
+#[test]
+fn a_plain_spawn_local_leak_under_the_local_flavor_fails_with_its_spawn_site() {
+    run_fixture("fixture_tokio_local_plain_spawn_local_leak", &[])
+        .assert_failed()
+        .assert_contains("1 unexpected task in test `fixture_tokio_local_plain_spawn_local_leak`")
+        .assert_contains(&site_of_call(
+            "spawn_local_leak",
+            "tokio::task::spawn_local",
+        ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// `crate = path`: a crate that re-exports leakcheck, used without naming `leakcheck`
+
+/// What a test-support crate that re-exports leakcheck gives its users.
+mod support {
+    pub use leakcheck as checks;
+}
+
+#[support::checks::leak_test(crate = support::checks)]
+#[ignore = "fixture: run by attribute.rs itself"]
+fn fixture_leak_through_a_reexport() {
+    let (keep_open, receiver) = support::checks::sync::mpsc::channel::<u32>();
+    support::checks::thread::spawn(move || receiver.recv()); // site: reexport_leak
+    std::mem::forget(keep_open);
+}
+
+#[test]
+fn a_test_through_a_reexport_reports_its_leak() {
+    run_fixture("fixture_leak_through_a_reexport", &[])
+        .assert_failed()
+        .assert_contains("1 unexpected task in test `fixture_leak_through_a_reexport`")
+        .assert_contains("1 × thread, blocked in `chan receive`")
+        .assert_contains(&site_of_call("reexport_leak", "support::checks::"));
+}
+
+#[support::checks::leak_test(crate = "self::support::checks", timeout = "1s")]
+async fn a_clean_async_test_through_a_reexport_passes() {
+    assert_eq!(support::checks::task::track(async { 6 * 7 }).await, 42);
+}
+
+#[cfg(feature = "tokio")]
+#[support::checks::leak_test(crate = crate::support::checks, tokio, flavor = "multi_thread")]
+async fn a_clean_tokio_test_through_a_reexport_passes() {
+    assert_eq!(
+        support::checks::tokio::spawn(async { 6 * 7 })
+            .await
+            .unwrap(),
+        42
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated code raises no warning, whatever the body's shape: a body that ends in
+// `panic!`, returns early, uses `?` or never returns compiles as cleanly as under `#[test]`
+// (`#[tokio::test]` bodies ending in `panic!` once gave `unreachable expression`). Any warning
+// in this module fails the build of this test.
+
+#[deny(warnings)]
+mod warning_free {
+    use leakcheck::leak_test;
+    use std::num::ParseIntError;
+
+    fn parse(text: &str) -> Result<u32, ParseIntError> {
+        text.parse()
+    }
+
+    #[leak_test]
+    #[should_panic(expected = "boom")]
+    fn sync_ends_in_panic() {
+        panic!("boom")
+    }
+
+    #[leak_test]
+    #[ignore = "compiled for its warnings: a `Result` test cannot be `should_panic`"]
+    fn sync_result_ends_in_panic() -> Result<(), ParseIntError> {
+        parse("1")?;
+        panic!("boom");
+    }
+
+    #[leak_test]
+    fn sync_question_mark_and_early_return() -> Result<(), ParseIntError> {
+        if parse("7")? == 7 {
+            return Ok(());
+        }
+        unreachable!("7 is 7")
+    }
+
+    #[leak_test]
+    fn sync_early_return() {
+        if parse("1").is_ok() {
+            return;
+        }
+        panic!("1 parses");
+    }
+
+    #[leak_test]
+    #[ignore = "compiled for its warnings: the body never returns"]
+    fn sync_loops_forever() {
+        loop {
+            std::thread::park();
+        }
+    }
+
+    #[leak_test]
+    #[should_panic(expected = "boom")]
+    async fn async_ends_in_panic() {
+        panic!("boom")
+    }
+
+    #[leak_test]
+    #[ignore = "compiled for its warnings: a `Result` test cannot be `should_panic`"]
+    async fn async_result_ends_in_panic() -> Result<(), ParseIntError> {
+        parse("1")?;
+        panic!("boom");
+    }
+
+    #[leak_test]
+    async fn async_question_mark_and_early_return() -> Result<(), ParseIntError> {
+        if async { parse("7") }.await? == 7 {
+            return Ok(());
+        }
+        unreachable!("7 is 7")
+    }
+
+    #[leak_test]
+    async fn async_early_return() {
+        if parse("1").is_ok() {
+            return;
+        }
+        panic!("1 parses");
+    }
+
+    #[leak_test]
+    #[ignore = "compiled for its warnings: the body never returns"]
+    async fn async_loops_forever() {
+        loop {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[cfg(feature = "tokio")]
+    #[leak_test(tokio)]
+    #[should_panic(expected = "boom")]
+    async fn tokio_ends_in_panic() {
+        tokio::task::yield_now().await;
+        panic!("boom")
+    }
+
+    #[cfg(feature = "tokio")]
+    #[leak_test(tokio, flavor = "multi_thread")]
+    #[ignore = "compiled for its warnings: a `Result` test cannot be `should_panic`"]
+    async fn tokio_result_ends_in_panic() -> Result<(), ParseIntError> {
+        parse("1")?;
+        panic!("boom");
+    }
+
+    #[cfg(feature = "tokio")]
+    #[leak_test(tokio, flavor = "local")]
+    async fn tokio_question_mark_and_early_return() -> Result<(), ParseIntError> {
+        if async { parse("7") }.await? == 7 {
+            return Ok(());
+        }
+        unreachable!("7 is 7")
+    }
+
+    #[cfg(feature = "tokio")]
+    #[leak_test(tokio)]
+    async fn tokio_early_return() {
+        if parse("1").is_ok() {
+            return;
+        }
+        panic!("1 parses");
+    }
+
+    #[cfg(feature = "tokio")]
+    #[leak_test(tokio)]
+    #[ignore = "compiled for its warnings: the body never returns"]
+    async fn tokio_loops_forever() {
+        loop {
+            tokio::task::yield_now().await;
+        }
+    }
 }

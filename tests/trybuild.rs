@@ -9,10 +9,13 @@
 fn ui() {
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass_arguments.rs");
+    cases.pass("tests/ui/pass_crate_path.rs");
     cases.compile_fail("tests/ui/arguments.rs");
     cases.compile_fail("tests/ui/tokio_arguments.rs");
     cases.compile_fail("tests/ui/test_attributes.rs");
     cases.compile_fail("tests/ui/not_a_test_function.rs");
+    cases.compile_fail("tests/ui/signatures.rs");
+    cases.compile_fail("tests/ui/values.rs");
     // Needs the `tokio` crate, for `#[tokio::test]`.
     if cfg!(feature = "tokio") {
         cases.compile_fail("tests/ui/tokio_test_attribute.rs");

@@ -1,18 +1,21 @@
 //! Code generation for `#[leak_test]`: the contract with the `leakcheck` runtime.
 //!
-//! With `NAME` = `::core::concat!(::core::module_path!(), "::", "<fn name>")` and `OPTIONS` =
-//! `::leakcheck::Options::new()` followed by one builder call per argument, a test
+//! With `LC` = the `crate = path` argument or `::leakcheck`, `NAME` =
+//! `::core::concat!(::core::module_path!(), "::", "<fn name>")` and `OPTIONS` =
+//! `LC::Options::new()` followed by one builder call per argument, a test
 //!
 //! * `fn t() -> R { body }` becomes
-//!   `#[test] fn t() -> R { ::leakcheck::__private::run_test(NAME, OPTIONS, move || -> R { body }) }`;
+//!   `#[test] fn t() -> R { LC::__private::run_test(NAME, OPTIONS, move || -> R { body }) }`;
 //! * `async fn t() -> R { body }` becomes
-//!   `#[test] fn t() -> R { ::leakcheck::__private::run_async_test(NAME, OPTIONS, FUTURE) }`;
-//! * `#[leak_test(tokio)] async fn t() -> R { body }` becomes `#[test] fn t() -> R {
-//!   ::leakcheck::__private_require_tokio!(); ::leakcheck::__private::run_tokio_test(NAME,
-//!   OPTIONS, ::leakcheck::__private::TokioTestConfig { .. }, FUTURE) }`;
+//!   `#[test] fn t() -> R { PIN LC::__private::run_async_test(NAME, OPTIONS, FUTURE) }`;
+//! * `#[leak_test(tokio)] async fn t() -> R { body }` becomes `#[test] fn t() -> R { PIN
+//!   LC::__private_require_tokio!(); LC::__private::run_tokio_test(NAME, OPTIONS,
+//!   LC::__private::TokioTestConfig { .. }, FUTURE) }`;
 //!
-//! where `FUTURE` is `async move { let output: R = { body }; output }`, which fixes the future's
-//! output type so that `?` and `return` in the body convert to `R` as in the original function.
+//! where `PIN` is `let FUTURE = async move { body }; let FUTURE = pin!(FUTURE); let FUTURE:
+//! Pin<&mut dyn Future<Output = R>> = FUTURE;`, which fixes the future's output type so that `?`
+//! and `return` in the body convert to `R` as in the original function, and adds no code after
+//! the body (which a body ending in `panic!` would make unreachable).
 //!
 //! The `#[test]` is written `#[::core::prelude::v1::test]`, so that a `test` macro the user
 //! imported (`use test_log::test;`) cannot take its place. It comes first, before the function's
@@ -23,7 +26,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::{Ident, LitStr, ReturnType, Signature, Type};
 
-use crate::args::{self, Args, Errors, Flavor, TokioArgs};
+use crate::args::{self, Args, Flavor, Target, TokioArgs};
+use crate::errors::Errors;
 use crate::item::{self, AttrRole, TestFn};
 
 /// Expands `#[leak_test(args)] item`.
@@ -42,24 +46,22 @@ pub(crate) fn leak_test(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
 
-    let mut errors = Errors::default();
-    let args = args::parse(args).map_err(|error| errors.push(error)).ok();
-    let roles = item::check_attrs(&function, &mut errors);
-    item::check_signature(&function.sig, &mut errors);
+    let mut item_errors = Errors::default();
+    let roles = item::check_attrs(&function, &mut item_errors);
+    item::check_signature(&function.sig, &mut item_errors);
     // After an expanded `#[tokio::test]` the function is no longer `async`: the error about
     // `#[tokio::test]` is the one that helps.
-    let tokio_expanded = roles.contains(&AttrRole::ExpandedTokioTest);
-    if let Some(tokio) = args.as_ref().and_then(|args| args.tokio.as_ref()) {
-        if function.sig.asyncness.is_none() && !tokio_expanded {
-            errors.push(syn::Error::new_spanned(
-                &tokio.flag,
-                format!(
-                    "`tokio` runs an `async` test on a tokio runtime, but `{}` is not `async`: \
-                     write `async fn {0}`, or remove `tokio`",
-                    function.sig.ident
-                ),
-            ));
-        }
+    let target = Target {
+        name: &function.sig.ident,
+        is_async: function.sig.asyncness.is_some() || roles.contains(&AttrRole::ExpandedTokioTest),
+    };
+    // Argument errors first, as the attribute's own tokens come first.
+    let mut errors = Errors::default();
+    let args = args::parse(args, &target)
+        .map_err(|error| errors.push(error))
+        .ok();
+    if let Err(error) = item_errors.into_result() {
+        errors.push(error);
     }
 
     match (errors.into_result(), args) {
@@ -81,34 +83,43 @@ fn expand(function: &TestFn, args: &Args) -> TokenStream {
     let mut sig = function.sig.clone();
     let is_async = sig.asyncness.take().is_some();
 
+    let krate = crate_path(args);
     let name = test_name(&sig.ident);
-    let options = options(args);
+    let options = options(&krate, args);
     let body = function.body();
     let output = output_type(&sig);
 
     let run = if is_async {
-        let future = typed_future(output.as_ref(), &body);
-        match &args.tokio {
+        let future = Ident::new("__leakcheck_body", Span::mixed_site());
+        let pin_future = pinned_future(&future, output.as_ref(), &body);
+        let call = match &args.tokio {
             None => quote! {
-                ::leakcheck::__private::run_async_test(#name, #options, #future)
+                #krate::__private::run_async_test(#name, #options, #future)
             },
             Some(tokio) => {
-                let config = tokio_config(tokio);
+                let config = tokio_config(&krate, tokio);
                 // The `tokio` argument is what needs leakcheck's `tokio` feature: an error about
                 // the feature points at it.
-                let require = quote_spanned! {tokio.flag.span()=>
-                    ::leakcheck::__private_require_tokio!();
+                let mut require = quote_spanned! {tokio.flag.span()=>
+                    #krate::__private_require_tokio!();
                 };
+                // A paused clock needs tokio's `test-util`, behind its own leakcheck feature.
+                if let Some(key) = &tokio.paused_key {
+                    require.extend(quote_spanned! {key.span()=>
+                        #krate::__private_require_tokio_test_util!();
+                    });
+                }
                 quote! {
                     #require
-                    ::leakcheck::__private::run_tokio_test(#name, #options, #config, #future)
+                    #krate::__private::run_tokio_test(#name, #options, #config, #future)
                 }
             }
-        }
+        };
+        quote!(#pin_future #call)
     } else {
         let arrow = output.as_ref().map(|output| quote!(-> #output));
         quote! {
-            ::leakcheck::__private::run_test(#name, #options, move || #arrow #body)
+            #krate::__private::run_test(#name, #options, move || #arrow #body)
         }
     };
 
@@ -122,6 +133,14 @@ fn expand(function: &TestFn, args: &Args) -> TokenStream {
         .brace
         .surround(&mut tokens, |tokens| run.to_tokens(tokens));
     tokens
+}
+
+/// The path every generated item is reached through: `crate = path`, or `::leakcheck`.
+fn crate_path(args: &Args) -> TokenStream {
+    match &args.crate_path {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::leakcheck),
+    }
 }
 
 /// The function as the user wrote it, minus what cannot stay, for when the attribute is misused.
@@ -161,17 +180,16 @@ fn test_name(ident: &Ident) -> TokenStream {
 ///
 /// Each call takes the span of the argument it comes from, and the patterns are passed on as
 /// the literals the user wrote.
-fn options(args: &Args) -> TokenStream {
-    let mut options = quote!(::leakcheck::Options::new());
-    if let Some((timeout, literal)) = &args.timeout {
-        let nanos = u64::try_from(timeout.as_nanos()).expect("timeouts are checked to fit in u64");
+fn options(krate: &TokenStream, args: &Args) -> TokenStream {
+    let mut options = quote!(#krate::Options::new());
+    if let Some((nanos, literal)) = &args.timeout {
         let method = Ident::new("timeout", literal.span());
         options.extend(quote! {
             .#method(::core::time::Duration::from_nanos(#nanos))
         });
     }
     for ignore in &args.ignores {
-        let method = Ident::new(ignore.kind.method_name(), ignore.key.span());
+        let method = &ignore.method;
         let pattern = &ignore.pattern;
         options.extend(quote!(.#method(#pattern)));
     }
@@ -186,10 +204,11 @@ fn options(args: &Args) -> TokenStream {
 }
 
 /// `::leakcheck::__private::TokioTestConfig { .. }` for the `tokio` arguments.
-fn tokio_config(tokio: &TokioArgs) -> TokenStream {
+fn tokio_config(krate: &TokenStream, tokio: &TokioArgs) -> TokenStream {
     let flavor = match tokio.flavor {
         Flavor::CurrentThread => quote!(CurrentThread),
         Flavor::MultiThread => quote!(MultiThread),
+        Flavor::Local => quote!(Local),
     };
     let worker_threads = match tokio.worker_threads {
         Some(threads) => quote!(::core::option::Option::Some(#threads)),
@@ -197,8 +216,8 @@ fn tokio_config(tokio: &TokioArgs) -> TokenStream {
     };
     let start_paused = tokio.start_paused;
     quote! {
-        ::leakcheck::__private::TokioTestConfig {
-            flavor: ::leakcheck::__private::TokioFlavor::#flavor,
+        #krate::__private::TokioTestConfig {
+            flavor: #krate::__private::TokioFlavor::#flavor,
             worker_threads: #worker_threads,
             start_paused: #start_paused,
         }
@@ -218,23 +237,27 @@ fn output_type(sig: &Signature) -> Option<TokenStream> {
     }
 }
 
-/// `async move { let output: R = { body }; output }`.
+/// `let FUTURE = async move { body }; let FUTURE: Pin<&mut dyn Future<Output = R>> = pin!(FUTURE);`
 ///
 /// An `async` block's output type is inferred, and `?` in it does not know which error type to
-/// convert to unless something fixes it; the typed `let` does, and a mismatching tail expression
-/// is reported in the user's code against the user's return type.
-fn typed_future(output: Option<&TokenStream>, body: &TokenStream) -> TokenStream {
+/// convert to unless something fixes it. The coercion to `dyn Future<Output = R>` does (as
+/// `#[tokio::test]` does it), without adding code after the body: a body that ends in `panic!`
+/// or `loop {}` leaves nothing unreachable behind it, so the expansion raises no warning that
+/// the same body in a plain `#[test]` would not. With an `impl Trait` output (which cannot be
+/// named) the future is left to inference.
+fn pinned_future(future: &Ident, output: Option<&TokenStream>, body: &TokenStream) -> TokenStream {
+    let pinned = quote! {
+        let #future = async move #body;
+        let #future = ::core::pin::pin!(#future);
+    };
     match output {
-        Some(output) => {
-            let binding = Ident::new("__leakcheck_output", Span::mixed_site());
-            quote! {
-                async move {
-                    let #binding: #output = #body;
-                    #binding
-                }
-            }
-        }
-        None => quote!(async move #body),
+        Some(output) => quote! {
+            #pinned
+            let #future: ::core::pin::Pin<
+                &mut dyn ::core::future::Future<Output = #output>
+            > = #future;
+        },
+        None => pinned,
     }
 }
 
@@ -330,9 +353,15 @@ mod tests {
             ". ignore_spawned_at (\"src/a.rs\") . ignore_function (\"a::b\") . process_wide ()"
         ));
         assert!(text.contains(":: leakcheck :: __private :: run_async_test (:: core :: concat !"));
-        assert!(text.contains(
-            "async move { let __leakcheck_output : () = { work () . await } ; __leakcheck_output }"
-        ));
+        assert!(
+            text.contains(
+                "let __leakcheck_body = async move { work () . await } ; \
+                 let __leakcheck_body = :: core :: pin :: pin ! (__leakcheck_body) ; \
+                 let __leakcheck_body : :: core :: pin :: Pin < & mut dyn :: core :: future :: \
+                 Future < Output = () > > = __leakcheck_body ;"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -354,7 +383,10 @@ mod tests {
              TokioFlavor :: MultiThread , worker_threads : :: core :: option :: Option :: Some \
              (2usize) , start_paused : false , }"
         ), "{text}");
-        assert!(text.contains("let __leakcheck_output : std :: io :: Result < () > = { Ok (()) }"));
+        assert!(
+            text.contains("Future < Output = std :: io :: Result < () > > > = __leakcheck_body ;"),
+            "{text}"
+        );
 
         let text = expand_text(
             quote!(tokio, start_paused = true),
@@ -366,6 +398,57 @@ mod tests {
             "TokioFlavor :: CurrentThread , worker_threads : :: core :: option :: Option :: None , \
              start_paused : true"
         ), "{text}");
+        assert!(
+            text.contains(":: leakcheck :: __private_require_tokio_test_util ! () ;"),
+            "a paused clock needs the tokio-test-util feature: {text}"
+        );
+        let unpaused = expand_text(
+            quote!(tokio, start_paused = false),
+            quote!(
+                async fn t() {}
+            ),
+        );
+        assert!(!unpaused.contains("require_tokio_test_util"), "{unpaused}");
+    }
+
+    #[test]
+    fn every_path_goes_through_the_crate_argument() {
+        for krate in [quote!(support::lc), quote!("support::lc")] {
+            let text = expand_text(
+                quote!(crate = #krate, tokio, timeout = "1s", flavor = "local"),
+                quote!(
+                    async fn t() {}
+                ),
+            );
+            assert!(!text.contains("leakcheck ::"), "{text}");
+            assert!(
+                text.contains("support :: lc :: __private_require_tokio ! ()"),
+                "{text}"
+            );
+            assert!(
+                text.contains("support :: lc :: __private :: run_tokio_test"),
+                "{text}"
+            );
+            assert!(
+                text.contains("support :: lc :: Options :: new ()"),
+                "{text}"
+            );
+            assert!(
+                text.contains("support :: lc :: __private :: TokioFlavor :: Local"),
+                "{text}"
+            );
+        }
+        let text = expand_text(
+            quote!(crate = support::lc),
+            quote!(
+                fn t() {}
+            ),
+        );
+        assert!(!text.contains("leakcheck ::"), "{text}");
+        assert!(
+            text.contains("support :: lc :: __private :: run_test"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -385,7 +468,13 @@ mod tests {
                 }
             ),
         );
-        assert!(text.contains("async move { Box :: new (()) }"), "{text}");
+        assert!(
+            text.contains(
+                "let __leakcheck_body = async move { Box :: new (()) } ; \
+                 let __leakcheck_body = :: core :: pin :: pin ! (__leakcheck_body) ; :: leakcheck"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

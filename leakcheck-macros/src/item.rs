@@ -9,9 +9,10 @@
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
-use syn::{braced, token, AttrStyle, Attribute, Item, Meta, Path, Signature, Visibility};
+use syn::punctuated::Punctuated;
+use syn::{braced, token, AttrStyle, Attribute, Item, Meta, Path, Signature, Token, Visibility};
 
-use crate::args::Errors;
+use crate::errors::Errors;
 
 /// A function item, with its body kept as tokens.
 pub(crate) struct TestFn {
@@ -122,6 +123,36 @@ pub(crate) fn check_attrs(function: &TestFn, errors: &mut Errors) -> Vec<AttrRol
 
 /// Adds an error for each part of the signature that a test function cannot have.
 pub(crate) fn check_signature(sig: &Signature, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            constness,
+            "a `#[leak_test]` function cannot be `const`: a test runs at run time, where its \
+             threads and tasks are checked; remove `const`",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "a `#[leak_test]` function cannot be `unsafe`: the test harness calls it as a safe \
+             function; put the unsafe code in an `unsafe` block in the body",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        let is_rust = abi.name.as_ref().is_some_and(|name| name.value() == "Rust");
+        if !is_rust {
+            let name = abi
+                .name
+                .as_ref()
+                .map_or_else(|| "\"C\"".to_owned(), |name| format!("{:?}", name.value()));
+            errors.push(syn::Error::new_spanned(
+                abi,
+                format!(
+                    "a `#[leak_test]` function cannot be `extern {name}`: the test harness calls \
+                     it as a Rust function; remove the ABI"
+                ),
+            ));
+        }
+    }
     if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
@@ -240,12 +271,26 @@ fn mentions_all(tokens: &TokenStream, wanted: &[&str]) -> bool {
 
 /// What to write instead of `#[tokio::test(...)]`: `#[leak_test(tokio, ...)]` with the same
 /// runtime arguments, when they are known.
+///
+/// tokio's `crate = "..."` names the tokio crate, and `#[leak_test]`'s names leakcheck: it is
+/// left out (leakcheck builds the runtime with its own tokio).
 fn tokio_replacement(attr: &Attribute, role: AttrRole) -> String {
-    match (&attr.meta, role) {
-        (Meta::List(list), AttrRole::TokioTest) if !list.tokens.is_empty() => {
-            format!("#[leak_test(tokio, {})]", list.tokens)
-        }
-        _ => "#[leak_test(tokio)]".to_owned(),
+    let (Meta::List(list), AttrRole::TokioTest) = (&attr.meta, role) else {
+        return "#[leak_test(tokio)]".to_owned();
+    };
+    let arguments: Vec<String> =
+        match list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
+            Ok(metas) => metas
+                .iter()
+                .filter(|meta| !meta.path().is_ident("crate"))
+                .map(|meta| meta.to_token_stream().to_string())
+                .collect(),
+            Err(_) => vec![list.tokens.to_string()],
+        };
+    if arguments.is_empty() {
+        "#[leak_test(tokio)]".to_owned()
+    } else {
+        format!("#[leak_test(tokio, {})]", arguments.join(", "))
     }
 }
 
@@ -309,6 +354,14 @@ mod tests {
             [Test, Test, Test, TokioTest, TokioTest, OtherTest, LeakTest]
         );
         assert!(messages[3].contains("write `#[leak_test(tokio, flavor = \"multi_thread\")]`"));
+        let (_, crate_messages) = self::roles(quote! {
+            #[tokio::test(crate = "my_tokio", flavor = "multi_thread")]
+            async fn t() {}
+        });
+        assert!(
+            crate_messages[0].contains("write `#[leak_test(tokio, flavor = \"multi_thread\")]`"),
+            "{crate_messages:?}"
+        );
         assert!(messages[5].starts_with("`#[async_std::test]` cannot be combined"));
         assert_eq!(messages[6], "`#[leak_test]` is given twice");
     }
@@ -342,6 +395,28 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert!(messages[0].contains("cannot be generic"));
         assert!(messages[1].contains("takes no parameters"));
+    }
+
+    #[test]
+    fn rejects_qualifiers_a_test_cannot_have() {
+        for (sig, expected) in [
+            (quote!(const fn t()), "cannot be `const`"),
+            (quote!(unsafe fn t()), "cannot be `unsafe`"),
+            (quote!(extern "C" fn t()), "cannot be `extern \"C\"`"),
+            (quote!(extern fn t()), "cannot be `extern \"C\"`"),
+            (
+                quote!(extern "system" fn t()),
+                "cannot be `extern \"system\"`",
+            ),
+        ] {
+            let mut errors = Errors::default();
+            check_signature(&syn::parse2(sig.clone()).unwrap(), &mut errors);
+            let message = errors.into_result().unwrap_err().to_string();
+            assert!(message.contains(expected), "{sig}: {message}");
+        }
+        let mut errors = Errors::default();
+        check_signature(&parse_quote!(extern "Rust" fn t()), &mut errors);
+        assert!(errors.into_result().is_ok());
     }
 
     #[test]

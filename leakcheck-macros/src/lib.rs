@@ -5,9 +5,11 @@
 //!
 //! The crate is organised as:
 //!
-//! * `args`: parsing and validation of the attribute's arguments;
+//! * `args`: the table of the attribute's arguments, and their parsing and validation;
+//! * `duration`, `pattern`: the grammars of the `timeout` and `ignore_*` values;
 //! * `item`: the function the attribute goes on, and the checks of how it is written;
-//! * `expand`: the code generated for it, which is the contract with the `leakcheck` runtime.
+//! * `expand`: the code generated for it, which is the contract with the `leakcheck` runtime;
+//! * `errors`, `suggest`: mistakes reported together, and "did you mean" suggestions.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -15,13 +17,12 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod duration;
+mod errors;
 mod expand;
 mod item;
-
-/// The duration parser of the runtime, shared so that `timeout = "..."` accepts at compile time
-/// exactly what `LEAKCHECK_TIMEOUT` accepts at run time.
-#[path = "../../leakcheck/src/duration.rs"]
-mod duration;
+mod pattern;
+mod suggest;
 
 /// Runs a test and fails it if it leaves threads or async tasks behind.
 ///
@@ -70,9 +71,10 @@ mod duration;
 /// | `ignore_current` | ignore the tasks and threads that were alive when the test started (`Options::ignore_current`) |
 /// | `process_wide` | check every task of the process, not only the test's own (`Options::process_wide`) |
 /// | `tokio` | run an `async fn` test on a tokio runtime that leakcheck builds and hooks |
-/// | `flavor = "current_thread"` or `"multi_thread"` | with `tokio`: the runtime flavor; default `current_thread` |
+/// | `flavor = "current_thread"`, `"multi_thread"` or `"local"` | with `tokio`: the runtime flavor; default `current_thread`; `local` is tokio's `LocalRuntime` (tokio 1.51 or later), where `tokio::task::spawn_local` works |
 /// | `worker_threads = 4` | with `tokio` and `flavor = "multi_thread"`: the number of worker threads (at least 1) |
-/// | `start_paused = true` | with `tokio` and the `current_thread` flavor: start with the clock paused |
+/// | `start_paused = true` | with `tokio` and the `current_thread` or `local` flavor: start with the clock paused |
+/// | `crate = my_support::leakcheck` | the path of the `leakcheck` crate, for a crate that re-exports it (also `crate = "..."`); every generated path goes through it |
 ///
 /// The `ignore_*` arguments can be repeated; the others can be given once. Durations are a
 /// number and a unit: `ns`, `us`, `ms`, `s` or `m` (`"250ms"`, `"2s"`, `"1.5s"`).
@@ -131,9 +133,10 @@ mod duration;
 ///
 /// Misuse is a compile error that points at the offending token: an unknown argument (with the
 /// list of accepted ones), a value of the wrong kind, a malformed duration (with the parser's
-/// message), an argument given twice, `flavor`, `worker_threads` or `start_paused` without
-/// `tokio` (or with the wrong flavor), `tokio` on a function that is not `async`, parameters or
-/// generics on the function, and an attribute on something else than a function. A `#[test]` on
+/// message) or spawn-site pattern (`"src/x.rs:abc"`, which would match nothing), an argument given
+/// twice, `flavor`, `worker_threads` or `start_paused` without `tokio` (or with the wrong flavor),
+/// `tokio` on a function that is not `async`, a `const`, `unsafe` or `extern "C"` function,
+/// parameters or generics on the function, and an attribute on something else than a function. A `#[test]` on
 /// the function is an error (`#[leak_test]` adds it), and so is `#[tokio::test]`, in either order:
 /// its runtime would drop the test's leaked tasks at shutdown, before they are checked; write
 /// `#[leak_test(tokio)]` instead.

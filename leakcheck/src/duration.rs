@@ -1,8 +1,8 @@
 //! Parsing of human durations such as `500ms`, `2s` or `1.5s`.
 //!
-//! Shared by `LEAKCHECK_TIMEOUT` and the `timeout = "..."` argument of `#[leak_test]`: the macro
-//! crate includes this very file (`#[path]`), so the attribute accepts at compile time exactly what
-//! the environment variable accepts at run time.
+//! The grammar of `LEAKCHECK_TIMEOUT`, and the reference for the `timeout = "..."` argument of
+//! `#[leak_test]`: the macro crate keeps a copy (a published crate cannot include another's
+//! files), and the workspace test `tests/duration_grammar.rs` asserts the two agree.
 
 use std::time::Duration;
 

@@ -68,6 +68,7 @@
 //! A malformed value fails every check with an error naming the variable and its accepted values.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod async_state;
 mod check;
@@ -105,6 +106,8 @@ pub mod __private {
     #[cfg(not(feature = "tokio"))]
     pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
     pub use crate::check::run_test;
+    /// The reference grammar of durations, which the macro crate's copy is tested against.
+    pub use crate::duration::parse_duration;
     pub use crate::task::run_async_test;
     #[cfg(feature = "tokio")]
     pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
@@ -116,6 +119,7 @@ pub mod __private {
         pub enum TokioFlavor {
             CurrentThread,
             MultiThread,
+            Local,
         }
 
         pub struct TokioTestConfig {
@@ -151,6 +155,27 @@ macro_rules! __private_require_tokio {
     () => {
         ::core::compile_error!(
             "#[leak_test(tokio)] needs leakcheck's `tokio` feature: leakcheck = { version = \"0.1\", features = [\"tokio\"] }"
+        );
+    };
+}
+
+/// Expands to nothing when the `tokio-test-util` feature is on; `start_paused = true` calls it.
+#[cfg(feature = "tokio-test-util")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __private_require_tokio_test_util {
+    () => {};
+}
+
+/// A clear compile error for `#[leak_test(tokio, start_paused = true)]` without the
+/// `tokio-test-util` feature.
+#[cfg(not(feature = "tokio-test-util"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __private_require_tokio_test_util {
+    () => {
+        ::core::compile_error!(
+            "`start_paused = true` needs leakcheck's `tokio-test-util` feature (it turns on tokio's `test-util`): leakcheck = { version = \"0.1\", features = [\"tokio-test-util\"] }"
         );
     };
 }

@@ -46,4 +46,15 @@ async fn tokio_multi_thread() -> std::io::Result<()> {
 #[leakcheck::leak_test(tokio, flavor = "multi_thread")]
 async fn tokio_multi_thread_default_workers() {}
 
+#[leak_test(tokio, flavor = "local", start_paused = false)]
+async fn tokio_local() {}
+
+#[leak_test(
+    ignore_spawned_at = "src/pool.rs",
+    ignore_spawned_at = "src/pool.rs:42:9",
+    ignore_spawned_at = "my_crate::pool::Pool::new",
+    ignore_function = "flush_loop"
+)]
+fn every_pattern_form() {}
+
 fn main() {}

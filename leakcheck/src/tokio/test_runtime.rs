@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ::tokio::runtime::{Builder, Handle, Runtime};
+use ::tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 use ::tokio::time::Sleep;
 
 use super::dump::{self, Dumped};
@@ -29,6 +29,8 @@ pub enum TokioFlavor {
     CurrentThread,
     /// `flavor = "multi_thread"`.
     MultiThread,
+    /// `flavor = "local"`: tokio's `LocalRuntime`, where `spawn_local` works.
+    Local,
 }
 
 /// The runtime a `#[leak_test(tokio)]` test asks for.
@@ -96,9 +98,9 @@ pub fn run_tokio_test<F: Future>(
     }
 }
 
-fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> Runtime {
+fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> TestRt {
     let mut builder = match config.flavor {
-        TokioFlavor::CurrentThread => {
+        TokioFlavor::CurrentThread | TokioFlavor::Local => {
             assert!(
                 config.worker_threads.is_none(),
                 "leakcheck: `worker_threads` needs `flavor = \"multi_thread\"`: a current-thread runtime runs everything on the test's thread"
@@ -108,7 +110,7 @@ fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> Runtime {
         TokioFlavor::MultiThread => {
             assert!(
                 !config.start_paused,
-                "leakcheck: `start_paused` needs `flavor = \"current_thread\"`: tokio pauses the clock of a current-thread runtime only"
+                "leakcheck: `start_paused` needs `flavor = \"current_thread\"` or `\"local\"`: tokio pauses the clock of a single-threaded runtime only"
             );
             let mut builder = Builder::new_multi_thread();
             if let Some(threads) = config.worker_threads {
@@ -121,11 +123,63 @@ fn build(config: &TokioTestConfig, test_runtime: &Arc<TestRuntime>) -> Runtime {
             builder
         }
     };
-    builder.enable_all().start_paused(config.start_paused);
+    builder.enable_all();
+    #[cfg(feature = "tokio-test-util")]
+    builder.start_paused(config.start_paused);
+    // `#[leak_test]` refuses `start_paused = true` at compile time without the feature.
+    #[cfg(not(feature = "tokio-test-util"))]
+    assert!(
+        !config.start_paused,
+        "leakcheck: `start_paused` needs leakcheck's `tokio-test-util` feature"
+    );
     test_runtime.install(&mut builder);
-    builder.build().unwrap_or_else(|error| {
+    let runtime = match config.flavor {
+        TokioFlavor::Local => builder
+            .build_local(LocalOptions::default())
+            .map(TestRt::Local),
+        TokioFlavor::CurrentThread | TokioFlavor::MultiThread => {
+            builder.build().map(TestRt::Shared)
+        }
+    };
+    runtime.unwrap_or_else(|error| {
         panic!("leakcheck: could not build the test's tokio runtime: {error}")
     })
+}
+
+/// The runtime of one test: a `Runtime`, or a `LocalRuntime` for `flavor = "local"`.
+enum TestRt {
+    Shared(Runtime),
+    Local(LocalRuntime),
+}
+
+impl TestRt {
+    fn handle(&self) -> &Handle {
+        match self {
+            TestRt::Shared(runtime) => runtime.handle(),
+            TestRt::Local(runtime) => runtime.handle(),
+        }
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match self {
+            TestRt::Shared(runtime) => runtime.block_on(future),
+            TestRt::Local(runtime) => runtime.block_on(future),
+        }
+    }
+
+    fn shutdown_timeout(self, timeout: Duration) {
+        match self {
+            TestRt::Shared(runtime) => runtime.shutdown_timeout(timeout),
+            TestRt::Local(runtime) => runtime.shutdown_timeout(timeout),
+        }
+    }
+
+    fn shutdown_background(self) {
+        match self {
+            TestRt::Shared(runtime) => runtime.shutdown_background(),
+            TestRt::Local(runtime) => runtime.shutdown_background(),
+        }
+    }
 }
 
 /// Waits for the survivors without blocking the runtime, then reports them with what the runtime
@@ -219,7 +273,7 @@ fn unidentified_note(count: usize) -> String {
 
 /// The test's runtime: shut down without waiting for anything if the test does not reach
 /// [`shut_down`](Self::shut_down) (a leaked blocking task would hang a plain drop forever).
-struct RuntimeGuard(Option<Runtime>);
+struct RuntimeGuard(Option<TestRt>);
 
 impl RuntimeGuard {
     /// A clean test waits (briefly) for the runtime to stop, so its threads are gone before the
@@ -235,9 +289,9 @@ impl RuntimeGuard {
 }
 
 impl std::ops::Deref for RuntimeGuard {
-    type Target = Runtime;
+    type Target = TestRt;
 
-    fn deref(&self) -> &Runtime {
+    fn deref(&self) -> &TestRt {
         self.0
             .as_ref()
             .expect("the runtime is alive until shut down")
