@@ -92,3 +92,23 @@ fn clean_tests_pass_in_every_mode() {
         );
     }
 }
+
+#[test]
+fn a_timeout_beyond_584_years_is_an_error_naming_the_variable_not_a_panic_in_std() {
+    // It used to parse, then overflow `start + grace` in the check with std's message.
+    run_fixture(
+        "fixture_clean",
+        &[("LEAKCHECK_TIMEOUT", "9300000000000000000s")],
+    )
+    .assert_failed()
+    .assert_contains("LEAKCHECK_TIMEOUT: `9300000000000000000s` is out of range")
+    .assert_contains("under 584 years")
+    .assert_contains("expected a number followed by a unit");
+}
+
+#[test]
+fn a_grace_period_too_long_for_the_clock_is_no_panic() {
+    let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::MAX));
+    thread::spawn(|| 2 + 2).join().unwrap();
+    guard.verify().expect("nothing leaked, and no overflow");
+}

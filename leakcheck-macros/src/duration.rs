@@ -38,7 +38,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("`{text}` is out of range; expected {ACCEPTED_DURATIONS}"))
+        .ok()
+        .filter(|duration| u64::try_from(duration.as_nanos()).is_ok())
+        .ok_or_else(|| {
+            format!("`{text}` is out of range: it must be under 584 years; expected {ACCEPTED_DURATIONS}")
+        })
 }
 
 /// Whether `unit` is one [`parse_duration`] knows, for suggestions built from a number's suffix.

@@ -7,7 +7,7 @@
 //! timing (the grace period, `waited`) uses `Instant`.
 
 /// Nanoseconds on a monotonic clock with an arbitrary origin; only differences are meaningful.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 #[inline]
 pub(crate) fn now() -> u64 {
     let mut time = libc::timespec {
@@ -24,7 +24,8 @@ pub(crate) fn now() -> u64 {
 }
 
 /// Nanoseconds on a monotonic clock with an arbitrary origin; only differences are meaningful.
-#[cfg(not(target_os = "linux"))]
+/// (Also under Miri, which does not emulate the coarse clock.)
+#[cfg(any(not(target_os = "linux"), miri))]
 pub(crate) fn now() -> u64 {
     use std::sync::OnceLock;
     use std::time::Instant;

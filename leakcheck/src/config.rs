@@ -174,4 +174,16 @@ mod tests {
         let message = panic.downcast_ref::<String>().unwrap();
         assert!(message.contains("LEAKCHECK_TIMEOUT"), "{message}");
     }
+
+    #[test]
+    fn a_timeout_beyond_584_years_is_an_error_naming_the_variable() {
+        let c = config(&[("LEAKCHECK_TIMEOUT", "9300000000000000000s")]);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert!(
+            c.errors[0].contains("LEAKCHECK_TIMEOUT") && c.errors[0].contains("584 years"),
+            "{}",
+            c.errors[0]
+        );
+    }
 }

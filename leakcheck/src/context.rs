@@ -8,20 +8,26 @@
 //! implicit scope of its own the first time one is needed.
 //!
 //! Entering a task is on the hot path of every poll, so [`enter_task`] borrows the record instead
-//! of cloning `Arc`s: the frame holds a pointer that its guard's lifetime keeps valid.
+//! of cloning `Arc`s: the frame holds the record's `Arc` pointer, which its guard's borrow keeps
+//! valid. That pointer is the one `unsafe` here.
+//!
+//! Guards are `!Send` (a frame belongs to the thread that pushed it), and each removes exactly
+//! the frames it pushed, found by a token, even if guards are dropped out of order.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::ptr::NonNull;
+use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{Scope, ScopeLabel, TaskRecord};
+use crate::registry::{open_scope, Scope, ScopeLabel, TaskRecord};
+use crate::vocab::TaskKind;
 
 enum Frame {
     Scope(Arc<Scope>),
     OwnedTask(Arc<TaskRecord>),
-    /// Valid while the [`TaskGuard`] that pushed it lives, which borrows the record.
-    BorrowedTask(NonNull<TaskRecord>),
+    /// `Arc::as_ptr` of a record, valid while the [`TaskGuard`] that pushed it lives, which
+    /// borrows the `Arc`.
+    BorrowedTask(*const TaskRecord),
 }
 
 impl Frame {
@@ -29,9 +35,24 @@ impl Frame {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(task),
-            // SAFETY: the guard that pushed this frame borrows the record and pops the frame
-            // before the borrow ends; frames are only read on their own thread.
-            Frame::BorrowedTask(task) => Some(unsafe { task.as_ref() }),
+            // SAFETY: the guard that pushed this frame borrows the record's `Arc` and removes
+            // the frame before the borrow ends; frames are only read on their own thread.
+            Frame::BorrowedTask(task) => Some(unsafe { &**task }),
+        }
+    }
+
+    /// Another strong reference to this frame's task.
+    fn share_task(&self) -> Option<Arc<TaskRecord>> {
+        match self {
+            Frame::Scope(_) => None,
+            Frame::OwnedTask(task) => Some(Arc::clone(task)),
+            // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc` (see `task`), so it has the
+            // provenance of the whole allocation, counts included; the reference added here is
+            // the one the returned `Arc` owns.
+            Frame::BorrowedTask(task) => unsafe {
+                Arc::increment_strong_count(*task);
+                Some(Arc::from_raw(*task))
+            },
         }
     }
 
@@ -45,25 +66,68 @@ impl Frame {
 
 #[derive(Default)]
 struct Context {
-    /// Entered scopes and tasks, innermost last.
-    frames: Vec<Frame>,
+    /// Entered scopes and tasks, innermost last, each with the token of the guard that pushed it.
+    frames: Vec<(u64, Frame)>,
+    /// The token of the next guard.
+    next_token: u64,
     /// The scope of the thread itself, created on first use.
     implicit: Option<Arc<Scope>>,
 }
 
 impl Context {
     fn scope(&mut self) -> Arc<Scope> {
-        if let Some(frame) = self.frames.last() {
+        if let Some((_, frame)) = self.frames.last() {
             return Arc::clone(frame.scope());
         }
         Arc::clone(
             self.implicit
-                .get_or_insert_with(|| Scope::open(implicit_label())),
+                .get_or_insert_with(|| open_scope(implicit_label())),
         )
     }
 
+    fn task_frame(&self) -> Option<&Frame> {
+        self.frames
+            .iter()
+            .rev()
+            .map(|(_, frame)| frame)
+            .find(|frame| !matches!(frame, Frame::Scope(_)))
+    }
+
     fn task(&self) -> Option<&TaskRecord> {
-        self.frames.iter().rev().find_map(Frame::task)
+        self.task_frame().and_then(Frame::task)
+    }
+
+    fn push(&mut self, frames: impl IntoIterator<Item = Frame>) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.frames
+            .extend(frames.into_iter().map(|frame| (token, frame)));
+        token
+    }
+
+    /// Removes the frames pushed with `token`, which are on top unless guards were dropped out of
+    /// order; then they are found where they are, and nobody else's frames are touched.
+    /// Returns them, and whether they were on top.
+    fn remove(&mut self, token: u64) -> (Vec<Frame>, bool) {
+        let on_top = self
+            .frames
+            .iter()
+            .rev()
+            .take_while(|(t, _)| *t == token)
+            .count();
+        let found = self.frames.iter().filter(|(t, _)| *t == token).count();
+        if on_top == found {
+            let at = self.frames.len() - on_top;
+            return (
+                self.frames.drain(at..).map(|(_, frame)| frame).collect(),
+                true,
+            );
+        }
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.frames)
+            .into_iter()
+            .partition(|(t, _)| *t == token);
+        self.frames = others;
+        (mine.into_iter().map(|(_, frame)| frame).collect(), false)
     }
 }
 
@@ -71,26 +135,27 @@ thread_local! {
     static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
 }
 
-/// Another strong reference to a record we can see is alive.
-fn share(task: &TaskRecord) -> Arc<TaskRecord> {
-    let task: *const TaskRecord = task;
-    // SAFETY: every record is allocated in an `Arc` (see `TaskRecord::register_in`), and a
-    // record reachable from a frame is alive; the new reference is owned by the returned `Arc`.
-    unsafe {
-        Arc::increment_strong_count(task);
-        Arc::from_raw(task)
-    }
-}
-
 /// The scope a task spawned here joins, and the task that spawns it.
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
     CONTEXT
         .try_with(|cx| {
             let mut cx = cx.borrow_mut();
-            let parent = cx.task().map(share);
+            let parent = cx.task_frame().and_then(Frame::share_task);
             (cx.scope(), parent)
         })
         .unwrap_or_else(|_| (teardown_scope(), None))
+}
+
+/// Registers a new task spawned here: in the current scope, as a child of the current task.
+#[inline]
+pub(crate) fn register(
+    kind: TaskKind,
+    name: Option<Box<str>>,
+    spawn_site: &'static Location<'static>,
+    entry: &'static str,
+) -> Arc<TaskRecord> {
+    let (scope, parent) = spawn_context();
+    TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
 }
 
 /// The scope a check run here looks at.
@@ -103,7 +168,7 @@ pub(crate) fn current_scope() -> Arc<Scope> {
 /// The tracked task running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
     CONTEXT
-        .try_with(|cx| cx.borrow().task().map(share))
+        .try_with(|cx| cx.borrow().task_frame().and_then(Frame::share_task))
         .ok()
         .flatten()
 }
@@ -122,7 +187,7 @@ fn teardown_scope() -> Arc<Scope> {
     let name = thread
         .name()
         .map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
-    Scope::open(ScopeLabel::Thread(format!(
+    open_scope(ScopeLabel::Thread(format!(
         "{name} (thread-local teardown)"
     )))
 }
@@ -151,72 +216,66 @@ fn is_rust_path(name: &str) -> bool {
 ///
 /// During thread-local teardown, when the context is gone, nothing becomes current.
 pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> ContextGuard {
-    let pushed = CONTEXT.try_with(|cx| {
-        let mut cx = cx.borrow_mut();
-        cx.frames.push(Frame::Scope(scope));
-        match task {
-            Some(task) => {
-                cx.frames.push(Frame::OwnedTask(task));
-                2
-            }
-            None => 1,
-        }
-    });
+    let frames = std::iter::once(Frame::Scope(scope)).chain(task.map(Frame::OwnedTask));
     ContextGuard {
-        pushed: pushed.unwrap_or(0),
+        token: CONTEXT.try_with(|cx| cx.borrow_mut().push(frames)).ok(),
+        _not_send: PhantomData,
     }
 }
 
 /// Makes `task` (and its scope) current on this thread while the guard lives.
 #[inline]
 pub(crate) fn enter_task(task: &Arc<TaskRecord>) -> TaskGuard<'_> {
-    let frame = Frame::BorrowedTask(NonNull::from(&**task));
-    let pushed = CONTEXT
-        .try_with(|cx| cx.borrow_mut().frames.push(frame))
-        .is_ok();
+    let frame = Frame::BorrowedTask(Arc::as_ptr(task));
     TaskGuard {
-        pushed,
+        token: CONTEXT.try_with(|cx| cx.borrow_mut().push([frame])).ok(),
         _task: PhantomData,
     }
 }
 
-/// Restores the context that was current before [`enter`].
+/// Restores the context that was current before [`enter`]. Not `Send`: its frames are this
+/// thread's.
 #[must_use]
 pub(crate) struct ContextGuard {
-    pushed: usize,
+    token: Option<u64>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        pop(self.pushed);
+        pop(self.token);
     }
 }
 
 /// Restores the context that was current before [`enter_task`]; borrows the task meanwhile.
+/// Not `Send`: its frame is this thread's.
 #[must_use]
 pub(crate) struct TaskGuard<'a> {
-    pushed: bool,
-    _task: PhantomData<&'a TaskRecord>,
+    token: Option<u64>,
+    _task: PhantomData<(&'a Arc<TaskRecord>, *const ())>,
 }
 
 impl Drop for TaskGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        pop(usize::from(self.pushed));
+        pop(self.token);
     }
 }
 
-fn pop(count: usize) {
-    // Guards are scoped and crate-private, so frames are popped in the order they were pushed.
-    for _ in 0..count {
-        // During thread teardown the context may already be gone; there is nothing to restore.
-        let frame = CONTEXT
-            .try_with(|cx| cx.borrow_mut().frames.pop())
-            .ok()
-            .flatten();
-        // Dropped outside the borrow: a last reference may run arbitrary drops.
-        drop(frame);
-    }
+fn pop(token: Option<u64>) {
+    let Some(token) = token else {
+        return;
+    };
+    // During thread teardown the context may already be gone; there is nothing to restore.
+    let Ok((frames, in_order)) = CONTEXT.try_with(|cx| cx.borrow_mut().remove(token)) else {
+        return;
+    };
+    // Dropped outside the borrow: a last reference may run arbitrary drops.
+    drop(frames);
+    debug_assert!(
+        in_order || std::thread::panicking(),
+        "a context guard was dropped out of order"
+    );
 }
 
 #[cfg(test)]
@@ -235,11 +294,53 @@ mod tests {
     #[test]
     fn entered_scopes_nest_and_unwind() {
         let outer = current_scope();
-        let inner = Scope::open(ScopeLabel::Named("inner".into()));
+        let inner = open_scope(ScopeLabel::Named("inner".into()));
         {
             let _guard = enter(Arc::clone(&inner), None);
             assert_eq!(current_scope().id, inner.id);
         }
         assert_eq!(current_scope().id, outer.id);
+    }
+
+    #[test]
+    fn a_borrowed_task_is_current_and_shared_with_what_it_spawns() {
+        let scope = open_scope(ScopeLabel::Named("borrowed".into()));
+        let task = {
+            let _scope = enter(Arc::clone(&scope), None);
+            register(TaskKind::Thread, None, Location::caller(), "outer")
+        };
+        let child = {
+            let _task = enter_task(&task);
+            assert_eq!(current_task().map(|t| t.id), Some(task.id));
+            assert_eq!(current_scope().id, scope.id, "a task frame gives its scope");
+            with_current_task(|t| assert_eq!(t.map(|t| t.id), Some(task.id)));
+            register(TaskKind::Thread, None, Location::caller(), "child")
+        };
+        assert!(current_task().is_none());
+        assert_eq!(child.parent.as_ref().map(|p| p.id), Some(task.id));
+        assert_eq!(
+            Arc::strong_count(&task),
+            3,
+            "ours, the list's, the child's parent link"
+        );
+        child.exit();
+        drop(child);
+        task.exit();
+        assert_eq!(Arc::strong_count(&task), 1);
+    }
+
+    #[test]
+    fn guards_dropped_out_of_order_remove_only_their_own_frames() {
+        let first = open_scope(ScopeLabel::Named("first".into()));
+        let second = open_scope(ScopeLabel::Named("second".into()));
+        let outer = enter(Arc::clone(&first), None);
+        let inner = enter(Arc::clone(&second), None);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(outer)));
+        // Debug builds say so; either way the outer frame is the one removed.
+        assert_eq!(result.is_err(), cfg!(debug_assertions));
+        assert_eq!(current_scope().id, second.id);
+        drop(inner);
+        assert_ne!(current_scope().id, second.id);
+        assert_ne!(current_scope().id, first.id);
     }
 }

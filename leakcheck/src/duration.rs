@@ -11,6 +11,9 @@ pub const ACCEPTED_DURATIONS: &str =
     "a number followed by a unit: `ns`, `us`, `ms`, `s` or `m` (for example `500ms`, `2s`, `1.5s`)";
 
 /// Parses `500ms`, `2s`, `1.5s`, `100us`, `250ns`, `1m`. A bare `0` is zero.
+///
+/// Durations must fit in a `u64` of nanoseconds (under 584 years), as a grace period and the
+/// `timeout` argument of `#[leak_test]` must.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -36,7 +39,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("`{text}` is out of range; expected {ACCEPTED_DURATIONS}"))
+        .ok()
+        .filter(|duration| u64::try_from(duration.as_nanos()).is_ok())
+        .ok_or_else(|| {
+            format!("`{text}` is out of range: it must be under 584 years; expected {ACCEPTED_DURATIONS}")
+        })
 }
 
 #[cfg(test)]
@@ -52,6 +59,22 @@ mod tests {
         assert_eq!(parse_duration("250ns"), Ok(Duration::from_nanos(250)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration(" 0 "), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects_durations_of_584_years_and_more() {
+        for too_long in [
+            "9300000000000000000s",
+            "308000000m",
+            "18446744073709551616ns",
+        ] {
+            let error = parse_duration(too_long).unwrap_err();
+            assert!(error.contains("is out of range"), "{too_long}: {error}");
+        }
+        assert_eq!(
+            parse_duration("18446744073s"),
+            Ok(Duration::from_secs(18_446_744_073))
+        );
     }
 
     #[test]

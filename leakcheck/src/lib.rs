@@ -70,47 +70,65 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod async_state;
-mod check;
+// The crate's layers, bottom-up; a module imports only from layers below its own (and its own
+// submodules). ../ARCHITECTURE.md has the map, one line per module, and where `unsafe` lives.
+//
+// 0. leaves ......... vocab, clock, duration, config, patterns, symbols
+// 1. the OS ......... os
+// 2. reports ........ report
+// 3. records ........ state, then registry (a record holds its state)
+// 4. this thread .... context
+// 5. front ends ..... blocking, waiting, then thread, task, sync; options
+// 6. checks ......... check, then test_main
+// 7. integrations ... tokio
 mod clock;
 mod config;
-mod context;
 mod duration;
-mod options;
-mod os;
-mod registry;
-mod report;
-mod snapshot;
-mod state;
-mod test_main;
-mod untracked;
+mod patterns;
+mod symbols;
+mod vocab;
 
+mod os;
+
+mod report;
+
+mod registry;
+mod state;
+
+mod context;
+
+mod blocking;
+mod options;
 pub mod sync;
 pub mod task;
 pub mod thread;
+mod waiting;
+
+mod check;
+mod test_main;
+
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+pub use blocking::blocking;
 pub use check::{in_scope, verify_none, verify_none_with, VerifyGuard};
 pub use leakcheck_macros::leak_test;
 pub use options::Options;
-pub use registry::{TaskId, TaskKind};
 pub use report::{Frame, LeakReport, LeakedTask, OsThread, ParentTask, Site, Stack, StackOrigin};
-pub use state::{blocking, TaskState};
-pub use task::waiting;
 pub use test_main::{verify_test_main, verify_test_main_with, MainOptions};
+pub use vocab::{TaskId, TaskKind, TaskState};
+pub use waiting::waiting;
 
 /// Support for the code `#[leak_test]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     #[cfg(not(feature = "tokio"))]
     pub use self::without_tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
-    pub use crate::check::run_test;
+    pub use crate::check::{run_async_test, run_test};
     /// The reference grammar of durations, which the macro crate's copy is tested against.
     pub use crate::duration::parse_duration;
-    pub use crate::task::run_async_test;
     #[cfg(feature = "tokio")]
-    pub use crate::tokio::{run_tokio_test, TokioFlavor, TokioTestConfig};
+    pub use crate::tokio::test_runtime::{run_tokio_test, TokioFlavor, TokioTestConfig};
 
     /// Stand-ins so that `#[leak_test(tokio)]` without the `tokio` feature fails with the one
     /// error `__private_require_tokio!` gives, not with a cascade about missing items.

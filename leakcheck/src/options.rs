@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::registry::{self, TaskId};
+use crate::os::ThreadBaseline;
+use crate::patterns::path_ends_with;
+use crate::registry;
+use crate::vocab::TaskId;
 
 /// How a check behaves: its grace period, what it ignores, which scope it looks at.
 ///
@@ -26,7 +29,7 @@ pub struct Options {
     /// With `ignore_current`: tasks with a smaller id were alive when the options were built.
     pub(crate) ignore_below: Option<TaskId>,
     /// With `ignore_current`: the OS threads alive when the options were built.
-    pub(crate) ignore_threads: Option<crate::os::ThreadBaseline>,
+    pub(crate) ignore_threads: Option<ThreadBaseline>,
     pub(crate) process_wide: bool,
     pub(crate) capture_backtraces: bool,
 }
@@ -70,8 +73,8 @@ impl Options {
 
     /// Ignores every task (and OS thread) alive when this is called: those are somebody else's.
     pub fn ignore_current(mut self) -> Self {
-        self.ignore_below = Some(TaskId(registry::id_watermark()));
-        self.ignore_threads = Some(crate::os::ThreadBaseline::take());
+        self.ignore_below = Some(registry::id_watermark());
+        self.ignore_threads = Some(ThreadBaseline::take());
         self
     }
 
@@ -169,70 +172,6 @@ impl SitePattern {
     }
 }
 
-/// `src/pool.rs` matches `/home/me/app/src/pool.rs` and `src/pool.rs`, not `src/mempool.rs`.
-fn path_ends_with(path: &str, suffix: &str) -> bool {
-    let path = path.replace('\\', "/");
-    let suffix = suffix.replace('\\', "/");
-    let suffix = suffix.trim_start_matches("./");
-    path == suffix || path.ends_with(&format!("/{suffix}"))
-}
-
-/// Glob matching with `*` for any run of characters; exact otherwise.
-pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let pieces: Vec<&str> = pieces.collect();
-    let Some((last, middle)) = pieces.split_last() else {
-        return rest.is_empty();
-    };
-    for piece in middle {
-        match rest.find(piece) {
-            Some(at) => rest = &rest[at + piece.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
-/// Does the function `name` (a symbol such as `my_crate::pool::Pool::new::{{closure}}::h1234`, or a
-/// closure's type name) belong to the function path `pattern`?
-///
-/// The pattern matches whole path segments anywhere in the name, so `pool::Pool::new` matches
-/// `my_crate::pool::Pool::new` and its closures, but not `my_crate::pool::Pool::new_pool`.
-pub(crate) fn function_matches(pattern: &str, name: &str) -> bool {
-    let pattern = pattern.trim().trim_start_matches("::");
-    if pattern.is_empty() {
-        return false;
-    }
-    let name = strip_symbol_hash(name);
-    let mut start = 0;
-    while let Some(found) = name[start..].find(pattern) {
-        let at = start + found;
-        let end = at + pattern.len();
-        let starts_segment = at == 0 || name[..at].ends_with("::") || name[..at].ends_with('<');
-        let ends_segment =
-            end == name.len() || name[end..].starts_with("::") || name[end..].starts_with('<');
-        if starts_segment && ends_segment {
-            return true;
-        }
-        start = at + 1;
-    }
-    false
-}
-
-/// Removes the `::h0123456789abcdef` suffix of legacy-mangled Rust symbols.
-fn strip_symbol_hash(name: &str) -> &str {
-    match name.rsplit_once("::h") {
-        Some((head, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
-            head
-        }
-        _ => name,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,30 +220,5 @@ mod tests {
         let column = SitePattern::parse("tests/pool.rs:18:9");
         assert!(column.matches_site("tests/pool.rs", 18, 9));
         assert!(!column.matches_site("tests/pool.rs", 18, 10));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_matches("worker", "worker"));
-        assert!(!glob_matches("worker", "worker-1"));
-        assert!(glob_matches("worker-*", "worker-1"));
-        assert!(glob_matches("*-pool-*", "db-pool-3"));
-        assert!(glob_matches("*", ""));
-        assert!(!glob_matches("a*b", "ab-c"));
-        assert!(glob_matches("a*b*b", "abb"));
-    }
-
-    #[test]
-    fn function_paths_match_whole_segments() {
-        let symbol = "my_crate::pool::Pool::new::{{closure}}::h0123456789abcdef";
-        assert!(function_matches("pool::Pool::new", symbol));
-        assert!(function_matches("my_crate::pool", symbol));
-        assert!(function_matches("Pool::new", "my_crate::pool::Pool::new"));
-        assert!(!function_matches("Pool::ne", symbol));
-        assert!(!function_matches(
-            "pool::Pool::new",
-            "my_crate::pool::Pool::new_pool"
-        ));
-        assert!(!function_matches("", symbol));
     }
 }

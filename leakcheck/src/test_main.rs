@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use crate::check::Check;
+use crate::check::{enter_test_main, Check};
+use crate::config;
 use crate::options::Options;
-use crate::untracked;
 
 /// How [`verify_test_main_with`] checks the process after the tests ran.
 ///
@@ -144,8 +144,8 @@ pub fn verify_test_main_with(
     options: MainOptions,
     run_tests: impl FnOnce() -> ExitCode,
 ) -> ExitCode {
-    crate::config::get().ensure_valid();
-    let _main = untracked::enter_test_main(options.one_test_at_a_time);
+    config::get().ensure_valid();
+    let _main = enter_test_main(options.one_test_at_a_time);
     // Created before the tests run: the OS threads alive now are not theirs.
     let check = Check::new(options.check.process_wide());
     let code = run_tests();

@@ -24,9 +24,11 @@ pub use std::thread::{
     JoinHandle, LocalKey, Result, Scope, ScopedJoinHandle, Thread, ThreadId,
 };
 
+use crate::blocking::blocking;
 use crate::context;
-use crate::os;
-use crate::registry::{TaskKind, TaskRecord};
+use crate::os::ThreadHandle;
+use crate::registry::{ExitOnDrop, TaskRecord};
+use crate::vocab::TaskKind;
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].
 ///
@@ -45,7 +47,7 @@ where
 /// Puts the current thread to sleep, like [`std::thread::sleep`], shown as `blocked in sleep`.
 #[track_caller]
 pub fn sleep(duration: Duration) {
-    crate::blocking("sleep", || std::thread::sleep(duration))
+    blocking("sleep", || std::thread::sleep(duration))
 }
 
 /// A tracked thread factory, like [`std::thread::Builder`].
@@ -138,7 +140,7 @@ impl Builder {
 
     fn register<F>(&self, site: &'static Location<'static>) -> Arc<TaskRecord> {
         let name = self.name.as_deref().map(Box::from);
-        TaskRecord::register(TaskKind::Thread, name, site, std::any::type_name::<F>())
+        context::register(TaskKind::Thread, name, site, std::any::type_name::<F>())
     }
 }
 
@@ -149,18 +151,9 @@ where
     F: FnOnce() -> T,
 {
     move || {
-        let _ = record.os_thread.set(os::ThreadHandle::current());
+        let _ = record.os_thread.set(ThreadHandle::current());
         let exit = ExitOnDrop(record);
         let _context = context::enter_task(&exit.0);
         f()
-    }
-}
-
-/// Ends a task when dropped, which also covers unwinding.
-struct ExitOnDrop(Arc<TaskRecord>);
-
-impl Drop for ExitOnDrop {
-    fn drop(&mut self) {
-        self.0.exit();
     }
 }

@@ -8,7 +8,7 @@ mod proc;
 
 pub(crate) use exit_wait::{wait_for_any_exit, ExitWait};
 pub(crate) use live_stack::live_stack;
-pub(crate) use proc::{list_threads, thread_status, ThreadStatus};
+pub(crate) use proc::{list_threads, thread_status};
 
 /// The OS identity of a thread: its kernel thread id, and a bound on when it started.
 ///

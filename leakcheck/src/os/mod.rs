@@ -5,8 +5,11 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 
+mod status;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
+
+pub(crate) use status::ThreadStatus;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
 
@@ -16,13 +19,12 @@ use std::time::{Duration, Instant};
 /// How long one thread gets to answer a live-stack request.
 pub(crate) const LIVE_STACK_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// The time one check may spend taking live stacks, in total. Each request may wait for a
-/// thread that does not answer, and a report may ask dozens of threads: without a budget, a
-/// report of unresponsive threads could take a minute to build.
-///
-/// What counts is the time spent in requests, not the time since the first: a check that asks
-/// for stacks while it waits (to match `ignore_function` patterns) keeps what it did not spend
-/// for its report.
+/// The time one check may spend taking live stacks, in total, and the one way the crate takes a
+/// live stack. Each request may wait for a thread that does not answer, and a report may ask
+/// dozens of threads: without a budget, a report of unresponsive threads could take a minute to
+/// build. The budget counts the time spent in requests, not the time between them, so that the
+/// `ignore_function` verdicts of a long grace period are bounded too without running out
+/// merely because the period is long.
 pub(crate) struct LiveStackBudget {
     spent: Cell<Duration>,
 }

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::status::ThreadStatus;
+
 /// Why untracked threads and live stacks are missing on this platform.
 const NOT_HERE: &str =
     "not available on this platform (leakcheck reads them from /proc and signals on Linux)";
@@ -58,25 +60,6 @@ pub(crate) fn list_threads() -> std::io::Result<Vec<i32>> {
         std::io::ErrorKind::Unsupported,
         NOT_HERE,
     ))
-}
-
-/// What the kernel says about a thread: nothing, here.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ThreadStatus {
-    pub(crate) name: String,
-    pub(crate) state: char,
-    pub(crate) wchan: Option<String>,
-    pub(crate) age: Option<Duration>,
-}
-
-impl ThreadStatus {
-    pub(crate) fn state_text(&self) -> String {
-        self.state.to_string()
-    }
-
-    pub(crate) fn has_exited(&self) -> bool {
-        false
-    }
 }
 
 pub(crate) fn thread_status(_tid: i32) -> Option<ThreadStatus> {

@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::registry::TaskKind;
-use crate::state::TaskState;
+use crate::vocab::{TaskKind, TaskState};
 
 use super::{LeakedTask, OsThread, ParentTask, Site, Stack};
 
@@ -72,7 +71,7 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
                 .filter(|_| task.kind == TaskKind::UntrackedThread)
                 .map(|os| (os.kernel_state.as_str(), os.waiting_in.as_deref())),
             untracked_name: (task.kind == TaskKind::UntrackedThread)
-                .then(|| task.name.as_deref().map(name_without_numbers))
+                .then(|| task.name.as_deref().map(name_pattern))
                 .flatten(),
         };
         let next = groups.len();
@@ -87,9 +86,39 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
     groups
 }
 
-/// `worker-12` and `worker-3` are the same kind of thread.
-fn name_without_numbers(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_digit() { '#' } else { c })
-        .collect()
+/// What threads named alike share: every run of digits becomes one `#`, so `worker-12` and
+/// `worker-3` (and `pool-1-thread-20`, `pool-2-thread-3`) are the same kind of thread. The one rule
+/// for grouping reports and for sharing live stacks among look-alike threads.
+pub(crate) fn name_pattern(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_digits = false;
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            out.push(c);
+            in_digits = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_alike_but_for_their_numbers_share_a_pattern() {
+        assert_eq!(name_pattern("worker-12"), "worker-#");
+        assert_eq!(name_pattern("worker-3"), name_pattern("worker-12"));
+        assert_eq!(
+            name_pattern("pool-1-thread-20"),
+            name_pattern("pool-2-thread-3")
+        );
+        assert_eq!(name_pattern("tokio-runtime-w"), "tokio-runtime-w");
+        assert_ne!(name_pattern("worker-1"), name_pattern("worker-"));
+    }
 }

@@ -1,7 +1,8 @@
 //! The leak report: what a failing check says, for a person (text) and for tools (JSON).
 //!
 //! A report is built from owned snapshots ([`LeakedTask`]), never from live records, so it stays
-//! true to the moment of the check however the tasks move on afterwards.
+//! true to the moment of the check however the tasks move on afterwards. It knows nothing of the
+//! registry: plain data (this module), grouping, text, JSON, and stacks.
 
 mod group;
 mod json;
@@ -13,9 +14,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::registry::{TaskId, TaskKind};
-use crate::state::TaskState;
+use crate::vocab::{TaskId, TaskKind, TaskState};
 
+pub(crate) use group::name_pattern;
 pub(crate) use stack::{resolve_stacks, PendingStack};
 pub use stack::{Frame, Stack, StackOrigin};
 

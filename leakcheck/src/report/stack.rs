@@ -1,10 +1,13 @@
-//! Stacks in reports: how they were obtained, symbolisation, and trimming of internal frames.
+//! Stacks in reports: how they were obtained, their frames, and trimming of internal frames.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::patterns::function_matches;
+use crate::symbols::{Address, SymbolCache};
 
 /// How a stack in a report was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -76,7 +79,7 @@ impl Stack {
     pub fn contains_function(&self, function: &str) -> bool {
         self.frames
             .iter()
-            .any(|f| crate::options::function_matches(function, &f.function))
+            .any(|f| function_matches(function, &f.function))
     }
 }
 
@@ -111,7 +114,7 @@ impl PendingStack {
 /// Symbolises many stacks, each distinct address once: survivors blocked at the same place share
 /// their frames, so a report of a hundred thousand of them resolves a handful of addresses.
 pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stack>> {
-    let mut symbols: HashMap<usize, Arc<Vec<Frame>>> = HashMap::new();
+    let mut symbols = SymbolCache::new();
     let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), Stack> = HashMap::new();
     stacks
         .iter()
@@ -126,17 +129,18 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
             }
             let mut frames = Vec::new();
             for (index, &ip) in key.1.iter().enumerate() {
-                // Return addresses point after the call; look up the call itself, except for the
-                // innermost frame of a live stack, which is where the thread was interrupted.
-                let lookup = if index == 0 && key.0 == StackOrigin::Live {
-                    ip
+                // The innermost frame of a live stack is where the thread was interrupted; every
+                // other address is a return address.
+                let address = if index == 0 && key.0 == StackOrigin::Live {
+                    Address::Interrupted(ip)
                 } else {
-                    ip.saturating_sub(1)
+                    Address::Return(ip)
                 };
-                let resolved = symbols
-                    .entry(ip)
-                    .or_insert_with(|| Arc::new(symbolise(lookup)));
-                frames.extend(resolved.iter().cloned());
+                frames.extend(symbols.symbols(address).iter().map(|symbol| Frame {
+                    function: symbol.function.clone(),
+                    file: symbol.file.clone(),
+                    line: symbol.line,
+                }));
             }
             let stack = trim(key.0, frames);
             by_addresses.insert(key, stack.clone());
@@ -145,92 +149,78 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
         .collect()
 }
 
-/// The frames at one address, inlined ones first.
-fn symbolise(ip: usize) -> Vec<Frame> {
-    let mut frames = Vec::new();
-    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-        let function = symbol
-            .name()
-            .map(|name| format!("{name:#}"))
-            .unwrap_or_else(|| format!("{ip:#x}"));
-        frames.push(Frame {
-            function,
-            file: symbol.filename().map(relative_to_working_directory),
-            line: symbol.lineno(),
-        });
-    });
-    if frames.is_empty() {
-        frames.push(Frame {
-            function: format!("{ip:#x}"),
-            file: None,
-            line: None,
-        });
-    }
-    frames
-}
-
-/// Debug info names files by absolute path; spawn sites (from `#[track_caller]`) are relative to
-/// the package. Stacks read the same way as long as the process runs where cargo runs it.
-fn relative_to_working_directory(path: &std::path::Path) -> String {
-    static WORKING_DIRECTORY: std::sync::OnceLock<Option<std::path::PathBuf>> =
-        std::sync::OnceLock::new();
-    let base = WORKING_DIRECTORY.get_or_init(|| std::env::current_dir().ok());
-    let shown = base
-        .as_deref()
-        .and_then(|base| path.strip_prefix(base).ok())
-        .unwrap_or(path);
-    shown.display().to_string()
-}
-
-/// Function prefixes that are not the user's code.
-const INTERNAL_PREFIXES: &[&str] = &[
-    "leakcheck::",
-    "<leakcheck::",
-    "std::",
-    "<std::",
-    "core::",
-    "<core::",
-    "alloc::",
-    "<alloc::",
-    "backtrace::",
-    "<backtrace::",
+/// Crates and modules whose frames are not the user's code, matched on whole leading path
+/// segments (`std` hides `std::thread`, not a crate named `stdx`).
+const INTERNAL_PATHS: &[&str] = &[
+    "leakcheck",
+    "std",
+    "core",
+    "alloc",
+    "backtrace",
     "parking_lot",
-    "<parking_lot",
-    "tokio::runtime::",
-    "<tokio::runtime::",
-    "tokio::task::",
-    "<tokio::task::",
-    "tokio::loom::",
-    "tokio::park::",
-    "<tokio::park::",
-    "test::",
-    "<test::",
-    "libtest_mimic::",
-    "__rust",
-    "rust_begin_unwind",
+    "parking_lot_core",
+    "tokio::runtime",
+    "tokio::task",
+    "tokio::loom",
+    "tokio::park",
+    "test",
+    "libtest_mimic",
+];
+
+/// C library and runtime symbols (names without a Rust path), matched whole.
+const INTERNAL_SYMBOLS: &[&str] = &[
+    "main",
     "_start",
+    "clone",
+    "clone3",
+    "__clone",
+    "__clone3",
+    "syscall",
+    "futex",
+    "start_thread",
+    "rust_begin_unwind",
+];
+
+/// Prefixes of C library and runtime symbols (names without a Rust path).
+const INTERNAL_SYMBOL_PREFIXES: &[&str] = &[
+    "__rust",
     "__libc",
     "__GI_",
     "__pthread",
     "pthread_",
-    "start_thread",
-    "clone",
-    "__clone",
-    "syscall",
-    "futex",
     "__futex",
-    "main",
+    "futex_",
+    "__syscall",
 ];
+
+/// Whether the path `function` starts with the whole segments of `prefix`, after any `<`.
+fn starts_with_segments(function: &str, prefix: &str) -> bool {
+    function
+        .trim_start_matches('<')
+        .strip_prefix(prefix)
+        .is_some_and(|rest| {
+            rest.is_empty()
+                || rest.starts_with("::")
+                || rest.starts_with('<')
+                || rest.starts_with(' ')
+        })
+}
 
 fn is_internal(frame: &Frame) -> bool {
     let function = frame.function.as_str();
+    let is_path = function.contains("::");
     function.starts_with("0x")
         // A C library's function (`epoll_wait`, `__futex_abstimed_wait_common`): no Rust path,
         // and no source file in the debug info we have.
-        || (!function.contains("::") && frame.file.is_none())
-        || INTERNAL_PREFIXES
+        || (!is_path && frame.file.is_none())
+        || (!is_path
+            && (INTERNAL_SYMBOLS.contains(&function)
+                || INTERNAL_SYMBOL_PREFIXES
+                    .iter()
+                    .any(|prefix| function.starts_with(prefix))))
+        || INTERNAL_PATHS
             .iter()
-            .any(|prefix| function.starts_with(prefix))
+            .any(|prefix| starts_with_segments(function, prefix))
         || frame
             .file
             .as_deref()
@@ -300,6 +290,41 @@ mod tests {
     }
 
     #[test]
+    fn internal_names_match_whole_segments_not_user_crates_that_start_alike() {
+        let user = [
+            "mainline::run",
+            "clone_service::worker",
+            "futexes::wait_all",
+            "syscalls::poll",
+            "stdx::io::read",
+            "tests_support::helper",
+            "<mainline::Server as core::ops::Drop>::drop",
+        ];
+        for function in user {
+            assert!(!is_internal(&frame(function)), "{function} was hidden");
+        }
+        let internal = [
+            "std::thread::park",
+            "<std::io::Stdin as std::io::Read>::read",
+            "core::ops::function::FnOnce::call_once",
+            "leakcheck::sync::mpsc::SyncSender<T>::send",
+            "parking_lot_core::parking_lot::park",
+            "tokio::runtime::park::Inner::park",
+            "test::run_test",
+            "main",
+            "clone3",
+            "syscall",
+            "start_thread",
+            "__futex_abstimed_wait_common",
+            "pthread_cond_wait",
+        ];
+        for function in internal {
+            assert!(is_internal(&frame(function)), "{function} was shown");
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // Reads debug info from the executable.
     fn resolves_this_very_stack() {
         let here = Arc::new(backtrace::Backtrace::new_unresolved());
         let stacks = resolve_stacks(&[

@@ -7,8 +7,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::registry::TaskKind;
-use crate::state::TaskState;
+use crate::vocab::{TaskKind, TaskState};
 
 use super::group::{group, Group};
 use super::LeakReport;

@@ -22,7 +22,7 @@ pub use std::sync::mpsc::{
     RecvError, RecvTimeoutError, SendError, TryIter, TryRecvError, TrySendError,
 };
 
-use crate::state::BlockedMark;
+use crate::blocking::BlockedMark;
 
 /// The reason a blocked sender shows in reports.
 const SEND: &str = "chan send";

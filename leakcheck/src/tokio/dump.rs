@@ -2,46 +2,27 @@
 //!
 //! Available with `RUSTFLAGS="--cfg tokio_unstable --cfg tokio_taskdump"` on the targets tokio
 //! supports task dumps on (Linux on x86, x86_64, aarch64, s390x), where leakcheck's manifest turns
-//! tokio's `taskdump` feature on. Elsewhere [`take`] says there is nothing to take.
+//! tokio's `taskdump` feature on and its build script sets `cfg(leakcheck_taskdump)`. Elsewhere
+//! [`take`] says there is nothing to take.
 
 use std::collections::HashMap;
 
 use ::tokio::runtime::Handle;
 
 use super::runtime_tasks::TestRuntime;
-use crate::registry::TaskId;
 use crate::report::Stack;
+use crate::vocab::TaskId;
 
 /// The stacks of the runtime's tasks leakcheck knows, by task, or why there are none.
 pub(super) type Dumped = Result<HashMap<TaskId, Stack>, String>;
 
 /// Whether this build can take task dumps.
-pub(super) const AVAILABLE: bool = cfg!(all(
-    tokio_unstable,
-    tokio_taskdump,
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-));
+pub(super) const AVAILABLE: bool = cfg!(leakcheck_taskdump);
 
 /// Takes the runtime's task dump and joins it, by tokio task id, to the tasks the runtime's
 /// hooks registered. Must run inside the runtime (a current-thread runtime dumps only from
 /// within). `None` when this build cannot take task dumps.
-#[cfg(all(
-    tokio_unstable,
-    tokio_taskdump,
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-))]
+#[cfg(leakcheck_taskdump)]
 pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumped> {
     use std::sync::Arc;
     use std::time::Duration;
@@ -88,17 +69,7 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumpe
 }
 
 /// This build cannot take task dumps.
-#[cfg(not(all(
-    tokio_unstable,
-    tokio_taskdump,
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-)))]
+#[cfg(not(leakcheck_taskdump))]
 pub(super) async fn take(_handle: &Handle, _runtime: &TestRuntime) -> Option<Dumped> {
     None
 }

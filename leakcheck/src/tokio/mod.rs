@@ -87,7 +87,7 @@
 
 mod dump;
 mod runtime_tasks;
-mod test_runtime;
+pub(crate) mod test_runtime;
 
 use std::future::Future;
 use std::panic::Location;
@@ -95,16 +95,13 @@ use std::sync::Arc;
 
 use ::tokio::task::JoinHandle;
 
+use crate::clock;
 use crate::context;
-use crate::os;
-use crate::registry::{TaskKind, TaskRecord};
+use crate::os::ThreadHandle;
+use crate::registry::ExitOnDrop;
 use crate::state::Blocked;
 use crate::task::Tracked;
-
-#[cfg(not(tokio_unstable))]
-pub(crate) use runtime_tasks::Claim;
-pub(crate) use runtime_tasks::{claim_current_task, release};
-pub use test_runtime::{run_tokio_test, TokioFlavor, TokioTestConfig};
+use crate::vocab::TaskKind;
 
 /// Spawns a tracked task on the current tokio runtime: [`tokio::spawn`] of
 /// [`task::track(future)`](crate::task::track).
@@ -200,31 +197,25 @@ where
     R: Send + 'static,
 {
     let site = Location::caller();
-    let record = TaskRecord::register(TaskKind::Thread, None, site, std::any::type_name::<F>());
-    let queued = record.state.block(Blocked {
-        reason: QUEUED,
-        site,
-        stack: None,
-    });
+    let record = context::register(TaskKind::Thread, None, site, std::any::type_name::<F>());
+    let queued = record.state.block(
+        Blocked {
+            reason: QUEUED,
+            site,
+            stack: None,
+        },
+        clock::now(),
+    );
     // Ends the task however the closure goes: run, panicking, or dropped unrun at shutdown.
     let exit = ExitOnDrop(record);
     ::tokio::task::spawn_blocking(move || {
         let record = &exit.0;
-        record.state.unblock(queued);
-        let _ = record.os_thread.set(os::ThreadHandle::current());
+        record.state.unblock(queued, clock::now());
+        let _ = record.os_thread.set(ThreadHandle::current());
         let _context = context::enter_task(record);
         let output = f();
         drop(_context);
         drop(exit);
         output
     })
-}
-
-/// Ends a task when dropped.
-struct ExitOnDrop(Arc<TaskRecord>);
-
-impl Drop for ExitOnDrop {
-    fn drop(&mut self) {
-        self.0.exit();
-    }
 }

@@ -5,8 +5,8 @@
 //! number of tasks nobody told leakcheck about.
 //!
 //! - On stable tokio, a tracked future *claims* the tokio task it runs in: at spawn when spawned
-//!   by [`leakcheck::tokio::spawn`](super::spawn), else at its first poll. Several tracked futures
-//!   in one task claim it once between them.
+//!   by [`leakcheck::tokio::spawn`](super::spawn), else at its first poll (through the core's
+//!   executor hooks). Several tracked futures in one task claim it once between them.
 //! - With `--cfg tokio_unstable`, the runtime's hooks register every task at spawn (a task spawned
 //!   by [`leakcheck::tokio::spawn`](super::spawn) is handed over as the tracked record it already
 //!   has), make its record current while it is polled, and end it when it terminates.
@@ -23,11 +23,11 @@ use std::sync::Arc;
 use ::tokio::runtime::{Builder, Handle};
 use parking_lot::Mutex;
 
+use crate::check::{harness_thread_started, harness_thread_stopped};
 use crate::context::{self, ContextGuard};
 use crate::registry::Scope;
 #[cfg(tokio_unstable)]
 use crate::registry::TaskRecord;
-use crate::untracked;
 
 /// The leakcheck side of a test's tokio runtime.
 pub(crate) struct TestRuntime {
@@ -64,14 +64,14 @@ impl TestRuntime {
         let scope = Arc::clone(&self.scope);
         builder
             .on_thread_start(move || {
-                untracked::harness_thread_started();
+                harness_thread_started();
                 let guard = context::enter(Arc::clone(&scope), None);
                 THREAD_SCOPE.with(|guards| guards.borrow_mut().push(guard));
             })
             .on_thread_stop(|| {
                 let guard = THREAD_SCOPE.with(|guards| guards.borrow_mut().pop());
                 drop(guard);
-                untracked::harness_thread_stopped();
+                harness_thread_stopped();
             });
         #[cfg(tokio_unstable)]
         hooks::install(self, builder);
@@ -80,9 +80,7 @@ impl TestRuntime {
     /// Makes the runtime known while the returned guard lives.
     pub(crate) fn register(self: &Arc<Self>, handle: &Handle) -> Registration {
         #[cfg(not(tokio_unstable))]
-        claims::RUNTIMES
-            .lock()
-            .push((handle.id(), Arc::downgrade(self)));
+        claims::register(self, handle);
         #[cfg(tokio_unstable)]
         let _ = handle;
         LIVE_RUNTIMES.fetch_add(1, Ordering::Relaxed);
@@ -101,7 +99,7 @@ impl TestRuntime {
 
     /// The leakcheck record of the runtime task `id`, if the hooks registered it.
     #[cfg(tokio_unstable)]
-    #[cfg_attr(not(all(tokio_taskdump, target_os = "linux")), allow(dead_code))]
+    #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
     pub(crate) fn record_of(&self, id: ::tokio::task::Id) -> Option<Arc<TaskRecord>> {
         self.known
             .lock()
@@ -131,7 +129,7 @@ impl Drop for Registration {
 type Known = usize;
 
 #[cfg(not(tokio_unstable))]
-pub(crate) use claims::{claim_current_task, claim_spawned, release, Claim};
+pub(crate) use claims::claim_spawned;
 
 /// Stable tokio: tracked futures claim the runtime task they run in.
 #[cfg(not(tokio_unstable))]
@@ -143,24 +141,44 @@ mod claims {
 
     use super::{wants_spawn_record, TestRuntime};
     use crate::registry::TaskRecord;
+    use crate::state::ExecutorClaim;
+    use crate::task::{install_executor_hooks, ExecutorHooks};
 
     /// Every live test runtime, by tokio runtime id.
     pub(super) static RUNTIMES: Mutex<Vec<(::tokio::runtime::Id, Weak<TestRuntime>)>> =
         Mutex::new(Vec::new());
 
-    /// The runtime task a tracked future claimed (kept in its [`AsyncState`](crate::async_state::AsyncState)).
-    pub(crate) struct Claim {
+    /// Makes `runtime` findable by the tracked futures it polls.
+    pub(super) fn register(runtime: &Arc<TestRuntime>, handle: &Handle) {
+        install_executor_hooks(&TokioHooks);
+        RUNTIMES.lock().push((handle.id(), Arc::downgrade(runtime)));
+    }
+
+    /// The runtime task a tracked future claimed, kept in its executor-claim slot and given back
+    /// when the future ends.
+    struct Claim {
         runtime: Arc<TestRuntime>,
         task: ::tokio::task::Id,
     }
 
-    /// At the first poll of a tracked future: claims the runtime task it is polled in.
-    pub(crate) fn claim_current_task(record: &TaskRecord) {
-        if !wants_spawn_record() {
-            return;
+    impl ExecutorClaim for Claim {
+        fn release(&self) {
+            unclaim(&self.runtime, self.task);
         }
-        if let Some(task) = ::tokio::task::try_id() {
-            claim(record, task);
+    }
+
+    /// What the core tells tokio of tracked futures.
+    struct TokioHooks;
+
+    impl ExecutorHooks for TokioHooks {
+        /// At the first poll of a tracked future: claims the runtime task it is polled in.
+        fn first_poll(&self, record: &TaskRecord) {
+            if !wants_spawn_record() {
+                return;
+            }
+            if let Some(task) = ::tokio::task::try_id() {
+                claim(record, task);
+            }
         }
     }
 
@@ -170,10 +188,10 @@ mod claims {
     }
 
     fn claim(record: &TaskRecord, task: ::tokio::task::Id) {
-        let Some(state) = &record.async_state else {
+        let Some(state) = record.state.polling() else {
             return;
         };
-        if state.tokio.get().is_some() {
+        if state.is_claimed() {
             return;
         }
         let Ok(handle) = Handle::try_current() else {
@@ -187,20 +205,9 @@ mod claims {
             .and_then(|(_, runtime)| runtime.upgrade());
         let Some(runtime) = runtime else { return };
         *runtime.known.lock().entry(task).or_insert(0) += 1;
-        if let Err(Claim { runtime, task }) = state.tokio.set(Claim { runtime, task }) {
+        if let Err(lost) = state.claim(Box::new(Claim { runtime, task })) {
             // Claimed by a concurrent first poll in between.
-            unclaim(&runtime, task);
-        }
-    }
-
-    /// When a tracked future ends: gives its claim back.
-    pub(crate) fn release(record: &TaskRecord) {
-        if let Some(claim) = record
-            .async_state
-            .as_ref()
-            .and_then(|state| state.tokio.get())
-        {
-            unclaim(&claim.runtime, claim.task);
+            lost.release();
         }
     }
 
@@ -216,7 +223,7 @@ mod claims {
 }
 
 #[cfg(tokio_unstable)]
-pub(crate) use hooks::{claim_current_task, hand_off, release};
+pub(crate) use hooks::hand_off;
 
 #[cfg(tokio_unstable)]
 use hooks::Known;
@@ -230,10 +237,10 @@ mod hooks {
     use ::tokio::runtime::{Builder, TaskMeta};
 
     use super::TestRuntime;
-    use crate::async_state;
     use crate::clock;
     use crate::context::{self, ContextGuard};
-    use crate::registry::{ScopeLabel, TaskKind, TaskRecord};
+    use crate::registry::{ScopeLabel, TaskRecord};
+    use crate::vocab::TaskKind;
 
     /// What a report says a plain `tokio::spawn` task runs: tokio does not say.
     const PLAIN_TASK: &str = "(unknown: a future spawned with plain `tokio::spawn`)";
@@ -258,12 +265,6 @@ mod hooks {
         /// The hook-driven record whose state the end of the poll settles.
         settle: Option<Arc<TaskRecord>>,
     }
-
-    /// Not needed with hooks: the spawn hook knows every task.
-    pub(crate) fn claim_current_task(_record: &TaskRecord) {}
-
-    /// Not needed with hooks: the terminate hook forgets every task.
-    pub(crate) fn release(_record: &TaskRecord) {}
 
     /// Tells the spawn hook, until the guard drops, that the task spawned on this thread is
     /// `record`, already tracked.
@@ -336,9 +337,7 @@ mod hooks {
             .map(|known| (Arc::clone(&known.record), known.hook_driven));
         let poll = found.map(|(record, hook_driven)| {
             if hook_driven {
-                if let Some(state) = &record.async_state {
-                    async_state::begin_poll(&record, state, clock::now());
-                }
+                record.state.begin_poll(clock::now());
             }
             HookPoll {
                 context: context::enter(Arc::clone(&record.scope), Some(Arc::clone(&record))),
@@ -356,9 +355,7 @@ mod hooks {
         };
         drop(context);
         if let Some(record) = settle.filter(|record| !record.has_exited()) {
-            if let Some(state) = &record.async_state {
-                async_state::end_pending_poll(&record, state, clock::now());
-            }
+            record.state.end_pending_poll(clock::now());
         }
     }
 }

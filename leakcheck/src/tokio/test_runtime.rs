@@ -13,15 +13,15 @@ use ::tokio::time::Sleep;
 
 use super::dump::{self, Dumped};
 use super::runtime_tasks::TestRuntime;
-use crate::check::{test_name, Check, ReportExtras};
+use crate::check::{fail_test, test_name, Check, ReportExtras};
 use crate::config;
 use crate::context;
 use crate::options::Options;
-use crate::registry::{Scope, ScopeLabel, TaskKind, TaskRecord};
+use crate::registry::{open_scope, ScopeLabel, TaskRecord};
 use crate::report::LeakReport;
+use crate::vocab::TaskKind;
 
 /// The runtime flavor of a `#[leak_test(tokio)]` test, as `flavor = "..."` says.
-#[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TokioFlavor {
     /// `flavor = "current_thread"`, the default (as for `#[tokio::test]`).
@@ -34,7 +34,6 @@ pub enum TokioFlavor {
 }
 
 /// The runtime a `#[leak_test(tokio)]` test asks for.
-#[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokioTestConfig {
     /// The scheduler.
@@ -63,7 +62,6 @@ const RECHECK_MAX: Duration = Duration::from_millis(16);
 /// On leaks; with a configuration tokio does not support (`start_paused` on a multi-thread
 /// runtime, `worker_threads` on a current-thread one, zero workers); if the runtime cannot be
 /// built.
-#[doc(hidden)]
 #[track_caller]
 pub fn run_tokio_test<F: Future>(
     name: &'static str,
@@ -71,7 +69,7 @@ pub fn run_tokio_test<F: Future>(
     config: TokioTestConfig,
     body: F,
 ) -> F::Output {
-    let scope = Scope::open(ScopeLabel::Test(test_name(name).to_owned()));
+    let scope = open_scope(ScopeLabel::Test(test_name(name).to_owned()));
     let _context = context::enter(Arc::clone(&scope), None);
     let test_runtime = TestRuntime::new(scope);
     let runtime = RuntimeGuard(Some(build(&config, &test_runtime)));
@@ -90,7 +88,7 @@ pub fn run_tokio_test<F: Future>(
     drop(registration);
 
     if let Err(report) = verdict {
-        crate::check::fail_test(report, output.is_err());
+        fail_test(report, output.is_err());
     }
     match output {
         Ok(output) => output,

@@ -115,6 +115,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // Thread pidfds and ppoll.
     fn wakes_when_a_thread_exits_and_times_out_otherwise() {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (tid, handle) = spawn_reporting_tid(move || {

@@ -3,6 +3,8 @@
 use std::io;
 use std::time::Duration;
 
+use crate::os::status::ThreadStatus;
+
 /// The kernel ids of this process's threads, sorted.
 pub(crate) fn list_threads() -> io::Result<Vec<i32>> {
     let mut tids: Vec<i32> = std::fs::read_dir("/proc/self/task")?
@@ -10,51 +12,6 @@ pub(crate) fn list_threads() -> io::Result<Vec<i32>> {
         .collect();
     tids.sort_unstable();
     Ok(tids)
-}
-
-/// What the kernel says about one thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ThreadStatus {
-    /// The thread's name (`comm`): what `pthread_setname_np` / `Builder::name` set, at most 15
-    /// bytes, or the program's name for a thread that was never named. Bytes that are not
-    /// UTF-8 show as `\xNN` ([`escape_name`]).
-    pub(crate) name: String,
-    /// The one-letter scheduling state (field 3 of `stat`).
-    pub(crate) state: char,
-    /// The kernel function the thread sleeps in (`wchan`), if it sleeps and the kernel says.
-    pub(crate) wchan: Option<String>,
-    /// How long the thread has existed, if the kernel's clock could be read.
-    pub(crate) age: Option<Duration>,
-}
-
-impl ThreadStatus {
-    /// `S (sleeping)`: the state letter and what it means (proc(5)).
-    pub(crate) fn state_text(&self) -> String {
-        format!("{} ({})", self.state, state_meaning(self.state))
-    }
-
-    /// Whether the thread has finished and is only waiting to be reaped.
-    pub(crate) fn has_exited(&self) -> bool {
-        matches!(self.state, 'Z' | 'X' | 'x')
-    }
-}
-
-/// The meaning of a `stat` state letter, as proc(5) spells it.
-pub(crate) fn state_meaning(state: char) -> &'static str {
-    match state {
-        'R' => "running",
-        'S' => "sleeping",
-        'D' => "disk sleep, uninterruptible",
-        'T' => "stopped",
-        't' => "tracing stop",
-        'Z' => "zombie",
-        'X' | 'x' => "dead",
-        'I' => "idle",
-        'P' => "parked",
-        'W' => "waking",
-        'K' => "wakekill",
-        _ => "unknown",
-    }
 }
 
 /// What the kernel says about thread `tid` of this process, or `None` if it is gone.

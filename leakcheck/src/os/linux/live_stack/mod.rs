@@ -79,8 +79,9 @@ mod unwinder;
 
 use std::time::Duration;
 
-use super::proc::{blocks_signal, state_meaning, thread_stat};
+use super::proc::{blocks_signal, thread_stat};
 use super::ThreadHandle;
+use crate::os::status::state_meaning;
 
 /// How far below `SIGRTMAX` the live-stack signal is.
 const BELOW_SIGRTMAX: libc::c_int = 7;

@@ -1,83 +1,21 @@
-//! Turning live task records into the owned entries of a report, and deciding what is ignored.
+//! Turning live task records into the owned entries of a report.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock;
-use crate::options::{function_matches, glob_matches, Ignore, Options, SitePattern};
 use crate::os::LiveStackBudget;
-use crate::registry::{TaskId, TaskRecord};
+use crate::registry::TaskRecord;
 use crate::report::{
     resolve_stacks, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
 };
-use crate::state::TaskState;
+use crate::vocab::{TaskId, TaskState};
 
 /// How many ancestors a report shows per survivor.
 const PARENTS_SHOWN: usize = 8;
 /// How many live stacks one report takes: one per distinct spawn site and blocking point.
 const LIVE_STACKS: usize = 64;
-/// What a task is doing right now: its state, since when, and when it was last polled.
-pub(crate) struct Observed {
-    pub(crate) state: TaskState,
-    pub(crate) since: u64,
-    pub(crate) last_polled: Option<u64>,
-}
-
-/// Whether `options` forgive `task`.
-pub(crate) fn is_ignored(options: &Options, task: &TaskRecord) -> bool {
-    options.ignores.iter().any(|ignore| match ignore {
-        Ignore::Name(pattern) => task
-            .name
-            .as_deref()
-            .is_some_and(|name| glob_matches(pattern, name)),
-        Ignore::SpawnedAt(pattern @ SitePattern::Source { .. }) => {
-            let site = task.spawn_site;
-            pattern.matches_site(site.file(), site.line(), site.column())
-        }
-        Ignore::SpawnedAt(SitePattern::Function(function)) => {
-            function_matches(function, task.entry)
-                || spawner_frame(task).is_some_and(|frame| function_matches(function, &frame))
-        }
-        Ignore::Function(function) => {
-            function_matches(function, task.entry)
-                || stacks_of(task)
-                    .iter()
-                    .any(|stack| stack.contains_function(function))
-        }
-    })
-}
-
-/// The first user frame of the spawn backtrace: the function that called `spawn`.
-fn spawner_frame(task: &TaskRecord) -> Option<String> {
-    let backtrace = Arc::clone(task.spawn_backtrace.as_ref()?);
-    let pending = PendingStack::Backtrace(StackOrigin::AtSpawn, backtrace);
-    let stack = resolve_stacks(&[Some(pending)]).pop()??;
-    stack.frames.first().map(|f| f.function.clone())
-}
-
-/// Every stack known for a task, resolved: at spawn, when blocked, and live.
-fn stacks_of(task: &TaskRecord) -> Vec<Stack> {
-    let mut pending = Vec::new();
-    if let Some(backtrace) = &task.spawn_backtrace {
-        pending.push(Some(PendingStack::Backtrace(
-            StackOrigin::AtSpawn,
-            Arc::clone(backtrace),
-        )));
-    }
-    if let Some(stack) = task.state.blocked().and_then(|b| b.stack) {
-        pending.push(Some(PendingStack::Backtrace(
-            StackOrigin::WhenBlocked,
-            stack,
-        )));
-    }
-    if let Some(thread) = task.os_thread.get() {
-        if let Ok(ips) = crate::os::live_stack(thread, crate::os::LIVE_STACK_TIMEOUT) {
-            pending.push(Some(PendingStack::Addresses(StackOrigin::Live, ips.into())));
-        }
-    }
-    resolve_stacks(&pending).into_iter().flatten().collect()
-}
 
 /// Survivors sharing a spawn site and a blocking point share one live stack.
 type LiveStackKey = (&'static std::panic::Location<'static>, Option<Site>);
@@ -94,7 +32,7 @@ pub(crate) fn leaked_tasks(
     // One live stack per distinct (spawn site, blocking point), shared by the tasks there.
     let mut live: HashMap<LiveStackKey, Result<Arc<[usize]>, String>> = HashMap::new();
     for record in records {
-        let observed = crate::async_state::observe(record);
+        let observed = record.state.observe();
         let blocked = (observed.state == TaskState::Blocked)
             .then(|| record.state.blocked())
             .flatten();
@@ -183,16 +121,6 @@ fn parents_of(record: &TaskRecord) -> Vec<ParentTask> {
             exited: parent.has_exited(),
         })
         .collect()
-}
-
-/// The default observation for tasks whose state needs no interpretation (threads).
-pub(crate) fn observe_plain(record: &TaskRecord) -> Observed {
-    let (state, since) = record.state.load();
-    Observed {
-        state,
-        since,
-        last_polled: None,
-    }
 }
 
 #[cfg(test)]

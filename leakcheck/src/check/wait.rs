@@ -1,4 +1,4 @@
-//! The check: wait for a scope's survivors to finish, then report those that did not.
+//! One check: wait for a scope's survivors to finish, then report those that did not.
 //!
 //! The grace wait never sleep-polls. It reads the exit epoch, looks at the survivors, and sleeps
 //! until a tracked task exits or the deadline passes, so it returns the moment the last survivor
@@ -8,153 +8,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::census::UntrackedWatch;
+use super::{ignore, snapshot};
 use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
 use crate::os::LiveStackBudget;
-use crate::registry::{self, exit_signal, ExitSubscription, Scope, ScopeLabel, TaskId, TaskRecord};
-use crate::report::{LeakReport, LeakedTask};
-use crate::snapshot;
-use crate::untracked::UntrackedWatch;
-
-/// Checks the current scope for leaked tasks when dropped; see [`verify_none`].
-///
-/// Dropping a guard whose scope has unexpected survivors panics with the report, unless the
-/// thread is already panicking: then the report goes to stderr and nothing panics twice.
-#[must_use = "the check runs when the guard is dropped: bind it with `let _leaks = ...`"]
-pub struct VerifyGuard {
-    check: Option<Check>,
-}
-
-/// Starts a leak check of the current scope (the current test) with default [`Options`].
-///
-/// The check runs when the returned guard is dropped, normally at the end of the test. It waits up
-/// to the grace period for the scope's tasks to finish, and fails the test with a report of those
-/// that did not.
-///
-/// ```should_panic
-/// use leakcheck::sync::mpsc;
-///
-/// let (tx, _rx) = mpsc::sync_channel::<u32>(0);
-/// // Declared after the channel, so dropped (and checked) before the receiver goes away.
-/// let _leaks = leakcheck::verify_none();
-/// // Nobody ever receives: the sender blocks forever, and the guard panics with the report.
-/// leakcheck::thread::spawn(move || tx.send(1));
-/// ```
-pub fn verify_none() -> VerifyGuard {
-    verify_none_with(Options::default())
-}
-
-/// Starts a leak check of the current scope with `options`; see [`verify_none`].
-///
-/// ```
-/// use std::time::Duration;
-/// use leakcheck::Options;
-///
-/// let _leaks = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(200)));
-/// let worker = leakcheck::thread::spawn(|| std::thread::sleep(Duration::from_millis(20)));
-/// // Not joined, but it finishes within the grace period: the check passes.
-/// # drop(worker);
-/// ```
-pub fn verify_none_with(options: Options) -> VerifyGuard {
-    VerifyGuard {
-        check: Some(Check::new(options)),
-    }
-}
-
-impl VerifyGuard {
-    /// Checks now and returns the report instead of panicking.
-    ///
-    /// With `LEAKCHECK=off` this returns `Ok(())` without looking; with `LEAKCHECK=warn` it prints
-    /// any report to stderr and returns `Ok(())`.
-    pub fn verify(mut self) -> Result<(), LeakReport> {
-        match self.check.take() {
-            Some(check) => check.run_blocking(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for VerifyGuard {
-    fn drop(&mut self) {
-        let Some(check) = self.check.take() else {
-            return;
-        };
-        if std::thread::panicking() {
-            // Never panic while unwinding (that aborts the process); but never lose the report,
-            // nor the reason the check itself could not run.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run_blocking())) {
-                Ok(Ok(())) => {}
-                Ok(Err(report)) => fail_test(report, true),
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("(no message)");
-                    eprintln!("leakcheck: the check could not run: {message}");
-                }
-            }
-            return;
-        }
-        if let Err(report) = check.run_blocking() {
-            fail_test(report, false);
-        }
-    }
-}
-
-/// How a failed check ends a test: a panic carrying the report, unless the test is already
-/// failing (unwinding, or its body panicked). Then the report goes to stderr instead, so that
-/// nothing panics twice and no report is lost.
-pub(crate) fn fail_test(report: LeakReport, already_failing: bool) {
-    if already_failing {
-        eprintln!("{report}");
-    } else {
-        panic!("{report}");
-    }
-}
-
-impl std::fmt::Debug for VerifyGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyGuard").finish_non_exhaustive()
-    }
-}
-
-/// Runs `f` in a new scope named `name`: the tasks spawned inside, and their descendants, belong
-/// to it, and a [`verify_none`] inside checks only them.
-///
-/// Tests get a scope of their own without this; it is for harnesses that run several tests on
-/// one thread (a custom test main), and for checking one part of a test on its own.
-///
-/// ```
-/// leakcheck::in_scope("warm-up", || {
-///     let guard = leakcheck::verify_none();
-///     leakcheck::thread::spawn(|| ()).join().unwrap();
-///     guard.verify().unwrap();
-/// });
-/// ```
-pub fn in_scope<R>(name: &str, f: impl FnOnce() -> R) -> R {
-    let _scope = context::enter(Scope::open(ScopeLabel::Named(name.to_owned())), None);
-    f()
-}
-
-/// The body of a `#[leak_test]` function: runs it in the test's own scope, then checks it.
-#[doc(hidden)]
-pub fn run_test<R>(name: &'static str, options: Options, body: impl FnOnce() -> R) -> R {
-    let _scope = context::enter(
-        Scope::open(ScopeLabel::Test(test_name(name).to_owned())),
-        None,
-    );
-    let guard = verify_none_with(options);
-    let result = body();
-    drop(guard);
-    result
-}
-
-/// `my_crate::module::test` (from `module_path!()`) as libtest names it: `module::test`.
-pub(crate) fn test_name(path: &str) -> &str {
-    path.split_once("::").map_or(path, |(_crate, rest)| rest)
-}
+use crate::registry::{self, exit_signal, ExitSubscription, Scope, TaskRecord};
+use crate::report::{LeakReport, LeakedTask, Stack};
+use crate::vocab::TaskId;
 
 /// One check in progress: what it looks at, and what it has seen.
 pub(crate) struct Check {
@@ -168,6 +30,8 @@ pub(crate) struct Check {
     /// Verdicts of the ignore patterns, per task (see `tracked_survivors` for when a verdict
     /// is decided again).
     ignored: HashMap<TaskId, bool>,
+    /// Bounds the time `ignore_function` verdicts spend on live stacks.
+    ignore_stacks: LiveStackBudget,
 }
 
 impl Check {
@@ -192,6 +56,7 @@ impl Check {
             untracked,
             seen: HashSet::new(),
             ignored: HashMap::new(),
+            ignore_stacks: LiveStackBudget::new(),
         }
     }
 
@@ -235,13 +100,14 @@ impl Check {
         });
         let options = &self.options;
         let ignored = &mut self.ignored;
+        let budget = &self.ignore_stacks;
         let redecide = scan == Scan::Final && options.ignores_by_stack();
         tasks.retain(|task| {
             let verdict = ignored
                 .entry(task.id)
-                .or_insert_with(|| snapshot::is_ignored(options, task));
+                .or_insert_with(|| ignore::is_ignored(options, task, budget));
             if !*verdict && redecide {
-                *verdict = snapshot::is_ignored(options, task);
+                *verdict = ignore::is_ignored(options, task, budget);
             }
             !*verdict
         });
@@ -257,7 +123,7 @@ impl Check {
     }
 
     /// Whether no untracked thread is left, after waiting for them up to `deadline` (they do not
-    /// announce their exit like tracked tasks; see `untracked.rs` for how the wait wakes).
+    /// announce their exit like tracked tasks; see `census` for how the wait wakes).
     fn untracked_settled(&mut self, deadline: Instant) -> bool {
         self.untracked
             .as_mut()
@@ -272,7 +138,7 @@ impl Check {
             return Ok(());
         }
         let start = Instant::now();
-        let deadline = start + self.grace();
+        let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
         let survivors = loop {
             let epoch = subscription.epoch();
@@ -310,7 +176,7 @@ impl Check {
             return Ok(());
         }
         let start = Instant::now();
-        let deadline = start + self.grace();
+        let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
         let mut sleep = std::pin::pin!(sleep);
         loop {
@@ -381,6 +247,16 @@ impl Check {
     }
 }
 
+/// `start + grace`, or a deadline too far away to matter when that is beyond what `Instant` can
+/// hold (a grace period of `Duration::MAX`, say): never a panic.
+fn deadline_after(start: Instant, grace: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    start
+        .checked_add(grace)
+        .or_else(|| start.checked_add(CENTURY))
+        .unwrap_or(start)
+}
+
 /// Writes the JSON file if asked to, and turns the report into the check's result per `LEAKCHECK`.
 fn deliver(report: LeakReport) -> Result<(), LeakReport> {
     let config = config::get();
@@ -415,7 +291,7 @@ pub(crate) enum Scan {
 /// leakcheck does not, and remarks.
 #[derive(Default)]
 pub(crate) struct ReportExtras {
-    pub(crate) stacks: HashMap<TaskId, crate::report::Stack>,
+    pub(crate) stacks: HashMap<TaskId, Stack>,
     pub(crate) unidentified_async: usize,
     pub(crate) notes: Vec<String>,
 }
@@ -426,5 +302,20 @@ impl ReportExtras {
     #[cfg(feature = "tokio")]
     fn counts_no_leaks(&self) -> bool {
         self.unidentified_async == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_beyond_what_instant_holds_is_a_far_deadline_not_a_panic() {
+        let start = Instant::now();
+        assert!(deadline_after(start, Duration::MAX) > start + Duration::from_secs(3600));
+        assert_eq!(
+            deadline_after(start, Duration::from_secs(2)),
+            start + Duration::from_secs(2)
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! The async side of a task's state: what tells `scheduled`, `idle`, `lost` and `blocked` apart.
 //!
-//! A tracked future ([`Tracked`](crate::task::Tracked)) hands its inner future a waker of its own
+//! A tracked future (`task::Tracked`) hands its inner future a waker of its own
 //! that forwards to the executor's waker and counts, in [`AsyncState`], how many clones of it are
 //! alive. From that count and a "woken" flag, the end of every poll decides the state:
 //!
 //! | at the end of a `Pending` poll                 | state       |
 //! | ---------------------------------------------- | ----------- |
 //! | woken since the poll started                   | `scheduled` |
-//! | inside [`waiting`](crate::waiting)             | `blocked`   |
+//! | inside `waiting`                               | `blocked`   |
 //! | a waker clone is alive somewhere               | `idle`      |
 //! | no waker clone is alive                        | `lost`      |
 //!
@@ -23,11 +23,20 @@
 //! no waker of ours: for them a `Pending` poll ends in `idle` (or `blocked`), never in `lost`.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
+use super::word::StateWord;
 use crate::clock;
-use crate::registry::TaskRecord;
-use crate::snapshot::Observed;
-use crate::state::TaskState;
+use crate::vocab::TaskState;
+
+/// What an executor integration keeps in a task it claimed (tokio's stable-runtime bookkeeping,
+/// for one), given back when the tracked future ends. The core defines the slot; the
+/// integration fills it, so the core knows no executor.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))] // Only stable tokio claims tasks.
+pub(crate) trait ExecutorClaim: Send + Sync {
+    /// The tracked future ended: the executor forgets the claim.
+    fn release(&self);
+}
 
 /// Per-task bookkeeping of an async task. Created zeroed by the registry ([`Default`]): never
 /// polled, not blocked, no wakers, wakers not observed.
@@ -38,21 +47,19 @@ pub(crate) struct AsyncState {
     /// Set by every wake; cleared when a poll starts.
     woken: AtomicBool,
     /// Set while a poll runs. The state then belongs to the poll (`running`, or `blocked` in a
-    /// [`blocking`](crate::blocking) call made inside it): wakers leave it alone, and the end of
+    /// `blocking` call made inside it): wakers leave it alone, and the end of
     /// the poll settles what they did.
     in_poll: AtomicBool,
-    /// Whether a [`Tracked`](crate::task::Tracked) wraps the executor's waker, so that the counts
+    /// Whether a `Tracked` wraps the executor's waker, so that the counts
     /// above mean something. Runtime-hook tasks leave it unset.
     observes_wakers: AtomicBool,
     /// When the last poll started, plus one; zero for never.
     last_polled: AtomicU64,
-    /// When the task entered a [`waiting`](crate::waiting) that is still pending, plus one; zero
+    /// When the task entered a `waiting` that is still pending, plus one; zero
     /// when it is not inside one.
     blocked_since: AtomicU64,
-    /// The tokio task this future runs in, when that runtime is one a leakcheck test built
-    /// (stable tokio; with `tokio_unstable` the runtime's hooks know its tasks).
-    #[cfg(all(feature = "tokio", not(tokio_unstable)))]
-    pub(crate) tokio: std::sync::OnceLock<crate::tokio::Claim>,
+    /// The executor task this future runs in, claimed by an executor integration.
+    executor_claim: OnceLock<Box<dyn ExecutorClaim>>,
 }
 
 /// `0` stands for "none" in the timestamp fields, so every stored timestamp is shifted by one.
@@ -72,7 +79,7 @@ impl AsyncState {
         self.observes_wakers.store(true, Ordering::Relaxed);
     }
 
-    fn observes_wakers(&self) -> bool {
+    pub(super) fn observes_wakers(&self) -> bool {
         self.observes_wakers.load(Ordering::Relaxed)
     }
 
@@ -85,7 +92,7 @@ impl AsyncState {
         self.live_wakers.load(Ordering::Relaxed)
     }
 
-    /// Since when the task is inside a pending [`waiting`](crate::waiting), if it is.
+    /// Since when the task is inside a pending `waiting`, if it is.
     pub(crate) fn blocked_since(&self) -> Option<u64> {
         decode(self.blocked_since.load(Ordering::Relaxed))
     }
@@ -94,24 +101,46 @@ impl AsyncState {
         self.blocked_since
             .store(since.map_or(0, encode), Ordering::Relaxed);
     }
+
+    /// Records that an executor claimed the task; gives `claim` back if one already did.
+    #[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
+    pub(crate) fn claim(
+        &self,
+        claim: Box<dyn ExecutorClaim>,
+    ) -> Result<(), Box<dyn ExecutorClaim>> {
+        self.executor_claim.set(claim)
+    }
+
+    /// Whether an executor claimed the task.
+    #[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
+    pub(crate) fn is_claimed(&self) -> bool {
+        self.executor_claim.get().is_some()
+    }
+
+    /// The tracked future ended: releases the executor's claim, if any.
+    pub(crate) fn release_claim(&self) {
+        if let Some(claim) = self.executor_claim.get() {
+            claim.release();
+        }
+    }
 }
 
-/// A poll of `record` starts at `now`: it is `running`, and earlier wakes are consumed.
+/// A poll starts at `now`: it is `running`, and earlier wakes are consumed.
 #[inline]
-pub(crate) fn begin_poll(record: &TaskRecord, state: &AsyncState, now: u64) {
+pub(super) fn begin_poll(word: &StateWord, state: &AsyncState, now: u64) {
     state.woken.store(false, Ordering::Relaxed);
     state.in_poll.store(true, Ordering::Relaxed);
     state.last_polled.store(encode(now), Ordering::Relaxed);
-    record.state.set(TaskState::Running, now);
+    word.set(TaskState::Running, now);
 }
 
-/// A poll of `record` returned `Pending` at `now`: settles the state it waits in.
-pub(crate) fn end_pending_poll(record: &TaskRecord, state: &AsyncState, now: u64) {
+/// A poll returned `Pending` at `now`: settles the state it waits in.
+pub(super) fn end_pending_poll(word: &StateWord, state: &AsyncState, now: u64) {
     let (waiting_state, since) = match state.blocked_since() {
         Some(since) => (TaskState::Blocked, since),
         None => (TaskState::Idle, now),
     };
-    record.state.set(waiting_state, since);
+    word.set(waiting_state, since);
     state.in_poll.store(false, Ordering::Relaxed);
     if !state.observes_wakers() {
         return;
@@ -120,41 +149,37 @@ pub(crate) fn end_pending_poll(record: &TaskRecord, state: &AsyncState, now: u64
     // over, or this sees what they stored.
     fence(Ordering::SeqCst);
     if state.woken.load(Ordering::Relaxed) {
-        record
-            .state
-            .transition(waiting_state, TaskState::Scheduled, now);
+        word.transition(waiting_state, TaskState::Scheduled, now);
     } else if state.live_wakers.load(Ordering::Relaxed) == 0 {
-        record.state.transition(waiting_state, TaskState::Lost, now);
+        word.transition(waiting_state, TaskState::Lost, now);
     }
 }
 
 /// One of the task's wakers was woken.
-pub(crate) fn note_wake(record: &TaskRecord, state: &AsyncState) {
+pub(super) fn note_wake(word: &StateWord, state: &AsyncState) {
     state.woken.store(true, Ordering::Relaxed);
     // Pairs with the fence in `end_pending_poll`.
     fence(Ordering::SeqCst);
     if state.in_poll.load(Ordering::Relaxed) {
         return; // The end of the poll sees `woken`.
     }
-    let (current, _) = record.state.load();
+    let (current, _) = word.load();
     if matches!(
         current,
         TaskState::Idle | TaskState::Blocked | TaskState::Lost
     ) {
-        record
-            .state
-            .transition(current, TaskState::Scheduled, clock::now());
+        word.transition(current, TaskState::Scheduled, clock::now());
     }
 }
 
 /// A clone of the task's waker was made.
 #[inline]
-pub(crate) fn note_waker_cloned(state: &AsyncState) {
+pub(super) fn note_waker_cloned(state: &AsyncState) {
     state.live_wakers.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A clone of the task's waker was dropped (or consumed by `wake`).
-pub(crate) fn note_waker_dropped(record: &TaskRecord, state: &AsyncState) {
+pub(super) fn note_waker_dropped(word: &StateWord, state: &AsyncState) {
     if state.live_wakers.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
@@ -164,119 +189,20 @@ pub(crate) fn note_waker_dropped(record: &TaskRecord, state: &AsyncState) {
     if state.in_poll.load(Ordering::Relaxed) {
         return; // The end of the poll sees the count.
     }
-    let (current, _) = record.state.load();
+    let (current, _) = word.load();
     if matches!(current, TaskState::Idle | TaskState::Blocked)
-        && record
-            .state
-            .transition(current, TaskState::Lost, clock::now())
+        && word.transition(current, TaskState::Lost, clock::now())
         // A poll may have run between our last drop and the transition, and left a new waker
         // behind: then the task is waiting in `current` again, not lost.
         && state.live_wakers.load(Ordering::SeqCst) > 0
     {
-        record
-            .state
-            .transition(TaskState::Lost, current, clock::now());
-    }
-}
-
-/// The state a report shows for `record`, and since when.
-///
-/// For a future whose wakers are observed, an `idle` state with no live waker reads `lost`: the
-/// transitions above make that the state already, and this keeps a report right even if one was
-/// overtaken.
-pub(crate) fn observe(record: &TaskRecord) -> Observed {
-    let Some(async_state) = &record.async_state else {
-        return crate::snapshot::observe_plain(record);
-    };
-    let (mut state, since) = record.state.load();
-    if state == TaskState::Idle && async_state.observes_wakers() && async_state.live_wakers() == 0 {
-        state = TaskState::Lost;
-    }
-    Observed {
-        state,
-        since,
-        last_polled: async_state.last_polled(),
+        word.transition(TaskState::Lost, current, clock::now());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::TaskKind;
-    use std::panic::Location;
-
-    fn record() -> std::sync::Arc<TaskRecord> {
-        let record = TaskRecord::register(TaskKind::Async, None, Location::caller(), "test");
-        record.async_state.as_ref().unwrap().observe_wakers();
-        record
-    }
-
-    fn state_of(record: &TaskRecord) -> TaskState {
-        observe(record).state
-    }
-
-    #[test]
-    fn a_pending_poll_settles_by_wakers_and_wakes() {
-        let record = record();
-        let state = record.async_state.as_ref().unwrap();
-        assert_eq!(state_of(&record), TaskState::Scheduled, "not polled yet");
-
-        begin_poll(&record, state, clock::now());
-        assert_eq!(state_of(&record), TaskState::Running);
-        note_waker_cloned(state);
-        end_pending_poll(&record, state, clock::now());
-        assert_eq!(state_of(&record), TaskState::Idle);
-
-        note_wake(&record, state);
-        assert_eq!(state_of(&record), TaskState::Scheduled);
-
-        begin_poll(&record, state, clock::now());
-        end_pending_poll(&record, state, clock::now());
-        assert_eq!(
-            state_of(&record),
-            TaskState::Idle,
-            "the clone is still alive"
-        );
-        note_waker_dropped(&record, state);
-        assert_eq!(state_of(&record), TaskState::Lost);
-        record.exit();
-    }
-
-    #[test]
-    fn a_wake_during_the_poll_ends_it_scheduled() {
-        let record = record();
-        let state = record.async_state.as_ref().unwrap();
-        begin_poll(&record, state, clock::now());
-        note_wake(&record, state);
-        assert_eq!(
-            state_of(&record),
-            TaskState::Running,
-            "a wake does not interrupt a poll"
-        );
-        end_pending_poll(&record, state, clock::now());
-        assert_eq!(state_of(&record), TaskState::Scheduled);
-        record.exit();
-    }
-
-    #[test]
-    fn pending_without_any_waker_is_lost_at_once() {
-        let record = record();
-        let state = record.async_state.as_ref().unwrap();
-        begin_poll(&record, state, clock::now());
-        end_pending_poll(&record, state, clock::now());
-        assert_eq!(state_of(&record), TaskState::Lost);
-        record.exit();
-    }
-
-    #[test]
-    fn hook_tasks_are_idle_not_lost() {
-        let record = TaskRecord::register(TaskKind::Async, None, Location::caller(), "test");
-        let state = record.async_state.as_ref().unwrap();
-        begin_poll(&record, state, clock::now());
-        end_pending_poll(&record, state, clock::now());
-        assert_eq!(state_of(&record), TaskState::Idle);
-        record.exit();
-    }
 
     #[test]
     fn timestamps_round_trip_and_zero_means_none() {

@@ -1,4 +1,4 @@
-//! OS threads leakcheck did not spawn: found by comparing the process's thread list with a
+//! The census of OS threads leakcheck did not spawn: found by comparing the process's thread list with a
 //! baseline taken when the check was created.
 //!
 //! # Attribution
@@ -37,18 +37,29 @@
 //! check with an untracked survivor then waits its whole grace period, as it would for a leak.
 //! Threads that are already zombies are treated as gone.
 
+mod harness;
+mod overlap;
+mod runner;
+
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
-use crate::options::{function_matches, glob_matches, Ignore, Options};
+use crate::options::{Ignore, Options};
 use crate::os::{self, ExitWait, LiveStackBudget, ThreadBaseline, ThreadHandle, ThreadStatus};
-use crate::registry::{self, TaskKind};
-use crate::report::{resolve_stacks, LeakedTask, OsThread, PendingStack, StackOrigin};
-use crate::state::TaskState;
+use crate::patterns::{function_matches, glob_matches};
+use crate::registry;
+use crate::report::{
+    name_pattern, resolve_stacks, LeakedTask, OsThread, PendingStack, StackOrigin,
+};
+use crate::symbols::{Address, SymbolCache};
+use crate::vocab::{TaskKind, TaskState};
+use harness::HARNESS_THREADS;
+use overlap::OverlapToken;
+use runner::{one_test_at_a_time, IN_TEST_MAIN};
+
+pub(crate) use harness::{harness_thread_started, harness_thread_stopped};
+pub(crate) use runner::enter_test_main;
 
 /// Live stacks one report takes of untracked threads; beyond, threads that look alike (same name
 /// pattern, kernel state and wait) share one.
@@ -75,6 +86,8 @@ pub(crate) struct UntrackedWatch {
     yielded: bool,
     /// Bounds the time the report spends on live stacks.
     live_stacks: LiveStackBudget,
+    /// Bounds the time `ignore_function` verdicts spend on live stacks, over the whole wait.
+    match_stacks: LiveStackBudget,
 }
 
 enum WatchKind {
@@ -112,6 +125,7 @@ impl UntrackedWatch {
             forgiven: HashSet::new(),
             yielded: false,
             live_stacks: LiveStackBudget::new(),
+            match_stacks: LiveStackBudget::new(),
         };
         if matches!(watch.kind, WatchKind::Watching { .. }) {
             for ignore in &options.ignores {
@@ -176,7 +190,7 @@ impl UntrackedWatch {
         let mut source: Vec<usize> = Vec::with_capacity(alive.len());
         for (tid, status) in &alive {
             let look = (
-                name_without_numbers(&status.name),
+                name_pattern(&status.name),
                 status.state,
                 status.wchan.clone(),
             );
@@ -315,11 +329,12 @@ impl UntrackedWatch {
             // routine), so it is looked at again each time.
             let patterns = &self.ignore_functions;
             let forgiven = &mut self.forgiven;
+            let budget = &self.match_stacks;
             alive.retain(|(tid, _)| {
                 if forgiven.contains(tid) {
                     return false;
                 }
-                let matches = stack_matches(*tid, patterns);
+                let matches = stack_matches(*tid, patterns, budget);
                 if matches {
                     forgiven.insert(*tid);
                 }
@@ -333,27 +348,24 @@ impl UntrackedWatch {
 /// Whether the live stack of thread `tid` has a frame in one of `patterns`. Every frame counts,
 /// those a report would trim included: a library's thread is recognised by its library's
 /// functions (`tokio::runtime::blocking::pool`).
-fn stack_matches(tid: i32, patterns: &[String]) -> bool {
-    let Ok(ips) = os::live_stack(&ThreadHandle::from_tid(tid), os::LIVE_STACK_TIMEOUT) else {
+fn stack_matches(tid: i32, patterns: &[String], live_stacks: &LiveStackBudget) -> bool {
+    let Ok(ips) = live_stacks.take(&ThreadHandle::from_tid(tid)) else {
         return false;
     };
-    let mut matched = false;
-    for (index, ip) in ips.into_iter().enumerate() {
-        // Return addresses point after the call; the innermost frame is where the thread stopped.
-        let lookup = if index == 0 { ip } else { ip.saturating_sub(1) };
-        backtrace::resolve(lookup as *mut std::ffi::c_void, |symbol| {
-            if let Some(name) = symbol.name() {
-                let name = format!("{name:#}");
-                matched |= patterns
-                    .iter()
-                    .any(|pattern| function_matches(pattern, &name));
-            }
-        });
-        if matched {
-            return true;
-        }
-    }
-    false
+    let mut symbols = SymbolCache::new();
+    ips.into_iter().enumerate().any(|(index, ip)| {
+        // The innermost frame is where the thread stopped; the others are return addresses.
+        let address = if index == 0 {
+            Address::Interrupted(ip)
+        } else {
+            Address::Return(ip)
+        };
+        symbols.symbols(address).iter().any(|symbol| {
+            patterns
+                .iter()
+                .any(|pattern| function_matches(pattern, &symbol.function))
+        })
+    })
 }
 
 /// The kernel ids of every live tracked thread, in every scope.
@@ -363,217 +375,4 @@ fn tracked_tids() -> HashSet<i32> {
         .flat_map(|scope| scope.live_tasks())
         .filter_map(|task| task.os_thread.get().map(|thread| thread.tid()))
         .collect()
-}
-
-/// Registers an open per-test check that lists untracked threads, to notice checks of other
-/// threads open at the same time: then tests do not run one at a time after all (a test that
-/// simulates a parallel harness, say), and neither check may blame the other's threads.
-struct OverlapToken {
-    id: u64,
-    overlapped: Arc<AtomicBool>,
-}
-
-struct OpenCheck {
-    id: u64,
-    thread: std::thread::ThreadId,
-    overlapped: Arc<AtomicBool>,
-}
-
-static OPEN_CHECKS: Mutex<Vec<OpenCheck>> = Mutex::new(Vec::new());
-
-impl OverlapToken {
-    fn open() -> OverlapToken {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let thread = std::thread::current().id();
-        let overlapped = Arc::new(AtomicBool::new(false));
-        let mut open = OPEN_CHECKS.lock();
-        for other in open.iter().filter(|other| other.thread != thread) {
-            other.overlapped.store(true, Ordering::Relaxed);
-            overlapped.store(true, Ordering::Relaxed);
-        }
-        open.push(OpenCheck {
-            id,
-            thread,
-            overlapped: Arc::clone(&overlapped),
-        });
-        OverlapToken { id, overlapped }
-    }
-
-    fn overlapped(&self) -> bool {
-        self.overlapped.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for OverlapToken {
-    fn drop(&mut self) {
-        OPEN_CHECKS.lock().retain(|open| open.id != self.id);
-    }
-}
-
-/// `worker-12` and `worker-3` look alike: runs of digits become one `#`.
-fn name_without_numbers(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('#') {
-            out.push('#');
-        }
-    }
-    out
-}
-
-/// Threads that belong to a test harness or runtime leakcheck drives itself (for example the
-/// runtime `#[leak_test(tokio)]` builds), never reported as untracked.
-static HARNESS_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
-
-/// Registers the calling thread as part of the harness until [`harness_thread_stopped`]: call it
-/// from a runtime's thread-start hook.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
-pub(crate) fn harness_thread_started() {
-    HARNESS_THREADS.lock().push(os::current_tid());
-}
-
-/// Unregisters the calling thread; call it from a runtime's thread-stop hook.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
-pub(crate) fn harness_thread_stopped() {
-    let tid = os::current_tid();
-    let mut threads = HARNESS_THREADS.lock();
-    if let Some(at) = threads.iter().position(|&t| t == tid) {
-        threads.swap_remove(at);
-    }
-}
-
-/// Whether a test main declared how its trials run: unknown, one at a time, in parallel.
-const UNDECLARED: u8 = 0;
-const SERIAL: u8 = 1;
-const PARALLEL: u8 = 2;
-static DECLARED: AtomicU8 = AtomicU8::new(UNDECLARED);
-/// Whether `verify_test_main` is running the tests (for the wording of notes).
-static IN_TEST_MAIN: AtomicBool = AtomicBool::new(false);
-
-/// Whether tests run one at a time in this process, so that a per-test check may report
-/// untracked threads. Read on every check: two atomic loads once the environment was read.
-pub(crate) fn one_test_at_a_time() -> bool {
-    match DECLARED.load(Ordering::Relaxed) {
-        SERIAL => true,
-        PARALLEL => false,
-        _ => {
-            static DETECTED: OnceLock<bool> = OnceLock::new();
-            *DETECTED.get_or_init(|| {
-                detect_one_at_a_time(std::env::args().skip(1), |name| std::env::var(name).ok())
-            })
-        }
-    }
-}
-
-/// Reads the runner's configuration: nextest's process-per-test mode, then libtest's
-/// `--test-threads` argument, which takes precedence over `RUST_TEST_THREADS`.
-fn detect_one_at_a_time(
-    args: impl Iterator<Item = String>,
-    env: impl Fn(&str) -> Option<String>,
-) -> bool {
-    if let Some(mode) = env("NEXTEST_EXECUTION_MODE") {
-        return mode == "process-per-test";
-    }
-    // nextest before `NEXTEST_EXECUTION_MODE` existed always ran a process per test.
-    if env("NEXTEST").as_deref() == Some("1") {
-        return true;
-    }
-    let mut args = args.peekable();
-    let mut threads_arg = None;
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        if let Some(value) = arg.strip_prefix("--test-threads=") {
-            threads_arg = Some(value.to_owned());
-        } else if arg == "--test-threads" {
-            threads_arg = args.next();
-        }
-    }
-    let threads = threads_arg.or_else(|| env("RUST_TEST_THREADS"));
-    threads.is_some_and(|t| t.trim().parse::<usize>() == Ok(1))
-}
-
-/// Marks the process as running a test main until dropped; see [`enter_test_main`].
-pub(crate) struct TestMainGuard {
-    previous_declared: u8,
-    previous_in_main: bool,
-}
-
-/// Called by `verify_test_main` around the tests it runs: `one_at_a_time` is what its options
-/// declare (`None`: detect it as usual).
-pub(crate) fn enter_test_main(one_at_a_time: Option<bool>) -> TestMainGuard {
-    let declared = match one_at_a_time {
-        Some(true) => SERIAL,
-        Some(false) => PARALLEL,
-        None => UNDECLARED,
-    };
-    TestMainGuard {
-        previous_declared: DECLARED.swap(declared, Ordering::Relaxed),
-        previous_in_main: IN_TEST_MAIN.swap(true, Ordering::Relaxed),
-    }
-}
-
-impl Drop for TestMainGuard {
-    fn drop(&mut self) {
-        DECLARED.store(self.previous_declared, Ordering::Relaxed);
-        IN_TEST_MAIN.store(self.previous_in_main, Ordering::Relaxed);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn detect(args: &[&str], env: &[(&str, &str)]) -> bool {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        detect_one_at_a_time(args.iter().map(|a| a.to_string()), |name| {
-            env.get(name).cloned()
-        })
-    }
-
-    #[test]
-    fn one_test_at_a_time_is_read_from_the_runner() {
-        assert!(!detect(&[], &[]));
-        assert!(detect(
-            &[],
-            &[
-                ("NEXTEST", "1"),
-                ("NEXTEST_EXECUTION_MODE", "process-per-test")
-            ]
-        ));
-        assert!(!detect(
-            &[],
-            &[
-                ("NEXTEST", "1"),
-                ("NEXTEST_EXECUTION_MODE", "some-future-mode")
-            ]
-        ));
-        assert!(detect(&[], &[("NEXTEST", "1")]));
-        assert!(detect(&["--test-threads=1"], &[]));
-        assert!(detect(&["--test-threads", "1", "--nocapture"], &[]));
-        assert!(!detect(&["--test-threads=4"], &[]));
-        assert!(detect(&[], &[("RUST_TEST_THREADS", "1")]));
-        assert!(!detect(
-            &["--test-threads=2"],
-            &[("RUST_TEST_THREADS", "1")]
-        ));
-        assert!(!detect(&["--", "--test-threads=1"], &[]));
-    }
-
-    #[test]
-    fn look_alike_names() {
-        assert_eq!(name_without_numbers("tokio-runtime-w"), "tokio-runtime-w");
-        assert_eq!(name_without_numbers("worker-12"), "worker-#");
-        assert_eq!(
-            name_without_numbers("worker-12"),
-            name_without_numbers("worker-3")
-        );
-    }
 }

@@ -1,0 +1,27 @@
+//! OS threads of the harness leakcheck drives itself (the runtime `#[leak_test(tokio)]` builds):
+//! never reported as untracked.
+
+use parking_lot::Mutex;
+
+use crate::os;
+
+/// Threads that belong to a test harness or runtime leakcheck drives itself (for example the
+/// runtime `#[leak_test(tokio)]` builds), never reported as untracked.
+pub(super) static HARNESS_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Registers the calling thread as part of the harness until [`harness_thread_stopped`]: call it
+/// from a runtime's thread-start hook.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
+pub(crate) fn harness_thread_started() {
+    HARNESS_THREADS.lock().push(os::current_tid());
+}
+
+/// Unregisters the calling thread; call it from a runtime's thread-stop hook.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
+pub(crate) fn harness_thread_stopped() {
+    let tid = os::current_tid();
+    let mut threads = HARNESS_THREADS.lock();
+    if let Some(at) = threads.iter().position(|&t| t == tid) {
+        threads.swap_remove(at);
+    }
+}

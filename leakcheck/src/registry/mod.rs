@@ -1,0 +1,139 @@
+//! The task registry: a record per live tracked task, kept in the scope that owns it.
+//!
+//! There is no process-wide table of tasks. Each scope keeps its live tasks in a few sharded
+//! intrusive lists, so spawning and exiting lock one shard of one scope for a few pointer writes,
+//! a check of a scope costs what that scope holds (not what the process holds), and a finished
+//! task leaves nothing behind: the list links live in the record, which is freed with its last
+//! `Arc`. The only global structures are the directory of open scopes (touched when a scope
+//! opens) and the exit signal that wakes checks waiting for survivors to finish.
+//!
+//! The registry knows nothing of what is current on a thread, of async tasks, executors, reports
+//! or checks. All of its `unsafe` is in [`list`].
+//!
+//! - `list`: the sharded intrusive list (the only `unsafe` of the registry);
+//! - `scope`: a scope and its shards;
+//! - `record`: one task's record, its id, its exit;
+//! - `directory`: the open scopes, for process-wide checks;
+//! - `exit_signal`: wakes checks when any task exits.
+
+mod directory;
+mod exit_signal;
+mod list;
+mod record;
+mod scope;
+
+pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
+pub(crate) use exit_signal::{exit_signal, ExitSubscription};
+pub(crate) use record::{id_watermark, ExitOnDrop, TaskRecord};
+pub(crate) use scope::ScopeLabel;
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::vocab::TaskKind;
+
+    fn register(scope: &Arc<Scope>, parent: Option<Arc<TaskRecord>>) -> Arc<TaskRecord> {
+        TaskRecord::register_in(
+            Arc::clone(scope),
+            parent,
+            TaskKind::Thread,
+            None,
+            Location::caller(),
+            "test",
+        )
+    }
+
+    #[test]
+    fn a_record_lives_in_its_scope_until_it_exits() {
+        let scope = open_scope(ScopeLabel::Named("records".into()));
+        let first = register(&scope, None);
+        let second = register(&scope, Some(Arc::clone(&first)));
+        let ids: Vec<_> = scope.live_tasks().iter().map(|t| t.id).collect();
+        assert_eq!(ids, [first.id, second.id], "in spawn order");
+        assert_eq!(
+            second.ancestors().map(|a| a.id).collect::<Vec<_>>(),
+            [first.id]
+        );
+
+        first.exit();
+        first.exit(); // idempotent
+        assert!(first.has_exited());
+        assert_eq!(scope.live_count(), 1);
+        let weak = Arc::downgrade(&second);
+        second.exit();
+        assert_eq!(scope.live_count(), 0);
+        drop(second);
+        assert!(weak.upgrade().is_none(), "the list gave its reference back");
+    }
+
+    #[test]
+    fn a_record_whose_last_reference_is_the_list_is_freed_by_its_exit() {
+        let scope = open_scope(ScopeLabel::Named("last".into()));
+        let record = register(&scope, None);
+        let listed = scope.live_tasks().pop().unwrap();
+        drop(record);
+        // `listed` and the list hold it; exiting through `listed` frees the list's reference.
+        listed.exit();
+        assert_eq!(Arc::strong_count(&listed), 1);
+    }
+
+    #[test]
+    fn ids_grow_past_the_watermark() {
+        let watermark = id_watermark();
+        let scope = open_scope(ScopeLabel::Named("ids".into()));
+        let record = register(&scope, None);
+        assert!(record.id >= watermark);
+        record.exit();
+    }
+
+    #[test]
+    fn a_deep_spawn_chain_drops_without_recursion() {
+        let scope = open_scope(ScopeLabel::Named("chain".into()));
+        let mut parent = None;
+        for _ in 0..if cfg!(miri) { 50 } else { 10_000 } {
+            let child = register(&scope, parent.take());
+            child.exit();
+            parent = Some(child);
+        }
+        drop(parent);
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn threads_register_and_exit_concurrently() {
+        let scope = open_scope(ScopeLabel::Named("threads".into()));
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let scope = Arc::clone(&scope);
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        let record = register(&scope, None);
+                        assert!(scope.live_tasks().iter().any(|t| t.id == record.id));
+                        record.exit();
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn an_exit_wakes_a_subscribed_waiter() {
+        let scope = open_scope(ScopeLabel::Named("signal".into()));
+        let record = register(&scope, None);
+        let subscription = exit_signal().subscribe();
+        let epoch = subscription.epoch();
+        let exiting = std::thread::spawn(move || record.exit());
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert!(
+            subscription.wait(epoch, far),
+            "woken by the exit, not the deadline"
+        );
+        exiting.join().unwrap();
+    }
+}

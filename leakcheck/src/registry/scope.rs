@@ -1,0 +1,105 @@
+//! A scope: a test, or a part of one a user named; the unit a check looks at. Its live tasks (and
+//! their descendants, however deep) are kept here, in a few shards of the intrusive list.
+//!
+//! Generic over its members only so that it need not name the task record, which names it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::list::{Linked, Shard};
+use crate::config::{self, CaptureLevel};
+use crate::vocab::TaskId;
+
+/// Shards per scope: enough to keep the spawning threads of one busy scope off each other's
+/// locks on the machines tests run on, few enough that an empty scope is cheap to check.
+const SHARDS: usize = 8;
+
+/// What a scope is, for the report's headline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ScopeLabel {
+    /// A test, named as the test harness names it.
+    Test(String),
+    /// A thread that is not a test (for example `main`), by its name.
+    Thread(String),
+    /// A scope opened with [`crate::in_scope`].
+    Named(String),
+}
+
+impl std::fmt::Display for ScopeLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScopeLabel::Test(name) => write!(f, "test `{name}`"),
+            ScopeLabel::Thread(name) => write!(f, "thread `{name}`"),
+            ScopeLabel::Named(name) => write!(f, "scope `{name}`"),
+        }
+    }
+}
+
+/// A member of a scope: listed by its id.
+pub(crate) trait Member: Linked {
+    fn id(&self) -> TaskId;
+}
+
+/// A scope and its live members.
+pub(crate) struct Scope<T: Member> {
+    pub(crate) id: u64,
+    pub(crate) label: ScopeLabel,
+    shards: [Shard<T>; SHARDS],
+    /// Set by a check with `Options::capture_backtraces`: spawns in this scope record backtraces.
+    capture_backtraces: AtomicBool,
+}
+
+impl<T: Member> Scope<T> {
+    /// An empty scope; `registry::open_scope` also makes it findable by process-wide checks.
+    pub(crate) fn new(id: u64, label: ScopeLabel) -> Scope<T> {
+        Scope {
+            id,
+            label,
+            shards: std::array::from_fn(|_| Shard::new()),
+            capture_backtraces: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn capture_backtraces(&self) {
+        self.capture_backtraces.store(true, Ordering::Relaxed);
+    }
+
+    /// How much to record for a task spawned in this scope.
+    pub(crate) fn capture_level(&self) -> CaptureLevel {
+        if self.capture_backtraces.load(Ordering::Relaxed) {
+            CaptureLevel::Backtrace
+        } else {
+            config::capture_level()
+        }
+    }
+
+    fn shard(&self, id: TaskId) -> &Shard<T> {
+        &self.shards[(id.0 as usize) % SHARDS]
+    }
+
+    pub(crate) fn insert(&self, member: &Arc<T>) {
+        self.shard(member.id()).push(member);
+    }
+
+    /// Takes `member` out of the scope, if it is in it.
+    pub(crate) fn remove(&self, member: &Arc<T>) {
+        // The list's reference may be the last but the caller's: dropped here, outside the lock.
+        drop(self.shard(member.id()).remove(member));
+    }
+
+    /// How many members of this scope are alive; exact when no task spawns or exits
+    /// concurrently, and never takes a lock.
+    pub(crate) fn live_count(&self) -> usize {
+        self.shards.iter().map(Shard::len).sum()
+    }
+
+    /// The live members of this scope, in id (spawn) order.
+    pub(crate) fn live_tasks(&self) -> Vec<Arc<T>> {
+        let mut tasks = Vec::with_capacity(self.live_count());
+        for shard in &self.shards {
+            shard.collect_into(&mut tasks);
+        }
+        tasks.sort_unstable_by_key(|t| t.id());
+        tasks
+    }
+}

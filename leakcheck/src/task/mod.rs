@@ -1,0 +1,397 @@
+//! Tracked async tasks, on any executor.
+//!
+//! [`track`] registers a future as a task the moment it is called, with the call site as its
+//! spawn site, in the current scope and as a child of the current task, exactly as
+//! [`thread::spawn`](crate::thread::spawn) does for a thread. Hand the result to any executor:
+//!
+//! ```
+//! # fn spawn_anywhere<F: std::future::Future>(_: F) {}
+//! use leakcheck::task::track;
+//!
+//! spawn_anywhere(track(async { /* the task's work */ }));
+//! ```
+//!
+//! (With tokio, `leakcheck::tokio::spawn` does both at once.)
+//!
+//! While it lives, the task's state follows SPEC §3: `running` inside `poll`, `scheduled` once
+//! woken, `idle` while pending with a waker alive somewhere, `lost` once pending with every waker
+//! dropped — nothing can ever wake it again — and `blocked` inside [`waiting`](crate::waiting). A report shows the
+//! state, since when, and when the task was last polled. The task ends when its future completes
+//! or is dropped (cancelled, aborted, its runtime shut down).
+//!
+//! ## How the states are known
+//!
+//! A [`Tracked`] future polls its inner future with a waker of its own that forwards to the
+//! executor's waker and counts its live clones (see `state/polling.rs`). The wrapper waker is created
+//! only when the inner future clones the waker, and reused across polls while a clone of it is
+//! alive and the executor's waker is the same, so a leaf future that keeps its waker (most do)
+//! does not re-clone it on every poll. A future that completes in its first poll never allocates
+//! one.
+//!
+//! `lost` is certain when the tracked future is the root of its task, which is what
+//! `spawn(track(future))` makes it. A tracked future nested inside another future can be polled
+//! again by its parent without a wake (a `select!` whose other branch was woken), so for it `lost`
+//! means "nothing that it registered can wake it".
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll};
+
+use crate::clock;
+use crate::context;
+use crate::registry::TaskRecord;
+use crate::state::AsyncState;
+use crate::vocab::{TaskId, TaskKind};
+
+mod block_on;
+mod waker;
+
+pub use crate::waiting::Waiting;
+pub(crate) use block_on::block_on;
+
+/// What an executor integration learns of tracked futures, so that it can count them as its own
+/// tasks (tokio's stable runtime, which has no task hooks). Installed once; the core calls it
+/// without knowing the executor.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))] // Only stable tokio installs them.
+pub(crate) trait ExecutorHooks: Sync {
+    /// The first poll of a tracked future: the executor may claim the task it runs in, in the
+    /// record's executor-claim slot (released when the future ends).
+    fn first_poll(&self, record: &TaskRecord);
+}
+
+static EXECUTOR_HOOKS: OnceLock<&'static dyn ExecutorHooks> = OnceLock::new();
+
+/// Installs the hooks of an executor integration; a second installation is ignored.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
+pub(crate) fn install_executor_hooks(hooks: &'static dyn ExecutorHooks) {
+    let _ = EXECUTOR_HOOKS.set(hooks);
+}
+
+/// Registers `future` as a tracked async task, spawned here, and returns it wrapped in a
+/// [`Tracked`] future for any executor to run.
+///
+/// The task belongs to the current scope (test) and is a child of the current task. It ends when
+/// the returned future completes or is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use leakcheck::{task::track, Options, TaskState};
+///
+/// let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(10)));
+/// // Never handed to an executor: it waits for its first poll forever.
+/// let forgotten = track(async { 42 });
+/// let report = guard.verify().unwrap_err();
+/// assert_eq!(report.tasks()[0].id(), Some(forgotten.id()));
+/// assert_eq!(report.tasks()[0].state(), TaskState::Scheduled);
+/// assert_eq!(report.tasks()[0].last_polled_ago(), None);
+/// ```
+#[track_caller]
+pub fn track<F: Future>(future: F) -> Tracked<F> {
+    Tracked::register(None, Location::caller(), future)
+}
+
+/// Like [`track`], with a name for the task, shown in reports and matched by
+/// [`Options::ignore_name`](crate::Options::ignore_name).
+///
+/// ```
+/// use leakcheck::task::track_named;
+///
+/// let task = track_named("metrics-flush", async {});
+/// # drop(task);
+/// ```
+#[track_caller]
+pub fn track_named<F: Future>(name: impl Into<String>, future: F) -> Tracked<F> {
+    let name = name.into().into_boxed_str();
+    Tracked::register(Some(name), Location::caller(), future)
+}
+
+/// A future registered as a tracked task; see [`track`].
+///
+/// It is `Send` when `F` is, and `Unpin` when `F` is. Polling it after it completed panics, as
+/// for an `async` block.
+#[must_use = "a tracked future does nothing unless polled; dropping it ends the task"]
+pub struct Tracked<F> {
+    record: Arc<TaskRecord>,
+    /// The wrapper waker handed out in an earlier poll: reused while a clone of it is alive.
+    /// Weak, so that the task does not keep its own executor waker (and with it, in many
+    /// executors, itself) alive.
+    waker: Weak<waker::WakerShared>,
+    completed: bool,
+    /// Structurally pinned: never moved out of a pinned `Tracked`, never exposed unpinned.
+    future: F,
+}
+
+impl<F: Future> Tracked<F> {
+    pub(crate) fn register(
+        name: Option<Box<str>>,
+        site: &'static Location<'static>,
+        future: F,
+    ) -> Tracked<F> {
+        let record = context::register(TaskKind::Async, name, site, std::any::type_name::<F>());
+        polling_of(&record).observe_wakers();
+        Tracked {
+            record,
+            waker: Weak::new(),
+            completed: false,
+            future,
+        }
+    }
+}
+
+impl<F> Tracked<F> {
+    /// The id of the task, as reports show it ([`LeakedTask::id`](crate::LeakedTask::id)).
+    pub fn id(&self) -> TaskId {
+        self.record.id
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn record(&self) -> &Arc<TaskRecord> {
+        &self.record
+    }
+
+    /// Ends the task: it leaves its scope, and an executor that claimed it forgets it.
+    fn finish(&mut self) {
+        self.completed = true;
+        self.record.exit();
+        polling_of(&self.record).release_claim();
+    }
+}
+
+fn polling_of(record: &TaskRecord) -> &AsyncState {
+    record
+        .state
+        .polling()
+        .expect("an async task record has an async state")
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned and no other field is: it is only ever reached
+        // through the `Pin` made here, never moved (the `Drop` impl does not touch it), and
+        // `Tracked` implements `Unpin` only through the auto trait, that is when `F: Unpin`.
+        let this = unsafe { self.get_unchecked_mut() };
+        assert!(!this.completed, "`Tracked` polled after completion");
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let record = &this.record;
+
+        let now = clock::now();
+        let first_poll = polling_of(record).last_polled().is_none();
+        record.state.begin_poll(now);
+        if first_poll {
+            if let Some(hooks) = EXECUTOR_HOOKS.get() {
+                hooks.first_poll(record);
+            }
+        }
+        let context = context::enter_task(record);
+
+        let result = waker::poll_tracking_wakers(record, &mut this.waker, cx, future);
+        drop(context);
+
+        match result {
+            Poll::Ready(output) => {
+                this.finish();
+                Poll::Ready(output)
+            }
+            Poll::Pending => {
+                this.record.state.end_pending_poll(now);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        if !self.completed {
+            // Cancelled: dropped by its executor, aborted, or its runtime shut down.
+            self.finish();
+        }
+    }
+}
+
+impl<F> fmt::Debug for Tracked<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracked")
+            .field("id", &self.record.id)
+            .field("spawned_at", &self.record.spawn_site)
+            .field("name", &self.record.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+    use crate::registry::{open_scope, Scope, ScopeLabel};
+    use crate::vocab::TaskState;
+
+    /// An executor's waker that counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Pending until `done`, keeping a clone of its waker in `slot`, as a leaf future does.
+    struct Parked {
+        slot: Arc<Mutex<Option<Waker>>>,
+        done: Arc<AtomicBool>,
+    }
+
+    impl Future for Parked {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            if self.done.load(Ordering::SeqCst) {
+                return Poll::Ready(7);
+            }
+            *self.slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    fn state_of(scope: &Scope) -> TaskState {
+        scope.live_tasks()[0].state.observe().state
+    }
+
+    #[test]
+    fn a_tracked_future_follows_its_wakers_and_ends_with_its_future() {
+        let scope = open_scope(ScopeLabel::Named("track".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let mut tracked = pin!(track(parked));
+        assert_eq!(scope.live_count(), 1);
+        assert_eq!(state_of(&scope), TaskState::Scheduled, "never polled");
+
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            state_of(&scope),
+            TaskState::Idle,
+            "a clone of the waker is kept"
+        );
+
+        slot.lock().unwrap().take().unwrap().wake();
+        assert_eq!(
+            executor.0.load(Ordering::SeqCst),
+            1,
+            "forwarded to the executor"
+        );
+        assert_eq!(state_of(&scope), TaskState::Scheduled);
+
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(state_of(&scope), TaskState::Idle);
+        drop(slot.lock().unwrap().take());
+        assert_eq!(state_of(&scope), TaskState::Lost, "nothing can wake it");
+
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(tracked.as_mut().poll(&mut cx), Poll::Ready(7));
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn a_waker_kept_across_polls_is_reused_and_counted() {
+        let scope = open_scope(ScopeLabel::Named("reuse".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let mut tracked = pin!(track(Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        }));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let first = slot.lock().unwrap().clone().unwrap();
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let second = slot.lock().unwrap().clone().unwrap();
+        // Under Miri one vtable may have several addresses, so `will_wake` can say no there.
+        if !cfg!(miri) {
+            assert!(first.will_wake(&second), "the wrapper waker was reused");
+        }
+        drop((first, second));
+        second_wake_from_another_thread(&slot);
+        assert_eq!(executor.0.load(Ordering::SeqCst), 1);
+        assert_eq!(state_of(&scope), TaskState::Scheduled);
+    }
+
+    fn second_wake_from_another_thread(slot: &Arc<Mutex<Option<Waker>>>) {
+        let waker = slot.lock().unwrap().take().unwrap();
+        std::thread::spawn(move || waker.wake()).join().unwrap();
+    }
+
+    #[test]
+    fn a_tracked_future_dropped_unfinished_ends_its_task() {
+        let scope = open_scope(ScopeLabel::Named("dropped".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let tracked = track_named("never-polled", async { 1 });
+        assert_eq!(scope.live_tasks()[0].name.as_deref(), Some("never-polled"));
+        drop(tracked);
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn waiting_marks_the_polling_task_blocked_until_it_ends() {
+        let scope = open_scope(ScopeLabel::Named("waiting".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let mut tracked = pin!(track(crate::waiting("response", parked)));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(executor);
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let task = &scope.live_tasks()[0];
+        assert_eq!(task.state.observe().state, TaskState::Blocked);
+        assert_eq!(task.state.blocked().unwrap().reason, "response");
+        done.store(true, Ordering::SeqCst);
+        slot.lock().unwrap().take().unwrap().wake();
+        assert_eq!(tracked.as_mut().poll(&mut cx), Poll::Ready(7));
+        assert!(task.state.blocked().is_none());
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn block_on_drives_a_future_woken_from_another_thread() {
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let waker_thread = std::thread::spawn(move || loop {
+            if let Some(waker) = slot.lock().unwrap().take() {
+                done.store(true, Ordering::SeqCst);
+                waker.wake();
+                return;
+            }
+            std::thread::yield_now();
+        });
+        assert_eq!(block_on(track(parked)), 7);
+        waker_thread.join().unwrap();
+    }
+}

@@ -1,0 +1,151 @@
+//! The waker a tracked future hands its inner future: it forwards to the executor's waker and
+//! tells the task's state every clone, wake and drop, so that `idle` and `lost` can be told apart.
+//!
+//! The wrapper waker is created only when the inner future clones the waker, and reused across
+//! polls while a clone of it is alive and the executor's waker is the same, so a leaf future that
+//! keeps its waker (most do) does not re-clone it on every poll. A future that completes in its
+//! first poll never allocates one.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use crate::registry::TaskRecord;
+
+/// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours.
+/// `reuse` holds the wrapper waker of an earlier poll, and receives the one made in this poll.
+pub(super) fn poll_tracking_wakers<F: Future>(
+    record: &Arc<TaskRecord>,
+    reuse: &mut Weak<WakerShared>,
+    cx: &Context<'_>,
+    future: Pin<&mut F>,
+) -> Poll<F::Output> {
+    let reusable = reuse
+        .upgrade()
+        .filter(|shared| shared.inner.will_wake(cx.waker()));
+    match reusable {
+        Some(shared) => {
+            // A borrowed waker: clones made from it count; it is never dropped itself.
+            let raw = RawWaker::new(Arc::as_ptr(&shared).cast(), &SHARED_VTABLE);
+            // SAFETY: the vtable's contract holds for `Arc<WakerShared>` pointers, and
+            // `shared` keeps the pointee alive for the whole poll.
+            let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
+            future.poll(&mut Context::from_waker(&waker))
+        }
+        None => {
+            let frame = PollFrame {
+                record,
+                inner: cx.waker(),
+                created: OnceLock::new(),
+            };
+            let raw = RawWaker::new((&frame as *const PollFrame<'_>).cast(), &FRAME_VTABLE);
+            // SAFETY: the frame outlives the poll, and the waker cannot escape it: it is
+            // only lent through the `Context`; a clone is an owned `WakerShared` waker.
+            let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
+            let result = future.poll(&mut Context::from_waker(&waker));
+            if let Some(shared) = frame.created.into_inner() {
+                *reuse = Arc::downgrade(&shared);
+            }
+            result
+        }
+    }
+}
+
+/// The wrapper waker of a tracked task: wakes the executor's waker and keeps the task's state.
+pub(super) struct WakerShared {
+    record: Arc<TaskRecord>,
+    /// The executor's waker this wrapper forwards to.
+    inner: Waker,
+}
+
+/// Owned wrapper wakers: the data pointer is an `Arc<WakerShared>` reference held by the waker.
+static SHARED_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(shared_clone, shared_wake, shared_wake_by_ref, shared_drop);
+
+/// # Safety
+/// `data` is a pointer obtained from an `Arc<WakerShared>` that is alive for this call.
+unsafe fn shared_clone(data: *const ()) -> RawWaker {
+    let shared = data.cast::<WakerShared>();
+    // SAFETY: per this function's contract; the new reference is owned by the returned waker.
+    unsafe {
+        Arc::increment_strong_count(shared);
+        let shared: &WakerShared = &*shared;
+        shared.record.state.note_waker_cloned();
+    }
+    RawWaker::new(data, &SHARED_VTABLE)
+}
+
+/// # Safety
+/// `data` is an owned `Arc<WakerShared>` reference (the waker being consumed).
+unsafe fn shared_wake(data: *const ()) {
+    // SAFETY: per this function's contract, the reference is ours to release.
+    let shared = unsafe { Arc::from_raw(data.cast::<WakerShared>()) };
+    shared.record.state.note_wake();
+    shared.inner.wake_by_ref();
+    shared.record.state.note_waker_dropped();
+}
+
+/// # Safety
+/// `data` is a pointer obtained from an `Arc<WakerShared>` that is alive for this call.
+unsafe fn shared_wake_by_ref(data: *const ()) {
+    // SAFETY: per this function's contract.
+    let shared = unsafe { &*data.cast::<WakerShared>() };
+    shared.record.state.note_wake();
+    shared.inner.wake_by_ref();
+}
+
+/// # Safety
+/// `data` is an owned `Arc<WakerShared>` reference (the waker being dropped).
+unsafe fn shared_drop(data: *const ()) {
+    // SAFETY: per this function's contract, the reference is ours to release.
+    let shared = unsafe { Arc::from_raw(data.cast::<WakerShared>()) };
+    shared.record.state.note_waker_dropped();
+}
+
+/// What the waker lent to a poll points to when no wrapper waker is alive: a wrapper is made
+/// only if the inner future clones the waker.
+struct PollFrame<'a> {
+    record: &'a Arc<TaskRecord>,
+    inner: &'a Waker,
+    /// The wrapper made by a clone during this poll (shared by all clones of the poll).
+    created: OnceLock<Arc<WakerShared>>,
+}
+
+/// Lent wakers of a poll: the data pointer is a `PollFrame` on the polling stack.
+static FRAME_VTABLE: RawWakerVTable = RawWakerVTable::new(
+    frame_clone,
+    frame_wake_by_ref,
+    frame_wake_by_ref,
+    frame_drop,
+);
+
+/// # Safety
+/// `data` points to a `PollFrame` alive for this call.
+unsafe fn frame_clone(data: *const ()) -> RawWaker {
+    // SAFETY: per this function's contract.
+    let frame = unsafe { &*data.cast::<PollFrame<'_>>() };
+    let shared = frame.created.get_or_init(|| {
+        Arc::new(WakerShared {
+            record: Arc::clone(frame.record),
+            inner: frame.inner.clone(),
+        })
+    });
+    // SAFETY: `shared` is alive (held by the frame) for this call.
+    unsafe { shared_clone(Arc::as_ptr(shared).cast()) }
+}
+
+/// A lent waker is never owned, so it is never consumed by `wake`: both entries wake by reference.
+///
+/// # Safety
+/// `data` points to a `PollFrame` alive for this call.
+unsafe fn frame_wake_by_ref(data: *const ()) {
+    // SAFETY: per this function's contract.
+    let frame = unsafe { &*data.cast::<PollFrame<'_>>() };
+    frame.record.state.note_wake();
+    frame.inner.wake_by_ref();
+}
+
+/// A lent waker owns nothing.
+unsafe fn frame_drop(_data: *const ()) {}
