@@ -8,6 +8,7 @@
 mod common;
 
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use leakcheck::sync::mpsc;
@@ -194,4 +195,86 @@ fn an_untracked_thread_named_in_bytes_is_caught() {
         .assert_contains("1 × untracked thread, alive (not spawned through leakcheck)")
         // The text report quotes names as Rust strings, so the escape's backslash shows doubled.
         .assert_contains(r#""c-lib-\\xff\\xfe""#);
+}
+
+/// How often the thread below was interrupted by a signal.
+static INTERRUPTIONS: AtomicUsize = AtomicUsize::new(0);
+/// Ends the churning threads of the fixture below.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Sleeps in `poll` on `wake` (the read end of a pipe), which no signal restarts, counting the
+/// signals (live-stack requests) that interrupt it, until `wake` is readable.
+fn count_interruptions(wake: libc::c_int) {
+    let mut watched = libc::pollfd {
+        fd: wake,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd; no timeout: sleeps until the pipe is written or a signal.
+        let woken = unsafe { libc::poll(&mut watched, 1, -1) };
+        if woken == -1 {
+            INTERRUPTIONS.fetch_add(1, Ordering::AcqRel);
+        } else {
+            return;
+        }
+    }
+}
+
+#[test]
+#[ignore = "fixture: run by ignore_function_verdicts_take_one_stack_per_thread_while_waiting"]
+fn fixture_ignore_function_verdicts_while_threads_come_and_go() {
+    let guard = leakcheck::verify_none_with(
+        Options::new()
+            .timeout(Duration::from_millis(300))
+            .ignore_function("no_such_function_anywhere"),
+    );
+    let mut pipe = [0; 2];
+    // SAFETY: `pipe` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let counter = std::thread::spawn(move || count_interruptions(pipe[0]));
+    // Untracked threads that end one after the other, each once the counting thread has been
+    // interrupted once more: every end wakes the check's wait, and a check that asked every
+    // thread's stack again on each wake would go through all of them.
+    let churner = std::thread::spawn(|| {
+        for seen in 1..=10 {
+            std::thread::spawn(move || {
+                while INTERRUPTIONS.load(Ordering::Acquire) <= seen && !STOP.load(Ordering::Acquire)
+                {
+                    std::thread::yield_now();
+                }
+            })
+            .join()
+            .unwrap();
+        }
+    });
+    let report = guard.verify().expect_err("the counting thread is alive");
+    let interruptions = INTERRUPTIONS.load(Ordering::Acquire);
+    STOP.store(true, Ordering::Release);
+    // SAFETY: writes one byte from a valid buffer to the pipe's write end: the counting thread
+    // wakes and returns.
+    assert_eq!(unsafe { libc::write(pipe[1], [1u8].as_ptr().cast(), 1) }, 1);
+    churner.join().unwrap();
+    counter.join().unwrap();
+    // Once while waiting, once more at the deadline (it may have reached an ignored function
+    // since), and once for the report.
+    assert!(
+        interruptions <= 3,
+        "the counting thread was interrupted {interruptions} times:\n{report}"
+    );
+    panic!("REPORT FOLLOWS\n{report}")
+}
+
+/// `ignore_function` verdicts on untracked threads are decided once per thread while a check
+/// waits, not on every wake of the wait: each one interrupts the thread with a signal, and they
+/// draw on the check's one live-stack budget.
+#[test]
+fn ignore_function_verdicts_take_one_stack_per_thread_while_waiting() {
+    run_fixture(
+        "fixture_ignore_function_verdicts_while_threads_come_and_go",
+        &[],
+    )
+    .assert_failed()
+    .assert_contains("REPORT FOLLOWS")
+    .assert_contains("untracked thread");
 }

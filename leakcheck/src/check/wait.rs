@@ -30,8 +30,9 @@ pub(crate) struct Check {
     /// Verdicts of the ignore patterns, per task (see `tracked_survivors` for when a verdict
     /// is decided again).
     ignored: HashMap<TaskId, bool>,
-    /// Bounds the time `ignore_function` verdicts spend on live stacks.
-    ignore_stacks: LiveStackBudget,
+    /// The check's one live-stack budget: the `ignore_function` verdicts of the wait (tracked
+    /// tasks and untracked threads) and the report's stacks all draw on it.
+    live_stacks: LiveStackBudget,
 }
 
 impl Check {
@@ -56,7 +57,7 @@ impl Check {
             untracked,
             seen: HashSet::new(),
             ignored: HashMap::new(),
-            ignore_stacks: LiveStackBudget::new(),
+            live_stacks: LiveStackBudget::new(),
         }
     }
 
@@ -100,7 +101,7 @@ impl Check {
         });
         let options = &self.options;
         let ignored = &mut self.ignored;
-        let budget = &self.ignore_stacks;
+        let budget = &self.live_stacks;
         let redecide = scan == Scan::Final && options.ignores_by_stack();
         tasks.retain(|task| {
             let verdict = ignored
@@ -116,18 +117,20 @@ impl Check {
     }
 
     fn untracked_survivors(&mut self) -> Vec<LeakedTask> {
+        let live_stacks = &self.live_stacks;
         self.untracked
             .as_mut()
-            .map(UntrackedWatch::survivors)
+            .map(|watch| watch.survivors(live_stacks))
             .unwrap_or_default()
     }
 
     /// Whether no untracked thread is left, after waiting for them up to `deadline` (they do not
     /// announce their exit like tracked tasks; see `census` for how the wait wakes).
     fn untracked_settled(&mut self, deadline: Instant) -> bool {
+        let live_stacks = &self.live_stacks;
         self.untracked
             .as_mut()
-            .is_none_or(|watch| watch.settle(deadline))
+            .is_none_or(|watch| watch.settle(deadline, live_stacks))
     }
 
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
@@ -188,7 +191,7 @@ impl Check {
                 && self
                     .untracked
                     .as_mut()
-                    .is_none_or(|watch| watch.settle_briefly(deadline))
+                    .is_none_or(|watch| watch.settle_briefly(deadline, &self.live_stacks))
             {
                 if Self::scan_was_settled(&subscription, epoch, deadline) {
                     return Ok(());
@@ -220,7 +223,7 @@ impl Check {
     ) -> Result<(), LeakReport> {
         // The verdict is the deadline's: a survivor that ends while its report is being built
         // (symbolising stacks takes a while) was still alive when its time was up.
-        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &LiveStackBudget::new());
+        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &self.live_stacks);
         tasks.extend(self.untracked_survivors());
         let mut notes = extras.notes;
         if let Some(untracked) = &self.untracked {

@@ -8,7 +8,9 @@ mod proc;
 
 pub(crate) use exit_wait::{wait_for_any_exit, ExitWait};
 pub(crate) use live_stack::live_stack;
-pub(crate) use proc::{list_threads, thread_status};
+pub(crate) use proc::list_threads;
+
+use super::status::ThreadStatus;
 
 /// The OS identity of a thread: its kernel thread id, and a bound on when it started.
 ///
@@ -45,13 +47,6 @@ impl ThreadHandle {
         }
     }
 
-    /// The handle of the thread that has kernel id `tid` now (found in the thread list).
-    pub(crate) fn from_tid(tid: i32) -> ThreadHandle {
-        // Gone already: no thread that has the tid later is this one.
-        let start_ticks = proc::thread_stat(tid).and_then(|stat| stat.start_ticks);
-        ThreadHandle::listed(tid, start_ticks.unwrap_or(0))
-    }
-
     /// The handle of thread `tid`, which `/proc` says started `start_ticks` after boot.
     fn listed(tid: i32, start_ticks: u64) -> ThreadHandle {
         ThreadHandle {
@@ -78,6 +73,16 @@ impl ThreadHandle {
         // A thread `/proc` gives no start time for cannot be told apart: take it for this one.
         start_ticks.is_none_or(|start| start <= self.started_by)
     }
+}
+
+/// The thread `tid` found in the thread list: its handle and what the kernel says about it, from
+/// one read of its `stat`, or `None` if it is gone. The handle names this very thread, so a
+/// verdict or stack kept by handle is never mistaken for one of a later thread with its tid.
+pub(crate) fn listed_thread(tid: i32) -> Option<(ThreadHandle, ThreadStatus)> {
+    let (status, start_ticks) = proc::thread_status(tid)?;
+    // Without a start time, no later thread with the tid can be told from this one.
+    let handle = ThreadHandle::listed(tid, start_ticks.unwrap_or(u64::MAX));
+    Some((handle, status))
 }
 
 /// This process's id.
@@ -136,7 +141,8 @@ mod tests {
         let handle = ThreadHandle::current();
         assert!(handle.started_as(Some(start)));
         assert!(!handle.started_as(Some(handle.started_by + 1)));
-        let listed = ThreadHandle::from_tid(current_tid());
+        let (listed, status) = listed_thread(current_tid()).expect("this thread is listed");
+        assert_eq!(status.state, 'R');
         assert_eq!(listed.started_by, start);
         assert!(listed.started_as(Some(start)));
         assert!(!listed.started_as(Some(start + 1)));
@@ -182,20 +188,5 @@ mod tests {
             0,
             "the child took the handle for its own"
         );
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore)]
-    fn a_thread_that_is_gone_has_a_handle_no_thread_matches() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(current_tid()).unwrap())
-            .join()
-            .unwrap();
-        let tid = rx.recv().unwrap();
-        let handle = ThreadHandle::from_tid(tid);
-        // Unless a thread of another test took the tid in between; then it is that thread's.
-        if proc::thread_stat(tid).is_none() {
-            assert!(!handle.started_as(Some(1)));
-        }
     }
 }

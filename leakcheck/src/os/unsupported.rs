@@ -18,10 +18,6 @@ impl ThreadHandle {
         ThreadHandle {}
     }
 
-    pub(crate) fn from_tid(_tid: i32) -> ThreadHandle {
-        ThreadHandle {}
-    }
-
     pub(crate) fn tid(&self) -> i32 {
         0
     }
@@ -62,7 +58,8 @@ pub(crate) fn list_threads() -> std::io::Result<Vec<i32>> {
     ))
 }
 
-pub(crate) fn thread_status(_tid: i32) -> Option<ThreadStatus> {
+/// There is no thread list to find a thread in.
+pub(crate) fn listed_thread(_tid: i32) -> Option<(ThreadHandle, ThreadStatus)> {
     None
 }
 

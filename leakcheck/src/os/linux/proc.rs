@@ -14,20 +14,22 @@ pub(crate) fn list_threads() -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
-/// What the kernel says about thread `tid` of this process, or `None` if it is gone.
-pub(crate) fn thread_status(tid: i32) -> Option<ThreadStatus> {
+/// What the kernel says about thread `tid` of this process, with its start time in clock ticks
+/// after boot, or `None` if it is gone.
+pub(crate) fn thread_status(tid: i32) -> Option<(ThreadStatus, Option<u64>)> {
     let stat = thread_stat(tid)?;
     let wchan = std::fs::read(format!("/proc/self/task/{tid}/wchan"))
         .ok()
         .map(|w| String::from_utf8_lossy(&w).trim().to_owned())
         .filter(|w| !w.is_empty() && w != "0");
     // `comm` is also in `stat`, between the parentheses; reading it there saves a file.
-    Some(ThreadStatus {
+    let status = ThreadStatus {
         name: stat.name,
         state: stat.state,
         wchan,
         age: stat.start_ticks.and_then(age_of),
-    })
+    };
+    Some((status, stat.start_ticks))
 }
 
 /// The fields leakcheck uses of `/proc/self/task/<tid>/stat`.
@@ -178,7 +180,7 @@ mod tests {
             let _ = rx.recv();
         });
         let tid = tid_rx.recv().unwrap();
-        let status = thread_status(tid).expect("the thread is alive");
+        let (status, _) = thread_status(tid).expect("the thread is alive");
         assert_eq!(status.name, "bytes\\xff\\xfe");
         assert!(thread_stat(tid).unwrap().start_ticks.is_some());
         assert_eq!(blocks_signal(tid, libc::SIGRTMAX()), Some(false));
@@ -190,7 +192,7 @@ mod tests {
     fn this_thread_is_listed_and_described() {
         let tid = super::super::current_tid();
         assert!(list_threads().unwrap().contains(&tid));
-        let status = thread_status(tid).unwrap();
+        let (status, _) = thread_status(tid).unwrap();
         assert_eq!(status.state, 'R', "{status:?}");
         assert_eq!(status.state_text(), "R (running)");
         assert!(status.age.is_some());
@@ -211,7 +213,7 @@ mod tests {
         let tid = tid_rx.recv().unwrap();
         // Wait (without sleeping a fixed time) until the thread is asleep in the kernel.
         let status = loop {
-            let status = thread_status(tid).unwrap();
+            let (status, _) = thread_status(tid).unwrap();
             if status.state == 'S' {
                 break status;
             }
