@@ -98,6 +98,7 @@ impl Check {
             !task.has_exited()
                 && !self.excluded.contains(&task.id)
                 && below.is_none_or(|below| task.id >= below)
+                && !lost_to_fork(task)
         });
         let options = &self.options;
         let ignored = &mut self.ignored;
@@ -248,6 +249,20 @@ impl Check {
         }
         deliver(report)
     }
+}
+
+/// Whether `task` is a thread of the process this one was forked from: `fork()` copies the
+/// registry, with a record for every thread of the parent, but only the thread that forked. Such
+/// records are set aside here, when survivors are looked at, and nowhere else. A `pthread_atfork`
+/// child handler that emptied the registry instead would have to take the registry's locks in
+/// the child, where a lock held at the fork by a thread that was not copied stays locked forever:
+/// the child would hang before its first line. This test takes no lock: the thread's handle was
+/// recorded, with the pid of its process, when the thread started. (A thread that had not started
+/// yet when its parent forked has no handle, and is the one case it misses.)
+fn lost_to_fork(task: &TaskRecord) -> bool {
+    task.os_thread
+        .get()
+        .is_some_and(|thread| !thread.in_this_process())
 }
 
 /// `start + grace`, or a deadline too far away to matter when that is beyond what `Instant` can
