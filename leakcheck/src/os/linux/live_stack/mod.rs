@@ -94,6 +94,10 @@ pub(crate) fn signal() -> libc::c_int {
 /// The current stack of `thread`, as instruction pointers, innermost first, starting at the
 /// instruction the thread was interrupted at.
 pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec<usize>, String> {
+    // First: in a forked child, nothing below (one-time setups included) may wait for the parent.
+    if !thread.in_this_process() {
+        return Err(LOST_TO_FORK.to_owned());
+    }
     unwinder::walk_is_signal_safe()?;
     let signal = signal();
     handler::install(signal)?;
@@ -102,9 +106,6 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
             "signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with, was given \
              another handler by someone else"
         ));
-    }
-    if !thread.in_this_process() {
-        return Err(LOST_TO_FORK.to_owned());
     }
     let tid = thread.tid;
     let Some(stat) = thread_stat(tid) else {
