@@ -237,6 +237,18 @@ fn report_for_survivors() {
             ),
             "≤ 1 s, ≤ 64 KiB",
         );
+        let start = Instant::now();
+        let json = report.to_json();
+        let rendered = start.elapsed();
+        row(
+            "JSON report for the same 100,000 survivors (render, size)",
+            format!(
+                "{:.0} ms, {:.1} KiB",
+                rendered.as_secs_f64() * 1000.0,
+                json.len() as f64 / 1024.0
+            ),
+            "bounded like the text",
+        );
         drop(held);
     });
 }

@@ -510,7 +510,7 @@ fn an_async_test_that_leaks_fails_with_the_report() {
         .assert_contains(
             "leakcheck: 1 unexpected task in test `fixture_async_test_leaks_an_idle_task`",
         )
-        .assert_contains("1 × async task, idle for")
+        .assert_contains("1 × async task \"waiter\", idle for")
         .assert_contains("tasks        #")
         .assert_contains("\"waiter\"")
         .assert_contains("spawned at   tests/async_tasks.rs:");

@@ -299,9 +299,9 @@ fn linux_trials() -> Vec<Trial> {
                     .expect_outcome("leaks_a_plain_thread", "ok")?
                     // ...and the global check reports both survivors.
                     .expect("leakcheck: 2 unexpected tasks in the process")?
-                    .expect("1 × thread, blocked in `chan send`")?
+                    .expect("1 × thread \"stuck-sender\", blocked in `chan send`")?
                     .expect("(by scope `leaks_a_blocked_sender`")?
-                    .expect("1 × untracked thread, alive (not spawned through leakcheck)")?
+                    .expect("1 × untracked thread \"plain-leaker\", alive (not spawned through leakcheck)")?
                     .expect("\"plain-leaker\"")?
                     .expect("test_main::wait_forever_untracked")?;
                 Ok(())

@@ -389,12 +389,15 @@ fn the_json_report_carries_the_same_content() {
         json["checked"],
         "test `the_json_report_carries_the_same_content`"
     );
-    let tasks = json["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 2);
-    assert_eq!(tasks[0]["state"], "blocked");
-    assert_eq!(tasks[0]["blocked_on"], "chan send");
-    assert_eq!(tasks[0]["spawned_at"]["line"], spawn_line);
-    assert_eq!(tasks[0]["spawned_at"]["file"], FILE);
+    // Grouped as the text report groups them.
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["count"], 2);
+    assert_eq!(groups[0]["task_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(groups[0]["state"], "blocked");
+    assert_eq!(groups[0]["blocked_on"], "chan send");
+    assert_eq!(groups[0]["spawned_at"]["line"], spawn_line);
+    assert_eq!(groups[0]["spawned_at"]["file"], FILE);
     drop(rx);
 }
 
@@ -466,7 +469,8 @@ fn failing_checks_write_json_reports_to_the_report_dir() {
         json["checked"],
         "test `fixture_guard_dropped_with_survivors`"
     );
-    assert_eq!(json["tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(json["leak_count"], 2);
+    assert_eq!(json["groups"][0]["count"], 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

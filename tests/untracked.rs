@@ -76,7 +76,9 @@ fn a_plain_std_thread_is_caught_when_tests_run_one_at_a_time() {
         .assert_failed()
         .assert_contains("REPORT FOLLOWS")
         .assert_contains("leakcheck: 1 unexpected task in test `fixture_plain_thread_survivor`")
-        .assert_contains("1 × untracked thread, alive (not spawned through leakcheck)")
+        .assert_contains(
+            "1 × untracked thread \"plain-leaker\", alive (not spawned through leakcheck)",
+        )
         .assert_contains("kernel       S (sleeping)")
         .assert_contains("\"plain-leaker\"")
         .assert_contains("stack (live, from the thread):")
@@ -123,7 +125,8 @@ fn a_forgotten_tokio_runtime_is_caught_when_tests_run_one_at_a_time() {
         .assert_failed()
         .assert_contains("REPORT FOLLOWS")
         .assert_contains("leakcheck: 2 unexpected tasks in test `fixture_forgotten_tokio_runtime`")
-        .assert_contains("× untracked thread, alive (not spawned through leakcheck)")
+        .assert_contains("× untracked thread \"tokio-r")
+        .assert_contains("\", alive (not spawned through leakcheck)")
         .assert_contains("\"tokio-r");
 }
 

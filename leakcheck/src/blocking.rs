@@ -73,14 +73,15 @@ mod tests {
             let _in_scope = context::enter(Arc::clone(&scope), None);
             context::register(TaskKind::Thread, None, Location::caller(), "test")
         };
-        let _current = context::enter_task(&task);
-        let site = blocking("db", || {
-            assert_eq!(task.state.observe().state, TaskState::Blocked);
-            task.state.blocked().unwrap().site
+        context::in_task(&task, || {
+            let site = blocking("db", || {
+                assert_eq!(task.state.observe().state, TaskState::Blocked);
+                task.state.blocked().unwrap().site
+            });
+            assert_eq!(site.file(), file!());
+            assert_eq!(task.state.observe().state, TaskState::Running);
+            assert!(task.state.blocked().is_none());
         });
-        assert_eq!(site.file(), file!());
-        assert_eq!(task.state.observe().state, TaskState::Running);
-        assert!(task.state.blocked().is_none());
         task.exit();
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) mode: Mode,
     pub(crate) timeout: Duration,
     pub(crate) capture: CaptureLevel,
+    /// `LEAKCHECK_BACKTRACE=full`: reports show every frame of every stack, untrimmed.
+    pub(crate) full_stacks: bool,
     pub(crate) report_dir: Option<PathBuf>,
     /// Every malformed variable, as a message naming it and its accepted values.
     pub(crate) errors: Vec<String>,
@@ -70,7 +72,7 @@ impl Config {
         };
         let mode_raw = read("LEAKCHECK", "`fail`, `warn`, `off`");
         let timeout_raw = read("LEAKCHECK_TIMEOUT", ACCEPTED_DURATIONS);
-        let capture_raw = read("LEAKCHECK_BACKTRACE", "`0`, `1`");
+        let capture_raw = read("LEAKCHECK_BACKTRACE", "`0`, `1`, `full`");
         let report_dir = read("LEAKCHECK_REPORT_DIR", "a directory").map(PathBuf::from);
 
         let mode = match mode_raw.as_deref().map(str::trim) {
@@ -91,12 +93,13 @@ impl Config {
                 DEFAULT_TIMEOUT
             }),
         };
+        let full_stacks = capture_raw.as_deref().map(str::trim) == Some("full");
         let capture = match capture_raw.as_deref().map(str::trim) {
             None | Some("0") => CaptureLevel::Location,
             Some("1") | Some("full") => CaptureLevel::Backtrace,
             Some(other) => {
                 errors.push(format!(
-                    "LEAKCHECK_BACKTRACE=`{other}` is not understood; accepted values: `0` (spawn site only, the default), `1` (a backtrace per spawn)"
+                    "LEAKCHECK_BACKTRACE=`{other}` is not understood; accepted values: `0` (spawn site only, the default), `1` (a backtrace per spawn), `full` (a backtrace per spawn, and every frame of every stack in reports)"
                 ));
                 CaptureLevel::Location
             }
@@ -105,6 +108,7 @@ impl Config {
             mode,
             timeout,
             capture,
+            full_stacks,
             report_dir,
             errors,
         }
@@ -141,6 +145,7 @@ mod tests {
         assert_eq!(c.mode, Mode::Fail);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.capture, CaptureLevel::Location);
+        assert!(!c.full_stacks);
         assert!(c.report_dir.is_none());
         assert!(c.errors.is_empty());
     }
@@ -157,6 +162,15 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_millis(250));
         assert_eq!(c.capture, CaptureLevel::Backtrace);
         assert_eq!(c.report_dir, Some(PathBuf::from("/tmp/x")));
+        assert!(!c.full_stacks);
+    }
+
+    #[test]
+    fn full_backtraces_capture_and_show_every_frame() {
+        let c = config(&[("LEAKCHECK_BACKTRACE", "full")]);
+        assert_eq!(c.capture, CaptureLevel::Backtrace);
+        assert!(c.full_stacks);
+        assert!(c.errors.is_empty());
     }
 
     #[test]
@@ -169,7 +183,11 @@ mod tests {
         assert_eq!(c.errors.len(), 3, "{:?}", c.errors);
         assert!(c.errors[0].contains("LEAKCHECK=`loud`") && c.errors[0].contains("`warn`"));
         assert!(c.errors[1].contains("LEAKCHECK_TIMEOUT") && c.errors[1].contains("500ms"));
-        assert!(c.errors[2].contains("LEAKCHECK_BACKTRACE=`yes`") && c.errors[2].contains("`1`"));
+        assert!(
+            c.errors[2].contains("LEAKCHECK_BACKTRACE=`yes`")
+                && c.errors[2].contains("`1`")
+                && c.errors[2].contains("`full`")
+        );
         let panic = std::panic::catch_unwind(|| c.ensure_valid()).unwrap_err();
         let message = panic.downcast_ref::<String>().unwrap();
         assert!(message.contains("LEAKCHECK_TIMEOUT"), "{message}");

@@ -7,9 +7,10 @@
 //! A thread with no frame at all (a libtest test thread using `verify_none()`, `main`) gets an
 //! implicit scope of its own the first time one is needed.
 //!
-//! Entering a task is on the hot path of every poll, so [`enter_task`] borrows the record instead
-//! of cloning `Arc`s: the frame holds the record's `Arc` pointer, which its guard's borrow keeps
-//! valid. That pointer is the one `unsafe` here.
+//! Entering a task is on the hot path of every poll, so [`in_task`] borrows the record instead
+//! of cloning `Arc`s: the frame holds the record's `Arc` pointer for the duration of a closure,
+//! which the borrow keeps valid. That pointer is the one `unsafe` here. (A closure, not a guard:
+//! a guard could be leaked with `mem::forget`, leaving the pointer behind after the borrow.)
 //!
 //! Guards are `!Send` (a frame belongs to the thread that pushed it), and each removes exactly
 //! the frames it pushed, found by a token, even if guards are dropped out of order.
@@ -25,7 +26,7 @@ use crate::vocab::TaskKind;
 enum Frame {
     Scope(Arc<Scope>),
     OwnedTask(Arc<TaskRecord>),
-    /// `Arc::as_ptr` of a record, valid while the [`TaskGuard`] that pushed it lives, which
+    /// `Arc::as_ptr` of a record, valid while the [`in_task`] call that pushed it runs, which
     /// borrows the `Arc`.
     BorrowedTask(*const TaskRecord),
 }
@@ -35,8 +36,9 @@ impl Frame {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(task),
-            // SAFETY: the guard that pushed this frame borrows the record's `Arc` and removes
-            // the frame before the borrow ends; frames are only read on their own thread.
+            // SAFETY: the `in_task` call that pushed this frame borrows the record's `Arc` and
+            // removes the frame before it returns or unwinds (its private guard cannot be
+            // leaked); frames are only read on their own thread.
             Frame::BorrowedTask(task) => Some(unsafe { &**task }),
         }
     }
@@ -223,14 +225,15 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
     }
 }
 
-/// Makes `task` (and its scope) current on this thread while the guard lives.
+/// Runs `f` with `task` (and its scope) current on this thread.
 #[inline]
-pub(crate) fn enter_task(task: &Arc<TaskRecord>) -> TaskGuard<'_> {
+pub(crate) fn in_task<R>(task: &Arc<TaskRecord>, f: impl FnOnce() -> R) -> R {
     let frame = Frame::BorrowedTask(Arc::as_ptr(task));
-    TaskGuard {
+    let _guard = TaskGuard {
         token: CONTEXT.try_with(|cx| cx.borrow_mut().push([frame])).ok(),
         _task: PhantomData,
-    }
+    };
+    f()
 }
 
 /// Restores the context that was current before [`enter`]. Not `Send`: its frames are this
@@ -247,10 +250,9 @@ impl Drop for ContextGuard {
     }
 }
 
-/// Restores the context that was current before [`enter_task`]; borrows the task meanwhile.
-/// Not `Send`: its frame is this thread's.
-#[must_use]
-pub(crate) struct TaskGuard<'a> {
+/// Restores the context that was current before [`in_task`]; borrows the task meanwhile.
+/// Not `Send`: its frame is this thread's. Private to [`in_task`], so it is never leaked.
+struct TaskGuard<'a> {
     token: Option<u64>,
     _task: PhantomData<(&'a Arc<TaskRecord>, *const ())>,
 }
@@ -309,13 +311,12 @@ mod tests {
             let _scope = enter(Arc::clone(&scope), None);
             register(TaskKind::Thread, None, Location::caller(), "outer")
         };
-        let child = {
-            let _task = enter_task(&task);
+        let child = in_task(&task, || {
             assert_eq!(current_task().map(|t| t.id), Some(task.id));
             assert_eq!(current_scope().id, scope.id, "a task frame gives its scope");
             with_current_task(|t| assert_eq!(t.map(|t| t.id), Some(task.id)));
             register(TaskKind::Thread, None, Location::caller(), "child")
-        };
+        });
         assert!(current_task().is_none());
         assert_eq!(child.parent.as_ref().map(|p| p.id), Some(task.id));
         assert_eq!(
@@ -327,6 +328,45 @@ mod tests {
         drop(child);
         task.exit();
         assert_eq!(Arc::strong_count(&task), 1);
+    }
+
+    /// Frames belong to the thread that pushed them: a guard that could move to another thread
+    /// would remove its frames from the wrong stack.
+    #[test]
+    fn guards_are_not_send() {
+        trait MaybeSend {
+            const SEND: bool = false;
+        }
+        impl<T: ?Sized> MaybeSend for T {}
+        struct Probe<T: ?Sized>(std::marker::PhantomData<T>);
+        #[allow(dead_code)]
+        impl<T: ?Sized + Send> Probe<T> {
+            const SEND: bool = true;
+        }
+        // Checked at compile time: a guard that became `Send` fails the build of the tests.
+        const {
+            assert!(Probe::<Arc<Scope>>::SEND, "the probe tells a Send type");
+            assert!(!Probe::<ContextGuard>::SEND);
+            assert!(!Probe::<TaskGuard<'static>>::SEND);
+        }
+    }
+
+    #[test]
+    fn a_task_frame_is_removed_when_its_closure_unwinds() {
+        let scope = open_scope(ScopeLabel::Named("unwinding".into()));
+        let task = {
+            let _scope = enter(Arc::clone(&scope), None);
+            register(TaskKind::Thread, None, Location::caller(), "unwinds")
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            in_task(&task, || panic!("the task's body panics"))
+        }));
+        assert!(result.is_err());
+        assert!(
+            current_task().is_none(),
+            "the borrowed frame left with the unwind"
+        );
+        task.exit();
     }
 
     #[test]

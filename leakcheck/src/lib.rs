@@ -9,7 +9,7 @@
 //! ```text
 //! leakcheck: 2 unexpected tasks in test `pool::tests::query_all` (waited 1.0s)
 //!
-//!   2 × thread, blocked in `chan send` for 1.0s
+//!   2 × thread "query-N", blocked in `chan send` for 1.0s
 //!       spawned at   tests/pool.rs:18:9   (by test `pool::tests::query_all`, 1.0s ago)
 //!       blocked at   tests/pool.rs:19:26
 //!       tasks        #17 "query-1", #18 "query-2"
@@ -62,7 +62,7 @@
 //! | --- | --- | --- |
 //! | `LEAKCHECK` | `fail` (default), `warn`, `off` | what a check does on leaks |
 //! | `LEAKCHECK_TIMEOUT` | a duration: `500ms`, `2s` | the default grace period (1 s) |
-//! | `LEAKCHECK_BACKTRACE` | `0`, `1` | record a backtrace per spawn and per blocking call |
+//! | `LEAKCHECK_BACKTRACE` | `0`, `1`, `full` | `1`: record a backtrace per spawn and per blocking call; `full`: that, and show every frame of every stack in reports |
 //! | `LEAKCHECK_REPORT_DIR` | a directory | write a JSON report per failing check |
 //!
 //! A malformed value fails every check with an error naming the variable and its accepted values.

@@ -2,13 +2,17 @@
 //! address resolved once per report.
 //!
 //! A stack holds return addresses, which point just after a call: the call itself, and so the
-//! right function and line, is at `ip - 1` (as the `backtrace` crate resolves them). Only the
-//! innermost frame of a live stack is the address where the thread was interrupted, looked up
-//! as it is. The cache is keyed by the address actually looked up, so the two never mix.
+//! right function and line, is at `ip - 1`. Only the innermost frame of a live stack is the
+//! address where the thread was interrupted, looked up as it is. The cache is keyed by the
+//! address actually looked up, so the two never mix. (`backtrace::resolve` subtracts one itself,
+//! so the resolver hands it the instruction plus one.)
+
+mod paths;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+pub(crate) use paths::short_path;
 
 /// One function at an address (several, innermost first, when calls were inlined there).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,15 +73,21 @@ impl SymbolCache {
     }
 }
 
+/// The functions at the instruction `ip`.
 fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
     let mut symbols = Vec::new();
-    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+    // `backtrace::resolve` takes a return address and looks up the byte before it; `ip` is
+    // already the instruction to look up, so it is handed over as the address just after it.
+    let as_return_address = ip.saturating_add(1);
+    backtrace::resolve(as_return_address as *mut std::ffi::c_void, |symbol| {
         symbols.push(Symbol {
             function: symbol
                 .name()
                 .map(|name| format!("{name:#}"))
                 .unwrap_or_else(|| format!("{ip:#x}")),
-            file: symbol.filename().map(relative_to_working_directory),
+            file: symbol
+                .filename()
+                .map(|path| short_path(&path.to_string_lossy()).into_owned()),
             line: symbol.lineno(),
         });
     });
@@ -89,18 +99,6 @@ fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
         });
     }
     symbols
-}
-
-/// Debug info names files by absolute path; spawn sites (from `#[track_caller]`) are relative to
-/// the package. Stacks read the same way as long as the process runs where cargo runs it.
-fn relative_to_working_directory(path: &Path) -> String {
-    static WORKING_DIRECTORY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let base = WORKING_DIRECTORY.get_or_init(|| std::env::current_dir().ok());
-    let shown = base
-        .as_deref()
-        .and_then(|base| path.strip_prefix(base).ok())
-        .unwrap_or(path);
-    shown.display().to_string()
 }
 
 #[cfg(test)]
@@ -126,5 +124,24 @@ mod tests {
         );
         assert_eq!(cache.symbols(Address::Return(100))[0].function, "at 99");
         assert_eq!(cache.symbols(Address::Return(0))[0].function, "at 0");
+    }
+
+    #[inline(never)]
+    fn a_function_to_find() -> u32 {
+        std::hint::black_box(7)
+    }
+
+    /// The first instruction of a function belongs to it, not to whatever precedes it: the
+    /// debug-info resolver must not move the address a second time.
+    #[test]
+    #[cfg_attr(miri, ignore = "reads the binary's debug info")]
+    fn an_interrupted_address_resolves_to_the_function_it_is_in() {
+        assert_eq!(a_function_to_find(), 7);
+        let start = a_function_to_find as fn() -> u32 as usize;
+        let symbols = SymbolCache::new().symbols(Address::Interrupted(start));
+        assert!(
+            symbols[0].function.ends_with("a_function_to_find"),
+            "{symbols:?}"
+        );
     }
 }

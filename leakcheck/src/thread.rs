@@ -153,7 +153,6 @@ where
     move || {
         let _ = record.os_thread.set(ThreadHandle::current());
         let exit = ExitOnDrop(record);
-        let _context = context::enter_task(&exit.0);
-        f()
+        context::in_task(&exit.0, f)
     }
 }

@@ -86,6 +86,10 @@ pub(crate) fn leaked_tasks(
             last_polled_ago: observed
                 .last_polled
                 .map(|at| Duration::from_nanos(now.saturating_sub(at))),
+            wakers_observed: record
+                .state
+                .polling()
+                .is_some_and(|polling| polling.observes_wakers()),
             parents: parents_of(record),
             stack: None,
             stack_unavailable,

@@ -88,9 +88,9 @@ impl Check {
                 .iter()
                 .flat_map(|scope| scope.live_tasks())
                 .collect()
-        } else if self.scope.live_count() == 0 {
-            return Vec::new();
         } else {
+            // Always through the shard locks, never a lock-free look at the shards' lengths: the
+            // exit signal's no-lost-wake-up argument rests on those locks (see `ExitSignal`).
             self.scope.live_tasks()
         };
         let below = self.options.ignore_below;

@@ -11,16 +11,17 @@
 
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 /// An element's neighbours in the one list it may be in, which only that list's lock may touch.
 pub(crate) struct Links<T> {
-    /// The shard the element is in (null: none). Written only under that shard's lock, so a
-    /// shard that holds its lock and reads itself here knows the element is its own.
-    owner: AtomicPtr<()>,
+    /// The id of the shard the element is in (0: none). Written only under that shard's lock, so
+    /// a shard that holds its lock and reads its own id here knows the element is its own. An id,
+    /// not an address: a shard's address can be reused by another shard once it is gone.
+    owner: AtomicUsize,
     cell: UnsafeCell<Neighbours<T>>,
 }
 
@@ -32,7 +33,7 @@ struct Neighbours<T> {
 impl<T> Default for Links<T> {
     fn default() -> Self {
         Links {
-            owner: AtomicPtr::new(ptr::null_mut()),
+            owner: AtomicUsize::new(NO_SHARD),
             cell: UnsafeCell::new(Neighbours {
                 previous: ptr::null(),
                 next: ptr::null(),
@@ -52,8 +53,9 @@ unsafe impl<T: Send + Sync> Send for Links<T> {}
 ///
 /// # Safety
 ///
-/// `links` must return the same `Links` every time for one element, and nothing else may use
-/// them: the list relies on them being its own.
+/// `links` must return the same `Links` every time for one element, which live as long as the
+/// element, are distinct from every other element's, and are used by nothing else: the list
+/// relies on them being this element's own.
 pub(crate) unsafe trait Linked: Send + Sync + Sized {
     /// This element's links.
     fn links(&self) -> &Links<Self>;
@@ -68,11 +70,19 @@ struct Head<T> {
 // under the shard's lock.
 unsafe impl<T: Send + Sync> Send for Head<T> {}
 
+/// The owner id of an element that is in no shard.
+const NO_SHARD: usize = 0;
+
+/// Shard ids, unique for the life of the process (a `usize` of them cannot run out: each shard
+/// is a 64-byte allocation).
+static NEXT_SHARD_ID: AtomicUsize = AtomicUsize::new(NO_SHARD + 1);
+
 /// One lock and its list, alone on a cache line; `len` is readable without the lock.
 #[repr(align(64))]
 pub(crate) struct Shard<T: Linked> {
     head: Mutex<Head<T>>,
     len: AtomicUsize,
+    id: usize,
 }
 
 impl<T: Linked> Shard<T> {
@@ -80,16 +90,13 @@ impl<T: Linked> Shard<T> {
         Shard {
             head: Mutex::new(Head { first: ptr::null() }),
             len: AtomicUsize::new(0),
+            id: NEXT_SHARD_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
     /// How many elements the shard holds; exact when nothing is pushed or removed concurrently.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
-    }
-
-    fn id(&self) -> *mut () {
-        (self as *const Self).cast_mut().cast()
     }
 
     /// Adds `element`; the shard keeps a strong reference to it.
@@ -100,8 +107,8 @@ impl<T: Linked> Shard<T> {
     pub(crate) fn push(&self, element: &Arc<T>) {
         let mut head = self.head.lock();
         let claimed = element.links().owner.compare_exchange(
-            ptr::null_mut(),
-            self.id(),
+            NO_SHARD,
+            self.id,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
@@ -128,7 +135,7 @@ impl<T: Linked> Shard<T> {
         let this = Arc::as_ptr(element);
         {
             let mut head = self.head.lock();
-            if element.links().owner.load(Ordering::Acquire) != self.id() {
+            if element.links().owner.load(Ordering::Acquire) != self.id {
                 return None;
             }
             // SAFETY: we hold the lock, and `element` is in this list (its owner is this shard,
@@ -146,10 +153,7 @@ impl<T: Linked> Shard<T> {
                 links.previous = ptr::null();
                 links.next = ptr::null();
             }
-            element
-                .links()
-                .owner
-                .store(ptr::null_mut(), Ordering::Release);
+            element.links().owner.store(NO_SHARD, Ordering::Release);
             self.len.store(self.len() - 1, Ordering::Relaxed);
         }
         // SAFETY: `push` leaked exactly one reference to this allocation with `Arc::into_raw`,
@@ -170,6 +174,28 @@ impl<T: Linked> Shard<T> {
                 Arc::increment_strong_count(cursor);
                 out.push(Arc::from_raw(cursor));
                 cursor = (*(*cursor).links().cell.get()).next;
+            }
+        }
+    }
+}
+
+impl<T: Linked> Drop for Shard<T> {
+    /// Gives back the references of elements still listed, so that they are neither leaked nor
+    /// left claiming a shard that no longer exists.
+    fn drop(&mut self) {
+        let mut cursor = std::mem::replace(&mut self.head.get_mut().first, ptr::null());
+        while !cursor.is_null() {
+            // SAFETY: `&mut self` excludes every other user of this list, so every element
+            // reachable from `first` is listed and alive; `cursor` came from `Arc::into_raw` in
+            // `push`, and that reference is given back here exactly once, after its links have
+            // been read and cleared.
+            unsafe {
+                let element = Arc::from_raw(cursor);
+                let links = &mut *element.links().cell.get();
+                cursor = links.next;
+                links.previous = ptr::null();
+                links.next = ptr::null();
+                element.links().owner.store(NO_SHARD, Ordering::Release);
             }
         }
     }
@@ -268,6 +294,33 @@ mod tests {
         assert!(other.remove(&e).is_none());
         assert!(one.remove(&e).is_some());
         assert_eq!(Arc::strong_count(&e), 1);
+    }
+
+    #[test]
+    fn a_new_shard_at_a_dead_shards_address_does_not_own_its_elements() {
+        let old = Box::new(Shard::new());
+        let (a, b) = (element(1), element(2));
+        old.push(&a);
+        old.push(&b);
+        let address = &*old as *const Shard<Element>;
+        drop(old);
+        assert_eq!(
+            Arc::strong_count(&a),
+            1,
+            "a dropped shard gives its references back"
+        );
+        // The allocator is free to hand the same address to the next shard; identity must not
+        // depend on it.
+        let new = Box::new(Shard::new());
+        let reused = std::ptr::eq(&*new, address);
+        assert!(new.remove(&a).is_none(), "reused address: {reused}");
+        assert_eq!(new.len(), 0);
+        new.push(&a);
+        assert!(
+            new.remove(&a).is_some(),
+            "an element freed by a dropped shard can be listed again"
+        );
+        assert_eq!(Arc::strong_count(&b), 1);
     }
 
     #[test]

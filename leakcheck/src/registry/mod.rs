@@ -71,12 +71,14 @@ mod tests {
     }
 
     #[test]
-    fn a_record_whose_last_reference_is_the_list_is_freed_by_its_exit() {
+    fn an_exit_through_a_reference_from_the_list_gives_the_lists_reference_back() {
         let scope = open_scope(ScopeLabel::Named("last".into()));
         let record = register(&scope, None);
         let listed = scope.live_tasks().pop().unwrap();
         drop(record);
-        // `listed` and the list hold it; exiting through `listed` frees the list's reference.
+        // Only `listed` and the list hold it now; the exit, through `listed`, releases the
+        // list's reference while `listed` keeps the record alive.
+        assert_eq!(Arc::strong_count(&listed), 2);
         listed.exit();
         assert_eq!(Arc::strong_count(&listed), 1);
     }

@@ -1,11 +1,17 @@
-//! Grouping of survivors that share spawn site, state and stack, largest group first.
+//! Grouping of survivors that are the same leak, largest group first.
+//!
+//! Survivors are the same leak when they share their kind, spawn site, scope, parents' sites,
+//! state (with its blocking reason and site) and name pattern ([`name_pattern`]). Their stacks are
+//! not part of it: the workers of one runtime wait in different places (one polls the I/O driver,
+//! the others park), and are still one leak; a group shows the stack most of its tasks share.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::vocab::{TaskKind, TaskState};
 
-use super::{LeakedTask, OsThread, ParentTask, Site, Stack};
+use super::{LeakedTask, ParentTask, Site, Stack};
 
 /// What makes two survivors "the same leak".
 #[derive(PartialEq, Eq, Hash)]
@@ -18,15 +24,14 @@ struct GroupKey<'a> {
     blocked_at: Option<&'a Site>,
     runs: Option<&'a str>,
     parents: Vec<&'a Site>,
-    stack: Option<&'a Stack>,
-    /// Untracked threads have no site: their kernel state and name stand in for it.
-    kernel: Option<(&'a str, Option<&'a str>)>,
-    untracked_name: Option<String>,
+    name: Option<Cow<'a, str>>,
 }
 
-/// Survivors that share a key.
+/// Survivors that share a key, in the order they were given (spawn order).
 pub(crate) struct Group<'a> {
     pub(crate) tasks: Vec<&'a LeakedTask>,
+    /// The name every task of the group has once its digits are normalised.
+    pub(crate) name: Option<Cow<'a, str>>,
 }
 
 impl<'a> Group<'a> {
@@ -35,19 +40,46 @@ impl<'a> Group<'a> {
         self.tasks[0]
     }
 
-    pub(crate) fn shortest_and_longest(&self) -> (Duration, Duration) {
-        let durations = self.tasks.iter().map(|t| t.in_state_for);
-        let min = durations.clone().min().unwrap_or_default();
-        (min, durations.max().unwrap_or_default())
+    /// The shortest and longest time the tasks have been in their state.
+    pub(crate) fn in_state_for(&self) -> (Duration, Duration) {
+        min_max(self.tasks.iter().map(|t| t.in_state_for))
+    }
+
+    /// The shortest and longest time since the tasks were last polled, if any was.
+    pub(crate) fn last_polled_ago(&self) -> Option<(Duration, Duration)> {
+        let polled = self.tasks.iter().filter_map(|t| t.last_polled_ago);
+        polled.clone().next()?;
+        Some(min_max(polled))
     }
 
     pub(crate) fn parents(&self) -> &'a [ParentTask] {
         &self.representative().parents
     }
 
-    pub(crate) fn os_thread(&self) -> Option<&'a OsThread> {
-        self.representative().os_thread.as_ref()
+    /// The stack most tasks of the group share, and how many share it.
+    pub(crate) fn common_stack(&self) -> Option<(&'a Stack, usize)> {
+        let first = self.representative().stack.as_ref();
+        // The common case, checked without hashing: every task has the first task's stack.
+        if self.tasks.iter().all(|t| t.stack.as_ref() == first) {
+            return first.map(|stack| (stack, self.tasks.len()));
+        }
+        let mut counts: Vec<(&'a Stack, usize)> = Vec::new();
+        let mut index: HashMap<&'a Stack, usize> = HashMap::new();
+        for stack in self.tasks.iter().filter_map(|t| t.stack.as_ref()) {
+            let slot = *index.entry(stack).or_insert_with(|| {
+                counts.push((stack, 0));
+                counts.len() - 1
+            });
+            counts[slot].1 += 1;
+        }
+        // Ties go to the stack seen first.
+        counts.into_iter().rev().max_by_key(|(_, count)| *count)
     }
+}
+
+fn min_max(durations: impl Iterator<Item = Duration> + Clone) -> (Duration, Duration) {
+    let min = durations.clone().min().unwrap_or_default();
+    (min, durations.max().unwrap_or_default())
 }
 
 /// Groups `tasks`, largest group first, then in order of first spawn.
@@ -55,6 +87,7 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
     let mut index: HashMap<GroupKey<'_>, usize> = HashMap::new();
     let mut groups: Vec<Group<'_>> = Vec::new();
     for task in tasks {
+        let name = task.name.as_deref().map(name_pattern);
         let key = GroupKey {
             kind: task.kind,
             spawned_at: task.spawned_at.as_ref(),
@@ -64,20 +97,15 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
             blocked_at: task.blocked_at.as_ref(),
             runs: task.runs.as_deref(),
             parents: task.parents.iter().map(|p| &p.spawned_at).collect(),
-            stack: task.stack.as_ref(),
-            kernel: task
-                .os_thread
-                .as_ref()
-                .filter(|_| task.kind == TaskKind::UntrackedThread)
-                .map(|os| (os.kernel_state.as_str(), os.waiting_in.as_deref())),
-            untracked_name: (task.kind == TaskKind::UntrackedThread)
-                .then(|| task.name.as_deref().map(name_pattern))
-                .flatten(),
+            name: name.clone(),
         };
         let next = groups.len();
         let slot = *index.entry(key).or_insert(next);
         if slot == next {
-            groups.push(Group { tasks: Vec::new() });
+            groups.push(Group {
+                tasks: Vec::new(),
+                name,
+            });
         }
         groups[slot].tasks.push(task);
     }
@@ -86,16 +114,19 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
     groups
 }
 
-/// What threads named alike share: every run of digits becomes one `#`, so `worker-12` and
-/// `worker-3` (and `pool-1-thread-20`, `pool-2-thread-3`) are the same kind of thread. The one rule
-/// for grouping reports and for sharing live stacks among look-alike threads.
-pub(crate) fn name_pattern(name: &str) -> String {
+/// The one rule by which names are alike, for grouping reports and for sharing live stacks among
+/// look-alike threads: every run of digits reads `N`, so `worker-3`, `worker-12` and `worker-301`
+/// are all `worker-N`.
+pub(crate) fn name_pattern(name: &str) -> Cow<'_, str> {
+    if !name.bytes().any(|b| b.is_ascii_digit()) {
+        return Cow::Borrowed(name);
+    }
     let mut out = String::with_capacity(name.len());
     let mut in_digits = false;
     for c in name.chars() {
         if c.is_ascii_digit() {
             if !in_digits {
-                out.push('#');
+                out.push('N');
             }
             in_digits = true;
         } else {
@@ -103,7 +134,7 @@ pub(crate) fn name_pattern(name: &str) -> String {
             in_digits = false;
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -111,14 +142,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_alike_but_for_their_numbers_share_a_pattern() {
-        assert_eq!(name_pattern("worker-12"), "worker-#");
-        assert_eq!(name_pattern("worker-3"), name_pattern("worker-12"));
+    fn runs_of_digits_read_n() {
+        assert_eq!(name_pattern("worker-3"), "worker-N");
+        assert_eq!(name_pattern("worker-301"), "worker-N");
+        assert_eq!(name_pattern("w1-of-16"), "wN-of-N");
+        assert_eq!(name_pattern("tokio-rt-worker"), "tokio-rt-worker");
+        assert_eq!(name_pattern("٣"), "٣", "only ASCII digits");
         assert_eq!(
             name_pattern("pool-1-thread-20"),
             name_pattern("pool-2-thread-3")
         );
-        assert_eq!(name_pattern("tokio-runtime-w"), "tokio-runtime-w");
         assert_ne!(name_pattern("worker-1"), name_pattern("worker-"));
     }
 }

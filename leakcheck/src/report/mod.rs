@@ -4,10 +4,12 @@
 //! true to the moment of the check however the tasks move on afterwards. It knows nothing of the
 //! registry: plain data (this module), grouping, text, JSON, and stacks.
 
+mod escape;
 mod group;
 mod json;
 mod stack;
 mod text;
+mod trim;
 
 use std::fmt;
 use std::time::Duration;
@@ -39,11 +41,10 @@ pub use stack::{Frame, Stack, StackOrigin};
 /// assert_eq!(report.tasks()[0].blocked_on(), Some("chan send"));
 /// drop(rx); // lets the sender go
 /// ```
-#[derive(Clone, Serialize)]
+#[derive(Clone)]
 pub struct LeakReport {
     /// What was checked: "test `a::b`", "scope `x`", or "the process".
     pub(crate) checked: String,
-    #[serde(serialize_with = "json::seconds")]
     pub(crate) waited: Duration,
     pub(crate) exited_while_waiting: usize,
     pub(crate) tasks: Vec<LeakedTask>,
@@ -75,9 +76,11 @@ impl LeakReport {
         &self.notes
     }
 
-    /// The report as JSON, as written to `LEAKCHECK_REPORT_DIR`.
+    /// The report as JSON, as written to `LEAKCHECK_REPORT_DIR`: the survivors grouped as in the
+    /// text report, each group with its count and its first task ids, bounded in size however
+    /// many survivors there are (what it leaves out is counted under `omitted`).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serialises")
+        json::render(self)
     }
 
     /// Async tasks that a runtime counted alive but that leakcheck did not see spawn, so knows
@@ -116,9 +119,10 @@ pub struct Site {
 }
 
 impl Site {
-    pub(crate) fn new(file: impl Into<String>, line: u32, column: u32) -> Site {
+    pub(crate) fn new(file: &str, line: u32, column: u32) -> Site {
         Site {
-            file: file.into(),
+            // A dependency's `#[track_caller]` site is an absolute path into cargo's caches.
+            file: crate::symbols::short_path(file).into_owned(),
             line,
             column,
         }
@@ -128,7 +132,8 @@ impl Site {
         Site::new(location.file(), location.line(), location.column())
     }
 
-    /// The source file, as the compiler named it (`tests/pool.rs`, `src/lib.rs`).
+    /// The source file, as the compiler named it (`tests/pool.rs`, `src/lib.rs`); a dependency's
+    /// as `name-version/src/…`.
     pub fn file(&self) -> &str {
         &self.file
     }
@@ -229,6 +234,11 @@ pub struct LeakedTask {
     pub(crate) blocked_at: Option<Site>,
     #[serde(serialize_with = "json::optional_seconds")]
     pub(crate) last_polled_ago: Option<Duration>,
+    /// For an async task, whether leakcheck sees its wakers (a tracked future) and so knows that
+    /// an `idle` task's waker is held somewhere; a task seen through a runtime's hooks is only
+    /// known to be pending.
+    #[serde(skip)]
+    pub(crate) wakers_observed: bool,
     pub(crate) parents: Vec<ParentTask>,
     pub(crate) stack: Option<Stack>,
     /// Why there is no stack, when one was looked for and could not be had.

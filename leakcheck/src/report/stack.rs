@@ -1,4 +1,4 @@
-//! Stacks in reports: how they were obtained, their frames, and trimming of internal frames.
+//! Stacks in reports: how they were obtained, and their frames (trimmed by `trim.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,23 +57,50 @@ impl Frame {
     }
 }
 
-/// A task's stack, innermost frame first, with leakcheck's, std's and runtimes' frames trimmed.
+/// A task's stack, innermost frame first, trimmed to the frames that tell the story (see
+/// `trim.rs` for the rule; `LEAKCHECK_BACKTRACE=full` keeps every frame).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Stack {
     pub(crate) origin: StackOrigin,
     pub(crate) frames: Vec<Frame>,
-    /// How many internal frames were trimmed.
-    pub(crate) hidden: usize,
+    /// The runs of frames hidden, each where it was.
+    #[serde(rename = "hidden")]
+    pub(crate) elided: Vec<Elided>,
+}
+
+/// A run of frames a report hides, counted in place: `… 12 frames of std, tokio hidden`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub(crate) struct Elided {
+    /// The index in [`Stack::frames`] of the first frame shown after the run.
+    pub(crate) before: usize,
+    pub(crate) count: usize,
+    /// The crates the hidden frames belong to (`std`, `tokio`, `libc`), in order of appearance.
+    pub(crate) crates: Vec<String>,
 }
 
 impl Stack {
+    /// `frames` (innermost first), trimmed unless `full`.
+    pub(crate) fn trimmed(origin: StackOrigin, frames: Vec<Frame>, full: bool) -> Stack {
+        let trimmed = super::trim::trim(frames, full);
+        Stack {
+            origin,
+            frames: trimmed.frames,
+            elided: trimmed.elided,
+        }
+    }
+
     /// How the stack was obtained.
     pub fn origin(&self) -> StackOrigin {
         self.origin
     }
-    /// The frames that are the user's code, innermost first.
+    /// The frames a report shows, innermost first: the user's and other crates', without std's,
+    /// the runtime's, leakcheck's and the C library's (all of them with `LEAKCHECK_BACKTRACE=full`).
     pub fn frames(&self) -> &[Frame] {
         &self.frames
+    }
+    /// How many frames were hidden from [`frames`](Self::frames).
+    pub fn hidden_frames(&self) -> usize {
+        self.elided.iter().map(|run| run.count).sum()
     }
     /// Whether any frame is in `function` (a path, matched on whole segments).
     pub fn contains_function(&self, function: &str) -> bool {
@@ -116,6 +143,7 @@ impl PendingStack {
 pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stack>> {
     let mut symbols = SymbolCache::new();
     let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), Stack> = HashMap::new();
+    let full = crate::config::get().full_stacks;
     stacks
         .iter()
         .map(|pending| {
@@ -142,186 +170,16 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
                     line: symbol.line,
                 }));
             }
-            let stack = trim(key.0, frames);
+            let stack = Stack::trimmed(key.0, frames, full);
             by_addresses.insert(key, stack.clone());
             Some(stack)
         })
         .collect()
 }
 
-/// Crates and modules whose frames are not the user's code, matched on whole leading path
-/// segments (`std` hides `std::thread`, not a crate named `stdx`).
-const INTERNAL_PATHS: &[&str] = &[
-    "leakcheck",
-    "std",
-    "core",
-    "alloc",
-    "backtrace",
-    "parking_lot",
-    "parking_lot_core",
-    "tokio::runtime",
-    "tokio::task",
-    "tokio::loom",
-    "tokio::park",
-    "test",
-    "libtest_mimic",
-];
-
-/// C library and runtime symbols (names without a Rust path), matched whole.
-const INTERNAL_SYMBOLS: &[&str] = &[
-    "main",
-    "_start",
-    "clone",
-    "clone3",
-    "__clone",
-    "__clone3",
-    "syscall",
-    "futex",
-    "start_thread",
-    "rust_begin_unwind",
-];
-
-/// Prefixes of C library and runtime symbols (names without a Rust path).
-const INTERNAL_SYMBOL_PREFIXES: &[&str] = &[
-    "__rust",
-    "__libc",
-    "__GI_",
-    "__pthread",
-    "pthread_",
-    "__futex",
-    "futex_",
-    "__syscall",
-];
-
-/// Whether the path `function` starts with the whole segments of `prefix`, after any `<`.
-fn starts_with_segments(function: &str, prefix: &str) -> bool {
-    function
-        .trim_start_matches('<')
-        .strip_prefix(prefix)
-        .is_some_and(|rest| {
-            rest.is_empty()
-                || rest.starts_with("::")
-                || rest.starts_with('<')
-                || rest.starts_with(' ')
-        })
-}
-
-fn is_internal(frame: &Frame) -> bool {
-    let function = frame.function.as_str();
-    let is_path = function.contains("::");
-    function.starts_with("0x")
-        // A C library's function (`epoll_wait`, `__futex_abstimed_wait_common`): no Rust path,
-        // and no source file in the debug info we have.
-        || (!is_path && frame.file.is_none())
-        || (!is_path
-            && (INTERNAL_SYMBOLS.contains(&function)
-                || INTERNAL_SYMBOL_PREFIXES
-                    .iter()
-                    .any(|prefix| function.starts_with(prefix))))
-        || INTERNAL_PATHS
-            .iter()
-            .any(|prefix| starts_with_segments(function, prefix))
-        || frame
-            .file
-            .as_deref()
-            .is_some_and(|f| f.contains("/rustc/") || f.contains("/.cargo/registry/"))
-}
-
-/// Keeps the user's frames; counts the rest. A stack of nothing but internal frames is kept whole,
-/// since hiding everything would say less than showing it.
-fn trim(origin: StackOrigin, frames: Vec<Frame>) -> Stack {
-    let total = frames.len();
-    let kept: Vec<Frame> = frames.iter().filter(|f| !is_internal(f)).cloned().collect();
-    if kept.is_empty() {
-        return Stack {
-            origin,
-            frames,
-            hidden: 0,
-        };
-    }
-    Stack {
-        origin,
-        hidden: total - kept.len(),
-        frames: kept,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(function: &str) -> Frame {
-        Frame {
-            function: function.into(),
-            file: Some("src/lib.rs".into()),
-            line: Some(1),
-        }
-    }
-
-    #[test]
-    fn trims_internal_frames_and_counts_them() {
-        let stack = trim(
-            StackOrigin::Live,
-            vec![
-                frame("std::sync::mpmc::zero::Channel<T>::send"),
-                frame("leakcheck::sync::mpsc::SyncSender<T>::send"),
-                frame("my_app::pool::worker"),
-                frame("core::ops::function::FnOnce::call_once"),
-                frame("my_app::pool::Pool::new::{{closure}}"),
-                frame("std::sys::pal::unix::thread::Thread::new::thread_start"),
-                frame("start_thread"),
-                Frame {
-                    function: "epoll_wait".into(),
-                    file: None,
-                    line: None,
-                },
-            ],
-        );
-        let names: Vec<&str> = stack.frames.iter().map(|f| f.function.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "my_app::pool::worker",
-                "my_app::pool::Pool::new::{{closure}}"
-            ]
-        );
-        assert_eq!(stack.hidden, 6);
-        assert!(stack.contains_function("pool::worker"));
-    }
-
-    #[test]
-    fn internal_names_match_whole_segments_not_user_crates_that_start_alike() {
-        let user = [
-            "mainline::run",
-            "clone_service::worker",
-            "futexes::wait_all",
-            "syscalls::poll",
-            "stdx::io::read",
-            "tests_support::helper",
-            "<mainline::Server as core::ops::Drop>::drop",
-        ];
-        for function in user {
-            assert!(!is_internal(&frame(function)), "{function} was hidden");
-        }
-        let internal = [
-            "std::thread::park",
-            "<std::io::Stdin as std::io::Read>::read",
-            "core::ops::function::FnOnce::call_once",
-            "leakcheck::sync::mpsc::SyncSender<T>::send",
-            "parking_lot_core::parking_lot::park",
-            "tokio::runtime::park::Inner::park",
-            "test::run_test",
-            "main",
-            "clone3",
-            "syscall",
-            "start_thread",
-            "__futex_abstimed_wait_common",
-            "pthread_cond_wait",
-        ];
-        for function in internal {
-            assert!(is_internal(&frame(function)), "{function} was shown");
-        }
-    }
 
     #[test]
     #[cfg_attr(miri, ignore)] // Reads debug info from the executable.
@@ -332,10 +190,12 @@ mod tests {
             None,
         ]);
         let stack = stacks[0].as_ref().unwrap();
+        // This test is leakcheck's own code under test: shown; the harness's frames are not.
         assert!(
             stack.contains_function("resolves_this_very_stack"),
             "{stack:?}"
         );
+        assert!(stack.hidden_frames() > 0, "{stack:?}");
         assert!(stacks[1].is_none());
     }
 }

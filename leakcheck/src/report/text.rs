@@ -9,15 +9,20 @@ use std::time::Duration;
 
 use crate::vocab::{TaskKind, TaskState};
 
+use super::escape::escape;
 use super::group::{group, Group};
-use super::LeakReport;
+use super::stack::Elided;
+use super::{LeakReport, Stack};
 
 /// The most text a report writes: far below the 64 KiB a CI log line-budget tolerates.
 const BUDGET: usize = 56 * 1024;
 /// Tasks named in one group's `tasks` line.
 const TASKS_LISTED: usize = 8;
-/// Frames shown for one stack.
-const FRAMES_SHOWN: usize = 24;
+/// Frames shown for one stack: a trimmed stack is far shorter, and an untrimmed one
+/// (`LEAKCHECK_BACKTRACE=full`) is whole up to this depth.
+const FRAMES_SHOWN: usize = 64;
+/// Distinct kernel states listed for one group.
+const KERNEL_STATES_SHOWN: usize = 4;
 
 pub(super) fn render(report: &LeakReport) -> String {
     let mut out = String::new();
@@ -26,7 +31,7 @@ pub(super) fn render(report: &LeakReport) -> String {
         out,
         "leakcheck: {count} unexpected {} in {} (waited {}",
         plural(count, "task", "tasks"),
-        report.checked,
+        escape(&report.checked),
         human(report.waited),
     );
     if report.exited_while_waiting > 0 {
@@ -48,7 +53,7 @@ pub(super) fn render(report: &LeakReport) -> String {
             let rest: usize = groups[index..].iter().map(|g| g.tasks.len()).sum();
             let _ = write!(
                 out,
-                "\n  … and {} more {} of {rest} {} not shown (all are in LeakReport::tasks() and the JSON report)\n",
+                "\n  … and {} more {} of {rest} {} not shown (all are in LeakReport::tasks(); the JSON report counts them)\n",
                 groups.len() - index,
                 plural(groups.len() - index, "group", "groups"),
                 plural(rest, "task", "tasks"),
@@ -59,7 +64,7 @@ pub(super) fn render(report: &LeakReport) -> String {
     }
     for note in report.notes.iter().take(NOTES_SHOWN) {
         out.push_str("\n  note: ");
-        wrap_into(&mut out, clip(note, LINE_LIMIT * 4), "        ");
+        wrap_into(&mut out, &escape(clip(note, LINE_LIMIT * 4)), "        ");
     }
     clip_lines(&out)
 }
@@ -67,17 +72,16 @@ pub(super) fn render(report: &LeakReport) -> String {
 fn render_group(out: &mut String, group: &Group<'_>) {
     let task = group.representative();
     let count = group.tasks.len();
-    let (shortest, longest) = group.shortest_and_longest();
-    let duration = if longest.saturating_sub(shortest) < Duration::from_millis(50) {
-        human(longest)
-    } else {
-        format!("{}–{}", human(shortest), human(longest))
-    };
-    let _ = write!(out, "\n  {count} × {}, ", task.kind);
+    let duration = coarse_range(group.in_state_for());
+    let _ = write!(out, "\n  {count} × {}", task.kind);
+    if let Some(name) = &group.name {
+        let _ = write!(out, " {name:?}");
+    }
+    out.push_str(", ");
     match task.state {
         TaskState::Blocked => {
             let reason = task.blocked_on.as_deref().unwrap_or("an unknown call");
-            let _ = write!(out, "blocked in `{reason}` for {duration}");
+            let _ = write!(out, "blocked in `{}` for {duration}", escape(reason));
         }
         TaskState::Lost => {
             let _ = write!(
@@ -85,10 +89,16 @@ fn render_group(out: &mut String, group: &Group<'_>) {
                 "LOST for {duration}: pending, and every waker is dropped, so nothing can ever wake it again"
             );
         }
-        TaskState::Idle => {
+        TaskState::Idle if task.wakers_observed => {
             let _ = write!(
                 out,
                 "idle for {duration} (pending; a waker is held somewhere)"
+            );
+        }
+        TaskState::Idle => {
+            let _ = write!(
+                out,
+                "pending for {duration} (seen through the runtime's hooks: whether anything can wake it is not known)"
             );
         }
         TaskState::Scheduled => {
@@ -107,34 +117,28 @@ fn render_group(out: &mut String, group: &Group<'_>) {
     out.push('\n');
 
     if let Some(site) = &task.spawned_at {
-        let _ = write!(out, "      spawned at   {site}   (");
+        let _ = write!(out, "      spawned at   {}   (", escape(&site.to_string()));
         if let Some(scope) = &task.scope {
-            let _ = write!(out, "by {scope}, ");
+            let _ = write!(out, "by {}, ", escape(scope));
         }
         let oldest = group.tasks.iter().map(|t| t.age).max().unwrap_or_default();
-        let _ = writeln!(out, "{} ago)", human(oldest));
+        let _ = writeln!(out, "{} ago)", coarse(oldest));
     }
     if let Some(site) = &task.blocked_at {
-        let _ = writeln!(out, "      blocked at   {site}");
+        let _ = writeln!(out, "      blocked at   {}", escape(&site.to_string()));
     }
     if let Some(runs) = &task.runs {
-        let _ = writeln!(out, "      runs         {runs}");
+        let _ = writeln!(out, "      runs         {}", escape(runs));
     }
     if task.kind == TaskKind::Async {
-        match task.last_polled_ago {
-            Some(ago) => {
-                let _ = writeln!(out, "      last polled  {} ago", human(ago));
+        match group.last_polled_ago() {
+            Some(range) => {
+                let _ = writeln!(out, "      last polled  {} ago", coarse_range(range));
             }
             None => out.push_str("      last polled  never\n"),
         }
     }
-    if let Some(os) = group.os_thread() {
-        let _ = write!(out, "      kernel       {}", os.kernel_state);
-        if let Some(wchan) = &os.waiting_in {
-            let _ = write!(out, ", waiting in {wchan}");
-        }
-        out.push('\n');
-    }
+    render_kernel(out, group);
     render_task_list(out, group);
     for (depth, parent) in group.parents().iter().enumerate() {
         let label = if depth == 0 {
@@ -150,29 +154,96 @@ fn render_group(out: &mut String, group: &Group<'_>) {
             out,
             "({}, spawned at {}{})",
             parent.kind,
-            parent.spawned_at,
+            escape(&parent.spawned_at.to_string()),
             if parent.exited { ", exited" } else { "" }
         );
     }
-    if let Some(stack) = &task.stack {
-        let _ = writeln!(out, "      stack ({}):", stack.origin);
-        for frame in stack.frames.iter().take(FRAMES_SHOWN) {
-            let _ = write!(out, "          {}", frame.function);
-            if let (Some(file), Some(line)) = (&frame.file, frame.line) {
-                let _ = write!(out, "   {file}:{line}");
-            }
-            out.push('\n');
+    if let Some((stack, shared_by)) = group.common_stack() {
+        if shared_by == count {
+            let _ = writeln!(out, "      stack ({}):", stack.origin);
+        } else {
+            let _ = writeln!(
+                out,
+                "      stack of {shared_by} of the {count} tasks ({}):",
+                stack.origin
+            );
         }
-        let more = stack.frames.len().saturating_sub(FRAMES_SHOWN);
-        if more > 0 {
-            let _ = writeln!(out, "          … {more} more frames");
-        }
-        if stack.hidden > 0 {
-            let _ = writeln!(out, "          ({} internal frames hidden)", stack.hidden);
-        }
+        render_stack(out, stack);
     } else if let Some(why) = &task.stack_unavailable {
-        let _ = writeln!(out, "      stack        not available: {why}");
+        let _ = writeln!(out, "      stack        not available: {}", escape(why));
     }
+}
+
+/// The frames of `stack`, with each run of hidden frames counted where it was.
+fn render_stack(out: &mut String, stack: &Stack) {
+    let mut runs = stack.elided.iter().peekable();
+    let shown = stack.frames.len().min(FRAMES_SHOWN);
+    for (index, frame) in stack.frames.iter().take(shown).enumerate() {
+        while let Some(run) = runs.next_if(|run| run.before <= index) {
+            render_elided(out, run);
+        }
+        let _ = write!(out, "          {}", escape(&frame.function));
+        if let (Some(file), Some(line)) = (&frame.file, frame.line) {
+            let _ = write!(out, "   {}:{line}", escape(file));
+        }
+        out.push('\n');
+    }
+    let more = stack.frames.len() - shown;
+    if more > 0 {
+        let hidden: usize = runs.map(|run| run.count).sum();
+        let _ = write!(
+            out,
+            "          … {more} more {}",
+            plural(more, "frame", "frames")
+        );
+        if hidden > 0 {
+            let _ = write!(out, " (and {hidden} hidden)");
+        }
+        out.push('\n');
+    } else {
+        runs.for_each(|run| render_elided(out, run));
+    }
+}
+
+fn render_elided(out: &mut String, run: &Elided) {
+    let _ = writeln!(
+        out,
+        "          … {} {} of {} hidden",
+        run.count,
+        plural(run.count, "frame", "frames"),
+        run.crates.join(", ")
+    );
+}
+
+/// What the kernel says about the group's OS threads: one line, each distinct state once.
+fn render_kernel(out: &mut String, group: &Group<'_>) {
+    let mut seen: Vec<(&str, Option<&str>, usize)> = Vec::new();
+    for os in group.tasks.iter().filter_map(|t| t.os_thread.as_ref()) {
+        let state = (os.kernel_state.as_str(), os.waiting_in.as_deref());
+        if let Some(entry) = seen.iter_mut().find(|(k, w, _)| (*k, *w) == state) {
+            entry.2 += 1;
+        } else if seen.len() < KERNEL_STATES_SHOWN {
+            seen.push((state.0, state.1, 1));
+        }
+    }
+    if seen.is_empty() {
+        return;
+    }
+    out.push_str("      kernel       ");
+    let several = seen.len() > 1;
+    for (index, (state, wchan, n)) in seen.iter().enumerate() {
+        if index > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&escape(state));
+        if let Some(wchan) = wchan {
+            let _ = write!(out, ", waiting in {}", escape(wchan));
+        }
+        if several {
+            let _ = write!(out, " ({n})");
+        }
+    }
+    out.push('\n');
 }
 
 fn render_task_list(out: &mut String, group: &Group<'_>) {
@@ -278,6 +349,32 @@ pub(crate) fn human(duration: Duration) -> String {
     }
 }
 
+/// Below this, a duration measured by task states' coarse clock (one scheduler tick, 1–10 ms) is
+/// not known to be anything but short.
+const CLOCK_RESOLUTION: Duration = Duration::from_millis(10);
+
+/// A duration measured by the coarse clock of task states: `<10ms` rather than a `0µs` it cannot
+/// tell apart from a few milliseconds.
+fn coarse(duration: Duration) -> String {
+    if duration < CLOCK_RESOLUTION {
+        format!("<{}", human(CLOCK_RESOLUTION))
+    } else {
+        human(duration)
+    }
+}
+
+/// The durations of a group's tasks: one figure when they are alike, `up to 1.2s` when some are
+/// too short to measure, `250ms–1.2s` otherwise.
+fn coarse_range((shortest, longest): (Duration, Duration)) -> String {
+    if longest.saturating_sub(shortest) < Duration::from_millis(50) {
+        coarse(longest)
+    } else if shortest < CLOCK_RESOLUTION {
+        format!("up to {}", human(longest))
+    } else {
+        format!("{}–{}", human(shortest), human(longest))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +411,15 @@ mod tests {
         assert_eq!(human(Duration::from_millis(250)), "250ms");
         assert_eq!(human(Duration::from_micros(12)), "12µs");
         assert_eq!(human(Duration::from_secs(125)), "2m 05s");
+    }
+
+    #[test]
+    fn state_durations_say_only_what_the_clock_knows() {
+        let ms = Duration::from_millis;
+        assert_eq!(coarse(Duration::ZERO), "<10ms");
+        assert_eq!(coarse(ms(250)), "250ms");
+        assert_eq!(coarse_range((ms(0), ms(20))), "20ms");
+        assert_eq!(coarse_range((ms(0), ms(100))), "up to 100ms");
+        assert_eq!(coarse_range((ms(200), ms(1200))), "200ms–1.2s");
     }
 }

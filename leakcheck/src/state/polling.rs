@@ -79,7 +79,7 @@ impl AsyncState {
         self.observes_wakers.store(true, Ordering::Relaxed);
     }
 
-    pub(super) fn observes_wakers(&self) -> bool {
+    pub(crate) fn observes_wakers(&self) -> bool {
         self.observes_wakers.load(Ordering::Relaxed)
     }
 

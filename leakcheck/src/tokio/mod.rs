@@ -212,9 +212,7 @@ where
         let record = &exit.0;
         record.state.unblock(queued, clock::now());
         let _ = record.os_thread.set(ThreadHandle::current());
-        let _context = context::enter_task(record);
-        let output = f();
-        drop(_context);
+        let output = context::in_task(record, f);
         drop(exit);
         output
     })

@@ -189,7 +189,7 @@ impl UntrackedWatch {
         let mut source: Vec<usize> = Vec::with_capacity(alive.len());
         for (thread, status) in &alive {
             let look = (
-                name_pattern(&status.name),
+                name_pattern(&status.name).into_owned(),
                 status.state,
                 status.wchan.clone(),
             );
@@ -239,6 +239,7 @@ impl UntrackedWatch {
                     blocked_on: None,
                     blocked_at: None,
                     last_polled_ago: None,
+                    wakers_observed: false,
                     parents: Vec::new(),
                     stack,
                     stack_unavailable,
