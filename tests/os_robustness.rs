@@ -192,7 +192,10 @@ fn an_untracked_thread_named_in_bytes_is_caught() {
     run_fixture("fixture_untracked_thread_named_in_bytes", &[])
         .assert_failed()
         .assert_contains("REPORT FOLLOWS")
-        .assert_contains("1 × untracked thread, alive (not spawned through leakcheck)")
+        .assert_contains(
+            "leakcheck: 1 unexpected task in test `fixture_untracked_thread_named_in_bytes`",
+        )
+        .assert_contains("1 × untracked thread")
         // The text report quotes names as Rust strings, so the escape's backslash shows doubled.
         .assert_contains(r#""c-lib-\\xff\\xfe""#);
 }
