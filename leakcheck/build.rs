@@ -1,7 +1,16 @@
-//! Sets `cfg(leakcheck_taskdump)` when tokio's task dumps are available: the `tokio` feature, built
-//! with `--cfg tokio_unstable --cfg tokio_taskdump`, on Linux, on an architecture tokio supports
-//! task dumps on. The one place that condition is written for the code (the manifest repeats it
-//! for the target-specific dependency, where a build script cannot reach).
+//! Decides two things about this build, as cfgs for the code:
+//!
+//! - `cfg(leakcheck_taskdump)` when tokio's task dumps are available: the `tokio` feature, built
+//!   with `--cfg tokio_unstable --cfg tokio_taskdump`, on Linux, on an architecture tokio supports
+//!   task dumps on. The one place that condition is written for the code (the manifest repeats it
+//!   for the target-specific dependency, where a build script cannot reach).
+//! - `cfg(leakcheck_interpose)` when leakcheck may define `pthread_create` (see
+//!   `src/os/linux/pthread.rs`). The symbol is left out where it cannot work or would do harm:
+//!   without the `track-all-threads` feature, off Linux/glibc, with a statically linked C runtime
+//!   (no `dlsym(RTLD_NEXT)` to find the real function), under Miri, and in sanitizer builds, whose
+//!   runtimes intercept `pthread_create` themselves (AddressSanitizer aborts when another
+//!   definition replaces its interceptor). Why it is left out reaches the code as
+//!   `LEAKCHECK_CENSUS_REASON`, for the note reports give.
 
 use std::env;
 
@@ -21,4 +30,82 @@ fn main() {
     if taskdump {
         println!("cargo:rustc-cfg=leakcheck_taskdump");
     }
+    interposer();
+}
+
+/// Sets `cfg(leakcheck_interpose)`, or says why not.
+fn interposer() {
+    let blocker = interposer_blocker();
+    let reason = blocker.as_ref().map_or("", Blocker::describe);
+    println!("cargo:rustc-env=LEAKCHECK_CENSUS_REASON={reason}");
+    match blocker {
+        None => println!("cargo:rustc-cfg=leakcheck_interpose"),
+        // Only worth a warning when the user asked for the feature and cannot have it.
+        Some(why)
+            if env::var_os("CARGO_FEATURE_TRACK_ALL_THREADS").is_some()
+                && why != Blocker::Platform =>
+        {
+            println!(
+                "cargo:warning=leakcheck: threads are found by census only in this build: {}",
+                why.describe()
+            );
+        }
+        Some(_) => {}
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Blocker {
+    FeatureOff,
+    Platform,
+    StaticCrt,
+    Miri,
+    Sanitizer,
+}
+
+impl Blocker {
+    fn describe(&self) -> &'static str {
+        match self {
+            Blocker::FeatureOff => "the `track-all-threads` feature is off",
+            Blocker::Platform => "only Linux with glibc is supported",
+            Blocker::StaticCrt => "a statically linked C runtime has no `dlsym(RTLD_NEXT)`",
+            Blocker::Miri => "Miri cannot run the interposer",
+            Blocker::Sanitizer => {
+                "a sanitizer runtime intercepts `pthread_create` itself (-Zsanitizer)"
+            }
+        }
+    }
+}
+
+fn interposer_blocker() -> Option<Blocker> {
+    let var = |name: &str| env::var(name).unwrap_or_default();
+    if env::var_os("CARGO_FEATURE_TRACK_ALL_THREADS").is_none() {
+        return Some(Blocker::FeatureOff);
+    }
+    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
+        return Some(Blocker::Platform);
+    }
+    if var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|feature| feature == "crt-static")
+    {
+        return Some(Blocker::StaticCrt);
+    }
+    if env::var_os("CARGO_CFG_MIRI").is_some() {
+        return Some(Blocker::Miri);
+    }
+    if has_sanitizer(&var("CARGO_ENCODED_RUSTFLAGS")) {
+        return Some(Blocker::Sanitizer);
+    }
+    None
+}
+
+/// Whether the flags (separated by `\x1f`, as cargo encodes them) turn on a sanitizer:
+/// `-Zsanitizer=address`, or `-Z` followed by `sanitizer=...`.
+fn has_sanitizer(encoded: &str) -> bool {
+    let flags: Vec<&str> = encoded.split('\x1f').collect();
+    flags.iter().enumerate().any(|(i, flag)| {
+        flag.starts_with("-Zsanitizer")
+            || (*flag == "-Z" && flags.get(i + 1).is_some_and(|f| f.starts_with("sanitizer")))
+    })
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use leakcheck::sync::mpsc;
-use leakcheck::{thread, Options, StackOrigin, TaskKind, TaskState};
+use leakcheck::{thread, Options, StackOrigin, TaskState};
 
 use common::run_fixture;
 
@@ -158,9 +158,13 @@ fn park_forever_untracked(rx: std::sync::mpsc::Receiver<()>) {
     let _ = rx.recv();
 }
 
+/// Plain threads are found by the census of untracked threads in this mode; by default they are
+/// tracked from their creation.
+const CENSUS: &[(&str, &str)] = &[("LEAKCHECK_THREADS", "census")];
+
 #[test]
-#[ignore = "fixture: run by an_untracked_thread_named_in_bytes_is_caught"]
-fn fixture_untracked_thread_named_in_bytes() {
+#[ignore = "fixture: run by a_plain_thread_named_in_bytes_is_caught_*"]
+fn fixture_plain_thread_named_in_bytes() {
     let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(100)));
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -174,9 +178,8 @@ fn fixture_untracked_thread_named_in_bytes() {
     let report = guard.verify().expect_err("the plain thread is alive");
     assert_eq!(report.tasks().len(), 1, "{report}");
     let task = &report.tasks()[0];
-    assert_eq!(task.kind(), TaskKind::UntrackedThread, "{report}");
     assert_eq!(task.name(), Some("c-lib-\\xff\\xfe"), "{report}");
-    let stack = task.stack().expect("a live stack of the untracked thread");
+    let stack = task.stack().expect("a live stack of the plain thread");
     assert!(
         stack.contains_function("os_robustness::park_forever_untracked"),
         "{report}"
@@ -188,16 +191,25 @@ fn fixture_untracked_thread_named_in_bytes() {
 /// threads: a missed leak. Run in a child process, one test at a time, as untracked threads are
 /// only attributed to a test then.
 #[test]
-fn an_untracked_thread_named_in_bytes_is_caught() {
-    run_fixture("fixture_untracked_thread_named_in_bytes", &[])
+fn a_plain_thread_named_in_bytes_is_caught_by_the_census() {
+    run_fixture("fixture_plain_thread_named_in_bytes", CENSUS)
         .assert_failed()
         .assert_contains("REPORT FOLLOWS")
         .assert_contains(
-            "leakcheck: 1 unexpected task in test `fixture_untracked_thread_named_in_bytes`",
+            "leakcheck: 1 unexpected task in test `fixture_plain_thread_named_in_bytes`",
         )
         .assert_contains("1 × untracked thread")
         // The text report quotes names as Rust strings, so the escape's backslash shows doubled.
         .assert_contains(r#""c-lib-\\xff\\xfe""#);
+}
+
+/// The same thread, tracked from its creation: its name is read from the kernel as well.
+#[test]
+fn a_plain_thread_named_in_bytes_is_caught_when_tracked_from_creation() {
+    run_fixture("fixture_plain_thread_named_in_bytes", &[])
+        .assert_failed()
+        .assert_contains("REPORT FOLLOWS")
+        .assert_contains("1 × thread \"c-lib-\\\\xff\\\\xfe\"");
 }
 
 /// How often the thread below was interrupted by a signal.
@@ -225,7 +237,7 @@ fn count_interruptions(wake: libc::c_int) {
 }
 
 #[test]
-#[ignore = "fixture: run by ignore_function_verdicts_take_one_stack_per_thread_while_waiting"]
+#[ignore = "fixture: run by ignore_function_verdicts_take_one_stack_per_*"]
 fn fixture_ignore_function_verdicts_while_threads_come_and_go() {
     let guard = leakcheck::verify_none_with(
         Options::new()
@@ -268,16 +280,28 @@ fn fixture_ignore_function_verdicts_while_threads_come_and_go() {
     panic!("REPORT FOLLOWS\n{report}")
 }
 
-/// `ignore_function` verdicts on untracked threads are decided once per thread while a check
-/// waits, not on every wake of the wait: each one interrupts the thread with a signal, and they
-/// draw on the check's one live-stack budget.
+/// `ignore_function` verdicts on plain threads are decided once per thread while a check waits,
+/// not on every wake of the wait: each one interrupts the thread with a signal, and they draw on
+/// the check's one live-stack budget. By the census of untracked threads...
 #[test]
 fn ignore_function_verdicts_take_one_stack_per_thread_while_waiting() {
+    run_fixture(
+        "fixture_ignore_function_verdicts_while_threads_come_and_go",
+        CENSUS,
+    )
+    .assert_failed()
+    .assert_contains("REPORT FOLLOWS")
+    .assert_contains("untracked thread");
+}
+
+/// ... and for threads tracked from their creation.
+#[test]
+fn ignore_function_verdicts_take_one_stack_per_tracked_thread_while_waiting() {
     run_fixture(
         "fixture_ignore_function_verdicts_while_threads_come_and_go",
         &[],
     )
     .assert_failed()
     .assert_contains("REPORT FOLLOWS")
-    .assert_contains("untracked thread");
+    .assert_contains("os_robustness::count_interruptions");
 }

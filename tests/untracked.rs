@@ -16,12 +16,20 @@ use std::time::{Duration, Instant};
 
 use leakcheck::{Options, StackOrigin, TaskKind};
 
-use common::{run_fixture, Fixture, FixtureRun};
+use common::{Fixture, FixtureRun};
 
 /// Runs the `#[ignore]`d test `name` of this binary with tests in parallel (two test threads,
 /// no nextest): per-test checks must leave untracked threads alone.
 fn run_fixture_in_parallel_mode(name: &str) -> FixtureRun {
-    Fixture::new(name).test_threads(2).run()
+    Fixture::new(name).envs(CENSUS).test_threads(2).run()
+}
+
+/// These tests are about the census of threads leakcheck did not see created, so their fixtures
+/// run in census mode (tests/plain_threads.rs covers tracking every thread from its creation).
+const CENSUS: &[(&str, &str)] = &[("LEAKCHECK_THREADS", "census")];
+
+fn run_fixture(name: &str, env: &[(&str, &str)]) -> FixtureRun {
+    Fixture::new(name).envs(CENSUS).envs(env).run()
 }
 
 /// Where a plain thread waits forever: it must show in the thread's live stack.

@@ -29,6 +29,15 @@ pub(crate) enum CaptureLevel {
     Backtrace,
 }
 
+/// Which threads are tracked from their creation (`LEAKCHECK_THREADS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadsMode {
+    /// Every thread the process creates, where the platform allows (the default).
+    All,
+    /// Only leakcheck's own; other threads are found by the census of the OS thread list.
+    Census,
+}
+
 pub(crate) struct Config {
     pub(crate) mode: Mode,
     pub(crate) timeout: Duration,
@@ -36,6 +45,7 @@ pub(crate) struct Config {
     /// `LEAKCHECK_BACKTRACE=full`: reports show every frame of every stack, untrimmed.
     pub(crate) full_stacks: bool,
     pub(crate) report_dir: Option<PathBuf>,
+    pub(crate) threads: ThreadsMode,
     /// Every malformed variable, as a message naming it and its accepted values.
     pub(crate) errors: Vec<String>,
 }
@@ -74,6 +84,7 @@ impl Config {
         let timeout_raw = read("LEAKCHECK_TIMEOUT", ACCEPTED_DURATIONS);
         let capture_raw = read("LEAKCHECK_BACKTRACE", "`0`, `1`, `full`");
         let report_dir = read("LEAKCHECK_REPORT_DIR", "a directory").map(PathBuf::from);
+        let threads_raw = read("LEAKCHECK_THREADS", "`all`, `census`");
 
         let mode = match mode_raw.as_deref().map(str::trim) {
             None | Some("fail") => Mode::Fail,
@@ -104,12 +115,23 @@ impl Config {
                 CaptureLevel::Location
             }
         };
+        let threads = match threads_raw.as_deref().map(str::trim) {
+            None | Some("all") => ThreadsMode::All,
+            Some("census") => ThreadsMode::Census,
+            Some(other) => {
+                errors.push(format!(
+                    "LEAKCHECK_THREADS=`{other}` is not understood; accepted values: `all` (track every thread from its creation, the default), `census`"
+                ));
+                ThreadsMode::All
+            }
+        };
         Config {
             mode,
             timeout,
             capture,
             full_stacks,
             report_dir,
+            threads,
             errors,
         }
     }
@@ -147,6 +169,7 @@ mod tests {
         assert_eq!(c.capture, CaptureLevel::Location);
         assert!(!c.full_stacks);
         assert!(c.report_dir.is_none());
+        assert_eq!(c.threads, ThreadsMode::All);
         assert!(c.errors.is_empty());
     }
 
@@ -157,7 +180,9 @@ mod tests {
             ("LEAKCHECK_TIMEOUT", "250ms"),
             ("LEAKCHECK_BACKTRACE", "1"),
             ("LEAKCHECK_REPORT_DIR", "/tmp/x"),
+            ("LEAKCHECK_THREADS", "census"),
         ]);
+        assert_eq!(c.threads, ThreadsMode::Census);
         assert_eq!(c.mode, Mode::Warn);
         assert_eq!(c.timeout, Duration::from_millis(250));
         assert_eq!(c.capture, CaptureLevel::Backtrace);
@@ -179,14 +204,18 @@ mod tests {
             ("LEAKCHECK", "loud"),
             ("LEAKCHECK_TIMEOUT", "soon"),
             ("LEAKCHECK_BACKTRACE", "yes"),
+            ("LEAKCHECK_THREADS", "every"),
         ]);
-        assert_eq!(c.errors.len(), 3, "{:?}", c.errors);
+        assert_eq!(c.errors.len(), 4, "{:?}", c.errors);
         assert!(c.errors[0].contains("LEAKCHECK=`loud`") && c.errors[0].contains("`warn`"));
         assert!(c.errors[1].contains("LEAKCHECK_TIMEOUT") && c.errors[1].contains("500ms"));
         assert!(
             c.errors[2].contains("LEAKCHECK_BACKTRACE=`yes`")
                 && c.errors[2].contains("`1`")
                 && c.errors[2].contains("`full`")
+        );
+        assert!(
+            c.errors[3].contains("LEAKCHECK_THREADS=`every`") && c.errors[3].contains("`census`")
         );
         let panic = std::panic::catch_unwind(|| c.ensure_valid()).unwrap_err();
         let message = panic.downcast_ref::<String>().unwrap();

@@ -5,7 +5,9 @@
 //! stack of frames: the innermost frame gives the current scope (a task frame gives its task's
 //! scope), and the innermost task frame gives the task that spawns whatever is spawned here.
 //! A thread with no frame at all (a libtest test thread using `verify_none()`, `main`) gets an
-//! implicit scope of its own the first time one is needed.
+//! implicit scope of its own the first time one is needed, unless it was created plainly in a
+//! scope: then the record its creator made for it ([`inherit`]) is its task beneath every frame,
+//! and its scope is its creator's.
 //!
 //! Entering a task is on the hot path of every poll, so [`in_task`] borrows the record instead
 //! of cloning `Arc`s: the frame holds the record's `Arc` pointer for the duration of a closure,
@@ -74,12 +76,46 @@ struct Context {
     next_token: u64,
     /// The scope of the thread itself, created on first use.
     implicit: Option<Arc<Scope>>,
+    /// A plain thread's own record (see [`inherit`]): current beneath every entered frame.
+    inherited: Option<Inherited>,
+}
+
+/// The record of a thread created without leakcheck's wrappers, in its creator's scope.
+///
+/// Some threads act as tests of their own, as harnesses (real or simulated) run tests: those get
+/// their own implicit scope instead, like any test thread, and what they spawn joins it.
+struct Inherited {
+    task: Arc<TaskRecord>,
+    /// Whether the thread is named like a test (`module::test`), as a test harness names the
+    /// threads it runs tests on. Decided on first use, once std has named the thread.
+    named_like_a_test: std::cell::OnceCell<bool>,
+    /// Set when a check opened on this thread outside any frame: the thread checks (and spawns
+    /// into) a scope of its own from then on.
+    checks_itself: std::cell::Cell<bool>,
+}
+
+impl Inherited {
+    fn task(&self) -> Option<&TaskRecord> {
+        let test_thread = *self.named_like_a_test.get_or_init(|| {
+            std::thread::current()
+                .name()
+                .is_some_and(|name| name.contains("::") && is_rust_path(name))
+        });
+        (!test_thread && !self.checks_itself.get()).then_some(&*self.task)
+    }
+
+    fn share(&self) -> Option<Arc<TaskRecord>> {
+        self.task().map(|_| Arc::clone(&self.task))
+    }
 }
 
 impl Context {
     fn scope(&mut self) -> Arc<Scope> {
         if let Some((_, frame)) = self.frames.last() {
             return Arc::clone(frame.scope());
+        }
+        if let Some(task) = self.inherited.as_ref().and_then(Inherited::task) {
+            return Arc::clone(&task.scope);
         }
         Arc::clone(
             self.implicit
@@ -96,7 +132,17 @@ impl Context {
     }
 
     fn task(&self) -> Option<&TaskRecord> {
-        self.task_frame().and_then(Frame::task)
+        self.task_frame()
+            .and_then(Frame::task)
+            .or_else(|| self.inherited.as_ref()?.task())
+    }
+
+    /// Another strong reference to the current task.
+    fn share_task(&self) -> Option<Arc<TaskRecord>> {
+        match self.task_frame() {
+            Some(frame) => frame.share_task(),
+            None => self.inherited.as_ref()?.share(),
+        }
     }
 
     fn push(&mut self, frames: impl IntoIterator<Item = Frame>) -> u64 {
@@ -133,6 +179,20 @@ impl Context {
     }
 }
 
+/// Makes `task`, the record of this thread made by its creator, current on this thread for the
+/// thread's whole life, beneath whatever is entered later: what the thread spawns joins its
+/// creator's scope, as a child of `task`.
+#[cfg(leakcheck_interpose)]
+pub(crate) fn inherit(task: Arc<TaskRecord>) {
+    let _ = CONTEXT.try_with(|cx| {
+        cx.borrow_mut().inherited = Some(Inherited {
+            task,
+            named_like_a_test: std::cell::OnceCell::new(),
+            checks_itself: std::cell::Cell::new(false),
+        });
+    });
+}
+
 thread_local! {
     static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
 }
@@ -142,7 +202,7 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
     CONTEXT
         .try_with(|cx| {
             let mut cx = cx.borrow_mut();
-            let parent = cx.task_frame().and_then(Frame::share_task);
+            let parent = cx.share_task();
             (cx.scope(), parent)
         })
         .unwrap_or_else(|_| (teardown_scope(), None))
@@ -160,17 +220,26 @@ pub(crate) fn register(
     TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
 }
 
-/// The scope a check run here looks at.
+/// The scope a check run here looks at. A check opened outside any frame on a thread created in
+/// another scope makes that thread a test of its own (see [`Inherited`]).
 pub(crate) fn current_scope() -> Arc<Scope> {
     CONTEXT
-        .try_with(|cx| cx.borrow_mut().scope())
+        .try_with(|cx| {
+            let mut cx = cx.borrow_mut();
+            if cx.frames.is_empty() {
+                if let Some(inherited) = &cx.inherited {
+                    inherited.checks_itself.set(true);
+                }
+            }
+            cx.scope()
+        })
         .unwrap_or_else(|_| teardown_scope())
 }
 
 /// The tracked task running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
     CONTEXT
-        .try_with(|cx| cx.borrow().task_frame().and_then(Frame::share_task))
+        .try_with(|cx| cx.borrow().share_task())
         .ok()
         .flatten()
 }

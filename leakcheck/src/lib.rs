@@ -64,6 +64,7 @@
 //! | `LEAKCHECK_TIMEOUT` | a duration: `500ms`, `2s` | the default grace period (1 s) |
 //! | `LEAKCHECK_BACKTRACE` | `0`, `1`, `full` | `1`: record a backtrace per spawn and per blocking call; `full`: that, and show every frame of every stack in reports |
 //! | `LEAKCHECK_REPORT_DIR` | a directory | write a JSON report per failing check |
+//! | `LEAKCHECK_THREADS` | `all` (default where supported), `census` | track every thread from its creation, or only leakcheck's own |
 //!
 //! A malformed value fails every check with an error naming the variable and its accepted values.
 
@@ -75,10 +76,10 @@
 //
 // 0. leaves ......... vocab, clock, duration, config, patterns, symbols
 // 1. the OS ......... os
-// 2. reports ........ report
+// 2. reports ........ report, infer (what a stack says)
 // 3. records ........ state, then registry (a record holds its state)
 // 4. this thread .... context
-// 5. front ends ..... blocking, waiting, then thread, task, sync; options
+// 5. front ends ..... blocking, waiting, then plain_threads, thread, task, sync; options
 // 6. checks ......... check, then test_main
 // 7. integrations ... tokio
 mod clock;
@@ -90,6 +91,7 @@ mod vocab;
 
 mod os;
 
+mod infer;
 mod report;
 
 mod registry;
@@ -99,6 +101,7 @@ mod context;
 
 mod blocking;
 mod options;
+mod plain_threads;
 pub mod sync;
 pub mod task;
 pub mod thread;
@@ -127,6 +130,7 @@ pub mod __private {
     pub use crate::check::{run_async_test, run_test};
     /// The reference grammar of durations, which the macro crate's copy is tested against.
     pub use crate::duration::parse_duration;
+    pub use crate::plain_threads::set_for_benchmark as set_thread_tracking_for_benchmark;
     #[cfg(feature = "tokio")]
     pub use crate::tokio::test_runtime::{run_tokio_test, TokioFlavor, TokioTestConfig};
 

@@ -21,6 +21,8 @@ pub(crate) struct Symbol {
     pub(crate) function: String,
     pub(crate) file: Option<String>,
     pub(crate) line: Option<u32>,
+    /// What debug info says of the column, if anything (spawn sites read from stacks use it).
+    pub(crate) column: Option<u32>,
 }
 
 /// What an address in a stack is.
@@ -89,6 +91,7 @@ fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
                 .filename()
                 .map(|path| short_path(&path.to_string_lossy()).into_owned()),
             line: symbol.lineno(),
+            column: symbol.colno(),
         });
     });
     if symbols.is_empty() {
@@ -96,6 +99,7 @@ fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
             function: format!("{ip:#x}"),
             file: None,
             line: None,
+            column: None,
         });
     }
     symbols
@@ -110,6 +114,7 @@ mod tests {
             function: format!("at {ip}"),
             file: None,
             line: None,
+            column: None,
         }]
     }
 

@@ -27,6 +27,7 @@ pub use std::thread::{
 use crate::blocking::blocking;
 use crate::context;
 use crate::os::ThreadHandle;
+use crate::plain_threads;
 use crate::registry::{ExitOnDrop, TaskRecord};
 use crate::vocab::TaskKind;
 
@@ -114,6 +115,8 @@ impl Builder {
     {
         let record = self.register::<F>(Location::caller());
         let body = tracked_body(Arc::clone(&record), f);
+        // Recorded already: the `pthread_create` interposer must not record it again.
+        let _claim = plain_threads::claim_next_creation();
         self.std_builder()
             .spawn(body)
             .inspect_err(|_| record.exit())
@@ -133,6 +136,7 @@ impl Builder {
     {
         let record = self.register::<F>(Location::caller());
         let body = tracked_body(Arc::clone(&record), f);
+        let _claim = plain_threads::claim_next_creation();
         self.std_builder()
             .spawn_scoped(scope, body)
             .inspect_err(|_| record.exit())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::options::{Ignore, Options, SitePattern};
 use crate::os::LiveStackBudget;
 use crate::patterns::{function_matches, glob_matches};
+use crate::plain_threads;
 use crate::registry::TaskRecord;
 use crate::report::{resolve_stacks, PendingStack, Stack, StackOrigin};
 
@@ -15,17 +16,26 @@ pub(crate) fn is_ignored(
     live_stacks: &LiveStackBudget,
 ) -> bool {
     options.ignores.iter().any(|ignore| match ignore {
-        Ignore::Name(pattern) => task
-            .name
-            .as_deref()
-            .is_some_and(|name| glob_matches(pattern, name)),
+        Ignore::Name(pattern) => match task.created {
+            // A plain thread's name is the kernel's, as it shows in reports.
+            Some(_) => {
+                plain_threads::name_of(task).is_some_and(|name| glob_matches(pattern, &name))
+            }
+            None => task
+                .name
+                .as_deref()
+                .is_some_and(|name| glob_matches(pattern, name)),
+        },
         Ignore::SpawnedAt(pattern @ SitePattern::Source { .. }) => {
-            let site = task.spawn_site;
-            pattern.matches_site(site.file(), site.line(), site.column())
+            plain_threads::spawn_site_of(task)
+                .is_some_and(|site| pattern.matches_site(site.file(), site.line(), site.column()))
         }
         Ignore::SpawnedAt(SitePattern::Function(function)) => {
             function_matches(function, task.entry)
                 || spawner_frame(task).is_some_and(|frame| function_matches(function, &frame))
+                || plain_threads::spawning_functions_of(task)
+                    .iter()
+                    .any(|frame| function_matches(function, frame))
         }
         Ignore::Function(function) => {
             function_matches(function, task.entry)

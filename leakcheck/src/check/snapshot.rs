@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::os::LiveStackBudget;
+use crate::plain_threads;
 use crate::registry::TaskRecord;
 use crate::report::{
-    resolve_stacks, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
+    resolve_stacks_whole, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
 };
 use crate::vocab::{TaskId, TaskState};
 
@@ -18,7 +19,15 @@ const PARENTS_SHOWN: usize = 8;
 const LIVE_STACKS: usize = 64;
 
 /// Survivors sharing a spawn site and a blocking point share one live stack.
-type LiveStackKey = (&'static std::panic::Location<'static>, Option<Site>);
+type LiveStackKey = (SpawnKey, Option<Site>);
+
+/// What identifies where a task was spawned, for sharing live stacks: the `#[track_caller]`
+/// site, or for a plain thread (whose wait is read from its own stack) the thread itself.
+#[derive(PartialEq, Eq, Hash)]
+enum SpawnKey {
+    Location(&'static std::panic::Location<'static>),
+    Thread(TaskId),
+}
 
 /// Snapshots the survivors for a report. `dumped` holds stacks a runtime's task dump gave.
 pub(crate) fn leaked_tasks(
@@ -42,7 +51,11 @@ pub(crate) fn leaked_tasks(
             Some(PendingStack::Resolved(stack))
         } else {
             let live_stack = record.os_thread.get().and_then(|thread| {
-                let key = (record.spawn_site, blocked_at.clone());
+                let spawn = match record.created {
+                    Some(_) => SpawnKey::Thread(record.id),
+                    None => SpawnKey::Location(record.spawn_site),
+                };
+                let key = (spawn, blocked_at.clone());
                 if !live.contains_key(&key) && live.len() >= LIVE_STACKS {
                     return None;
                 }
@@ -71,18 +84,28 @@ pub(crate) fn leaked_tasks(
             stack_unavailable = None;
         }
         pending.push(stack);
+        let (name, runs) = match record.created {
+            Some(_) => (plain_threads::name_of(record), None),
+            None => (
+                record.name.as_deref().map(str::to_owned),
+                Some(entry_name(record.entry)),
+            ),
+        };
         tasks.push(LeakedTask {
             id: Some(record.id),
             kind: record.kind,
-            name: record.name.as_deref().map(str::to_owned),
-            spawned_at: Some(Site::from_location(record.spawn_site)),
+            name,
+            spawned_at: plain_threads::spawn_site_of(record),
+            user_site: plain_threads::user_site_of(record),
             age: Duration::from_nanos(now.saturating_sub(record.spawned_at)),
             scope: Some(record.scope.label.to_string()),
-            runs: Some(entry_name(record.entry)),
+            runs,
             state: observed.state,
             in_state_for: Duration::from_nanos(now.saturating_sub(observed.since)),
             blocked_on: blocked.as_ref().map(|b| b.reason.to_owned()),
             blocked_at,
+            wait_inferred: false,
+            wait_detail: None,
             last_polled_ago: observed
                 .last_polled
                 .map(|at| Duration::from_nanos(now.saturating_sub(at))),
@@ -96,8 +119,29 @@ pub(crate) fn leaked_tasks(
             os_thread: None,
         });
     }
-    for (task, stack) in tasks.iter_mut().zip(resolve_stacks(&pending)) {
-        task.stack = stack;
+    for ((task, record), resolved) in tasks
+        .iter_mut()
+        .zip(records)
+        .zip(resolve_stacks_whole(&pending))
+    {
+        let Some((stack, frames)) = resolved else {
+            continue;
+        };
+        // A plain thread says what it waits on in its live stack (leakcheck's own threads keep
+        // what their instrumented calls and annotations recorded).
+        if record.created.is_some()
+            && task.state == TaskState::Running
+            && stack.origin == StackOrigin::Live
+        {
+            if let Some(wait) = plain_threads::inferred_wait(&frames) {
+                task.state = TaskState::Blocked;
+                task.blocked_on = Some(wait.reason.to_owned());
+                task.blocked_at = wait.blocked_at;
+                task.wait_inferred = true;
+                task.wait_detail = wait.detail.map(str::to_owned);
+            }
+        }
+        task.stack = Some(stack);
     }
     tasks
 }
@@ -121,7 +165,8 @@ fn parents_of(record: &TaskRecord) -> Vec<ParentTask> {
             id: parent.id,
             kind: parent.kind,
             name: parent.name.as_deref().map(str::to_owned),
-            spawned_at: Site::from_location(parent.spawn_site),
+            spawned_at: plain_threads::spawn_site_of(parent)
+                .unwrap_or_else(|| Site::new("(unknown)", 0, 0)),
             exited: parent.has_exited(),
         })
         .collect()

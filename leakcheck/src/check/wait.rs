@@ -14,9 +14,10 @@ use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
 use crate::os::LiveStackBudget;
+use crate::plain_threads;
 use crate::registry::{self, exit_signal, ExitSubscription, Scope, TaskRecord};
-use crate::report::{LeakReport, LeakedTask, Stack};
-use crate::vocab::TaskId;
+use crate::report::{LeakReport, LeakedTask, Site, Stack};
+use crate::vocab::{TaskId, TaskKind};
 
 /// One check in progress: what it looks at, and what it has seen.
 pub(crate) struct Check {
@@ -30,15 +31,34 @@ pub(crate) struct Check {
     /// Verdicts of the ignore patterns, per task (see `tracked_survivors` for when a verdict
     /// is decided again).
     ignored: HashMap<TaskId, bool>,
-    /// The check's one live-stack budget: the `ignore_function` verdicts of the wait (tracked
-    /// tasks and untracked threads) and the report's stacks all draw on it.
+    /// The check's one live-stack budget: the `ignore_function` and idle-pool verdicts of the
+    /// wait (tracked tasks and untracked threads) and the report's stacks all draw on it.
     live_stacks: LiveStackBudget,
+    /// Plain threads' verdicts: whether a one-time initialiser started them (then they belong
+    /// to the process, and where), per task. Decided once a survivor has had [`SETTLE`] to
+    /// finish, since it takes symbolising its creation stack.
+    process_global: HashMap<TaskId, Option<Option<Site>>>,
+    /// Where the process-global threads alive at the last classifying scan were started.
+    global_sites: Vec<String>,
+    /// When the check began, to know when [`SETTLE`] is over.
+    began: Instant,
+    /// Whether the last scan left threads to classify once [`SETTLE`] is over.
+    unclassified: bool,
 }
+
+/// How long a plain thread that is about to exit (joined, in its thread-local teardown) gets
+/// before a check spends time reading its stacks to classify it.
+const SETTLE: Duration = Duration::from_millis(5);
 
 impl Check {
     pub(crate) fn new(options: Options) -> Check {
         let config = config::get();
         let scope = context::current_scope();
+        if !options.process_wide {
+            // A process-wide check (verify_test_main's) looks at every scope: it must not make
+            // the harness threads main creates afterwards the main thread's.
+            plain_threads::checking(&scope.label);
+        }
         if options.capture_backtraces {
             scope.capture_backtraces();
         }
@@ -58,6 +78,85 @@ impl Check {
             seen: HashSet::new(),
             ignored: HashMap::new(),
             live_stacks: LiveStackBudget::new(),
+            process_global: HashMap::new(),
+            global_sites: Vec::new(),
+            began: Instant::now(),
+            unclassified: false,
+        }
+    }
+
+    /// Drops the threads that are not this check's leaks whatever their scope: those a one-time
+    /// initialiser started (they belong to the process), plain threads that stand for a tracked
+    /// task running on them, and (per test) pool threads waiting for a job.
+    /// Before [`SETTLE`] is over (except at the deadline), only notes that some are left.
+    fn drop_excused(&mut self, tasks: &mut Vec<Arc<TaskRecord>>, scan: Scan) {
+        let has_threads = || tasks.iter().any(|t| t.kind == TaskKind::Thread);
+        if scan == Scan::Waiting && self.began.elapsed() < SETTLE {
+            self.unclassified = has_threads();
+            return;
+        }
+        self.unclassified = false;
+        let verdicts = &mut self.process_global;
+        let global_sites = &mut self.global_sites;
+        global_sites.clear();
+        tasks.retain(|task| {
+            let verdict = verdicts
+                .entry(task.id)
+                .or_insert_with(|| plain_threads::started_by_initialiser(task));
+            if let Some(site) = verdict {
+                global_sites.push(
+                    site.as_ref()
+                        .map_or_else(|| "an unknown site".to_owned(), ToString::to_string),
+                );
+            }
+            verdict.is_none()
+        });
+        // A plain thread running one of leakcheck's tracked tasks (a tracked `spawn_blocking`
+        // job on a pool thread) is reported as that task.
+        let running_tracked: HashSet<i32> = tasks
+            .iter()
+            .filter(|task| task.created.is_none())
+            .filter_map(|task| Some(task.os_thread.get()?.tid()))
+            .collect();
+        let per_test = !self.options.process_wide;
+        let budget = &self.live_stacks;
+        tasks.retain(|task| {
+            task.created.is_none()
+                || !(task
+                    .os_thread
+                    .get()
+                    .is_some_and(|thread| running_tracked.contains(&thread.tid()))
+                    // Idle pool threads are a live runtime's, not this test's; the process-wide
+                    // check still sees those of a runtime nobody shut down.
+                    || per_test && plain_threads::is_idle_pool_thread(task, budget))
+        });
+    }
+
+    /// The notes on threads that belong to the process, for a process-wide report: listed, not
+    /// failed.
+    fn process_global_notes(&self) -> Vec<String> {
+        let mut sites = self.global_sites.clone();
+        sites.sort();
+        let mut notes = Vec::new();
+        let mut rest = sites.as_slice();
+        while let Some(first) = rest.first() {
+            let same = rest.iter().take_while(|s| *s == first).count();
+            notes.push(format!(
+                "{same} process-global {} (not a leak): started by a one-time initialiser at {first}",
+                if same == 1 { "thread" } else { "threads" }
+            ));
+            rest = &rest[same..];
+        }
+        notes
+    }
+
+    /// How long the grace wait may sleep before it looks again: until the deadline, or until
+    /// [`SETTLE`] is over if threads are left to classify then.
+    fn next_look(&self, deadline: Instant) -> Instant {
+        if self.unclassified {
+            deadline.min(self.began + SETTLE)
+        } else {
+            deadline
         }
     }
 
@@ -108,11 +207,13 @@ impl Check {
             let verdict = ignored
                 .entry(task.id)
                 .or_insert_with(|| ignore::is_ignored(options, task, budget));
-            if !*verdict && redecide {
+            // A plain thread's name is set by the thread itself once it runs: decide again.
+            if !*verdict && (redecide || scan == Scan::Final && task.created.is_some()) {
                 *verdict = ignore::is_ignored(options, task, budget);
             }
             !*verdict
         });
+        self.drop_excused(&mut tasks, scan);
         self.seen.extend(tasks.iter().map(|t| t.id));
         tasks
     }
@@ -153,7 +254,8 @@ impl Check {
                 }
                 continue;
             }
-            if !subscription.wait(epoch, deadline) || Instant::now() >= deadline {
+            let look = self.next_look(deadline);
+            if (!subscription.wait(epoch, look) && look >= deadline) || Instant::now() >= deadline {
                 break self.tracked_survivors(Scan::Final);
             }
         };
@@ -230,6 +332,11 @@ impl Check {
         if let Some(untracked) = &self.untracked {
             notes.extend(untracked.notes());
         }
+        if self.options.process_wide {
+            notes.extend(self.process_global_notes());
+        }
+        notes.extend(plain_threads::notes_on(&survivors));
+        notes.push(plain_threads::tracking().describe());
         let left: HashSet<TaskId> = survivors.iter().map(|t| t.id).collect();
         self.seen.retain(|id| !left.contains(id));
         let report = LeakReport {

@@ -5,6 +5,8 @@ mod elf;
 mod exit_wait;
 mod live_stack;
 mod proc;
+#[cfg(leakcheck_interpose)]
+pub(crate) mod pthread;
 
 pub(crate) use exit_wait::{wait_for_any_exit, ExitWait};
 pub(crate) use live_stack::live_stack;
@@ -85,6 +87,16 @@ pub(crate) fn listed_thread(tid: i32) -> Option<(ThreadHandle, ThreadStatus)> {
     Some((handle, status))
 }
 
+/// What the kernel says about `thread` now, or `None` if it is gone (its tid names no thread,
+/// or a later one, or it is a thread of the process this one was forked from).
+pub(crate) fn thread_status(thread: &ThreadHandle) -> Option<ThreadStatus> {
+    if !thread.in_this_process() {
+        return None;
+    }
+    let (status, start_ticks) = proc::thread_status(thread.tid)?;
+    thread.started_as(start_ticks).then_some(status)
+}
+
 /// This process's id.
 fn current_process() -> i32 {
     // SAFETY: getpid has no preconditions.
@@ -150,6 +162,25 @@ mod tests {
 
     /// A handle whose thread is gone, while its tid now names a later thread: no signal is sent
     /// and the answer says the thread exited. (The later thread is played by this one.)
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn the_status_of_a_handle_is_its_own_threads_only() {
+        let me = ThreadHandle::current();
+        assert_eq!(thread_status(&me).map(|s| s.state), Some('R'));
+        let gone = ThreadHandle {
+            started_by: own_start_ticks()
+                .checked_sub(1)
+                .expect("started after boot"),
+            ..me
+        };
+        assert_eq!(thread_status(&gone), None, "a later thread with the tid");
+        let parents = ThreadHandle {
+            process: current_process() + 1,
+            ..me
+        };
+        assert_eq!(thread_status(&parents), None, "a thread of another process");
+    }
+
     #[test]
     #[cfg_attr(miri, ignore)]
     fn no_live_stack_is_taken_of_a_later_thread_that_reuses_the_tid() {

@@ -63,6 +63,11 @@ pub(crate) fn listed_thread(_tid: i32) -> Option<(ThreadHandle, ThreadStatus)> {
     None
 }
 
+/// What the kernel says about a thread: nothing, here.
+pub(crate) fn thread_status(_thread: &ThreadHandle) -> Option<ThreadStatus> {
+    None
+}
+
 /// How a wait for thread exits ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExitWait {

@@ -25,6 +25,9 @@ mod scope;
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
 pub(crate) use record::{id_watermark, ExitOnDrop, TaskRecord};
+// Made only by the `pthread_create` interposer's front end (`plain_threads`).
+#[cfg(leakcheck_interpose)]
+pub(crate) use record::Creation;
 pub(crate) use scope::ScopeLabel;
 
 #[cfg(test)]

@@ -20,6 +20,16 @@ pub(crate) fn id_watermark() -> TaskId {
     TaskId(NEXT_TASK_ID.load(Ordering::Relaxed))
 }
 
+/// How a thread that leakcheck did not spawn itself was created.
+pub(crate) struct Creation {
+    /// Return addresses of the creator's stack in `pthread_create`, innermost first, capped;
+    /// symbolised only when a report needs them.
+    pub(crate) stack: Box<[usize]>,
+    /// The kernel name the thread started with, which it inherits from its creator; set by the
+    /// thread itself. A thread whose name is still this one was never named.
+    pub(crate) start_name: OnceLock<[u8; 16]>,
+}
+
 /// Everything leakcheck knows about one live tracked task.
 pub(crate) struct TaskRecord {
     pub(crate) id: TaskId,
@@ -40,6 +50,9 @@ pub(crate) struct TaskRecord {
     pub(crate) state: StateCell,
     /// Threads only: the OS identity of the thread, set by the thread itself when it starts.
     pub(crate) os_thread: OnceLock<ThreadHandle>,
+    /// Threads created without leakcheck's wrappers: how, as the `pthread_create` interposer saw
+    /// it. Their `spawn_site` is only a placeholder; the creation stack says where.
+    pub(crate) created: Option<Box<Creation>>,
     exited: AtomicBool,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,
@@ -73,6 +86,50 @@ impl TaskRecord {
             CaptureLevel::Location => None,
             CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
         };
+        Self::insert_new(
+            scope,
+            parent,
+            kind,
+            name,
+            spawn_site,
+            entry,
+            spawn_backtrace,
+            None,
+        )
+    }
+
+    /// Registers a thread being created without leakcheck's wrappers, in `scope`, as a child of
+    /// `parent`. Its creation stack stands in for a spawn site and a spawn backtrace.
+    #[cfg(leakcheck_interpose)]
+    #[track_caller]
+    pub(crate) fn register_created(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        creation: Creation,
+    ) -> Arc<TaskRecord> {
+        Self::insert_new(
+            scope,
+            parent,
+            TaskKind::Thread,
+            None,
+            Location::caller(),
+            "",
+            None,
+            Some(Box::new(creation)),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // The fields of a record, each said once.
+    fn insert_new(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_site: &'static Location<'static>,
+        entry: &'static str,
+        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+        created: Option<Box<Creation>>,
+    ) -> Arc<TaskRecord> {
         let now = clock::now();
         let record = Arc::new(TaskRecord {
             id: TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed)),
@@ -86,6 +143,7 @@ impl TaskRecord {
             spawned_at: now,
             state: StateCell::new(kind, now),
             os_thread: OnceLock::new(),
+            created,
             exited: AtomicBool::new(false),
             links: Links::default(),
         });

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::vocab::{TaskId, TaskKind, TaskState};
 
 pub(crate) use group::name_pattern;
-pub(crate) use stack::{resolve_stacks, PendingStack};
+pub(crate) use stack::{resolve_stacks, resolve_stacks_whole, PendingStack};
 pub use stack::{Frame, Stack, StackOrigin};
 
 /// A failed check: the tasks that survived the grace period, and what they were doing.
@@ -143,7 +143,7 @@ impl Site {
         self.line
     }
 
-    /// The column, from 1.
+    /// The column, from 1; 0 for a site read from a stack whose debug info does not say.
     pub fn column(&self) -> u32 {
         self.column
     }
@@ -151,7 +151,11 @@ impl Site {
 
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+        // Column 0: debug info (of a stack frame) did not say.
+        match self.column {
+            0 => write!(f, "{}:{}", self.file, self.line),
+            column => write!(f, "{}:{}:{column}", self.file, self.line),
+        }
     }
 }
 
@@ -220,6 +224,9 @@ pub struct LeakedTask {
     pub(crate) kind: TaskKind,
     pub(crate) name: Option<String>,
     pub(crate) spawned_at: Option<Site>,
+    /// For a thread a dependency created (a pool, a runtime) without leakcheck's wrappers: the
+    /// user's code that led to its creation.
+    pub(crate) user_site: Option<Site>,
     /// How long ago it was spawned (for an untracked thread: first seen).
     #[serde(serialize_with = "json::seconds")]
     pub(crate) age: Duration,
@@ -232,6 +239,10 @@ pub struct LeakedTask {
     pub(crate) in_state_for: Duration,
     pub(crate) blocked_on: Option<String>,
     pub(crate) blocked_at: Option<Site>,
+    /// Whether `blocked_on` was read from the thread's live stack rather than recorded.
+    pub(crate) wait_inferred: bool,
+    /// What more the stack says about the wait (`buffer full`, `rendezvous`).
+    pub(crate) wait_detail: Option<String>,
     #[serde(serialize_with = "json::optional_seconds")]
     pub(crate) last_polled_ago: Option<Duration>,
     /// For an async task, whether leakcheck sees its wakers (a tracked future) and so knows that
@@ -262,6 +273,12 @@ impl LeakedTask {
     /// Where it was spawned (`file:line:column`); `None` for an untracked thread.
     pub fn spawned_at(&self) -> Option<&Site> {
         self.spawned_at.as_ref()
+    }
+    /// For a thread created without leakcheck's wrappers by a dependency (a pool crate, a
+    /// runtime), whose spawn site is therefore in that dependency: the first frame of the user's
+    /// own code on the way there.
+    pub fn user_site(&self) -> Option<&Site> {
+        self.user_site.as_ref()
     }
     /// How long ago it was spawned.
     pub fn age(&self) -> Duration {
@@ -296,6 +313,16 @@ impl LeakedTask {
     /// Where it blocked, when blocked.
     pub fn blocked_at(&self) -> Option<&Site> {
         self.blocked_at.as_ref()
+    }
+    /// Whether [`blocked_on`](Self::blocked_on) was inferred from the thread's live stack (a
+    /// thread no annotation describes) rather than recorded by an instrumented call.
+    pub fn wait_is_inferred(&self) -> bool {
+        self.wait_inferred
+    }
+    /// What more the stack says about an inferred wait: `buffer full` (a send on a bounded
+    /// channel whose buffer is full) or `rendezvous` (a send on a zero-capacity channel).
+    pub fn wait_detail(&self) -> Option<&str> {
+        self.wait_detail.as_deref()
     }
     /// For an async task, how long ago it was last polled (`None` if never).
     pub fn last_polled_ago(&self) -> Option<Duration> {

@@ -141,19 +141,31 @@ impl PendingStack {
 /// Symbolises many stacks, each distinct address once: survivors blocked at the same place share
 /// their frames, so a report of a hundred thousand of them resolves a handful of addresses.
 pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stack>> {
+    resolve_stacks_whole(stacks)
+        .into_iter()
+        .map(|resolved| resolved.map(|(stack, _)| stack))
+        .collect()
+}
+
+/// A resolved stack as reports show it, and all its frames, untrimmed.
+pub(crate) type WholeStack = (Stack, Arc<Vec<Frame>>);
+
+/// Like [`resolve_stacks`], with each stack's untrimmed frames as well (empty for a stack that
+/// was resolved elsewhere), for what only library frames tell: what a thread waits on.
+pub(crate) fn resolve_stacks_whole(stacks: &[Option<PendingStack>]) -> Vec<Option<WholeStack>> {
     let mut symbols = SymbolCache::new();
-    let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), Stack> = HashMap::new();
+    let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), WholeStack> = HashMap::new();
     let full = crate::config::get().full_stacks;
     stacks
         .iter()
         .map(|pending| {
             let pending = pending.as_ref()?;
             if let PendingStack::Resolved(stack) = pending {
-                return Some(stack.clone());
+                return Some((stack.clone(), Arc::default()));
             }
             let key = (pending.origin(), pending.addresses());
-            if let Some(stack) = by_addresses.get(&key) {
-                return Some(stack.clone());
+            if let Some(resolved) = by_addresses.get(&key) {
+                return Some(resolved.clone());
             }
             let mut frames = Vec::new();
             for (index, &ip) in key.1.iter().enumerate() {
@@ -170,9 +182,12 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
                     line: symbol.line,
                 }));
             }
-            let stack = Stack::trimmed(key.0, frames, full);
-            by_addresses.insert(key, stack.clone());
-            Some(stack)
+            let resolved = (
+                Stack::trimmed(key.0, frames.clone(), full),
+                Arc::new(frames),
+            );
+            by_addresses.insert(key, resolved.clone());
+            Some(resolved)
         })
         .collect()
 }

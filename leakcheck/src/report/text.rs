@@ -81,7 +81,20 @@ fn render_group(out: &mut String, group: &Group<'_>) {
     match task.state {
         TaskState::Blocked => {
             let reason = task.blocked_on.as_deref().unwrap_or("an unknown call");
-            let _ = write!(out, "blocked in `{}` for {duration}", escape(reason));
+            if task.wait_inferred {
+                // Read from the stack: the stack cannot say since when.
+                let _ = write!(
+                    out,
+                    "blocked in `{}` (inferred from its stack",
+                    escape(reason)
+                );
+                if let Some(detail) = &task.wait_detail {
+                    let _ = write!(out, ": {}", escape(detail));
+                }
+                let _ = write!(out, "), alive for {duration}");
+            } else {
+                let _ = write!(out, "blocked in `{}` for {duration}", escape(reason));
+            }
         }
         TaskState::Lost => {
             let _ = write!(
@@ -123,6 +136,9 @@ fn render_group(out: &mut String, group: &Group<'_>) {
         }
         let oldest = group.tasks.iter().map(|t| t.age).max().unwrap_or_default();
         let _ = writeln!(out, "{} ago)", coarse(oldest));
+    }
+    if let Some(site) = &task.user_site {
+        let _ = writeln!(out, "      called from  {}", escape(&site.to_string()));
     }
     if let Some(site) = &task.blocked_at {
         let _ = writeln!(out, "      blocked at   {}", escape(&site.to_string()));

@@ -33,7 +33,9 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumpe
     /// (which a leak test may well have done), so it is always bounded.
     const DUMP_TIMEOUT: Duration = Duration::from_secs(1);
 
-    let Ok(dump) = ::tokio::time::timeout(DUMP_TIMEOUT, handle.dump()).await else {
+    // tokio takes the dump on a thread it creates for it: leakcheck's, not the test's.
+    let dump = crate::plain_threads::untracked(handle.dump());
+    let Ok(dump) = ::tokio::time::timeout(DUMP_TIMEOUT, dump).await else {
         return Some(Err(format!(
             "the runtime's task dump did not finish within {}s (is a worker thread blocked?): no async stacks",
             DUMP_TIMEOUT.as_secs()

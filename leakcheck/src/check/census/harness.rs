@@ -13,6 +13,8 @@ pub(super) static HARNESS_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// from a runtime's thread-start hook.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
 pub(crate) fn harness_thread_started() {
+    // Created in a test's scope, it is the harness's all the same.
+    crate::plain_threads::disown_current_thread();
     HARNESS_THREADS.lock().push(os::current_tid());
 }
 

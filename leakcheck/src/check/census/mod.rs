@@ -231,6 +231,7 @@ impl UntrackedWatch {
                     kind: TaskKind::UntrackedThread,
                     name: Some(status.name.clone()),
                     spawned_at: None,
+                    user_site: None,
                     age: status.age.unwrap_or_default(),
                     scope: None,
                     runs: None,
@@ -238,6 +239,8 @@ impl UntrackedWatch {
                     in_state_for: status.age.unwrap_or_default(),
                     blocked_on: None,
                     blocked_at: None,
+                    wait_inferred: false,
+                    wait_detail: None,
                     last_polled_ago: None,
                     wakers_observed: false,
                     parents: Vec::new(),
@@ -255,7 +258,12 @@ impl UntrackedWatch {
 
     /// What the report must say about untracked threads.
     pub(crate) fn notes(&self) -> Vec<String> {
+        // Tracked from their creation, threads need no census to be attributed: what is left to
+        // the census (glibc's own helpers) is not worth a note on every report.
+        let tracking_all =
+            crate::plain_threads::tracking() == crate::plain_threads::Tracking::FromCreation;
         match &self.kind {
+            WatchKind::Watching { .. } | WatchKind::LeftToGlobal if tracking_all => Vec::new(),
             WatchKind::Watching { overlap: Some(overlap), .. } if overlap.overlapped() => vec![
                 "untracked OS threads (not spawned through leakcheck) were not checked here: another \
                  check ran at the same time on another thread of this process, so a new thread cannot \

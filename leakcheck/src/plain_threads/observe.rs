@@ -1,0 +1,64 @@
+//! What a plain thread is doing when a check looks at it: the name it shows, what it waits on,
+//! and whether it is a pool thread with nothing to do.
+
+use std::sync::Arc;
+
+use crate::infer;
+use crate::infer::pool::PoolThread;
+use crate::os;
+use crate::registry::TaskRecord;
+use crate::report::{resolve_stacks_whole, Frame, PendingStack, Site, StackOrigin};
+
+/// The name a plain thread shows: its kernel name, unless that is still the one it started with,
+/// inherited from its creator: an unnamed thread, which must not read as its creator (a test).
+pub(crate) fn name_of(record: &TaskRecord) -> Option<String> {
+    let creation = record.created.as_deref()?;
+    let status = os::thread_status(record.os_thread.get()?)?;
+    let started_as = creation.start_name.get()?;
+    let started_as = started_as.split(|&b| b == 0).next().unwrap_or_default();
+    (status.name.as_bytes() != started_as).then_some(status.name)
+}
+
+/// A wait reason read from a live stack, for a thread that carries no annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InferredWait {
+    pub(crate) reason: &'static str,
+    pub(crate) detail: Option<&'static str>,
+    pub(crate) blocked_at: Option<Site>,
+}
+
+/// What the untrimmed live stack `frames` says the thread waits on.
+pub(crate) fn inferred_wait(frames: &[Frame]) -> Option<InferredWait> {
+    let wait = infer::wait::infer_wait(frames)?;
+    let blocked_at = wait.blocked_at.and_then(|at| {
+        let frame = &frames[at];
+        Some(Site::new(frame.file()?, frame.line()?, 0))
+    });
+    Some(InferredWait {
+        reason: wait.reason,
+        detail: wait.detail,
+        blocked_at,
+    })
+}
+
+/// Whether `record` is a pool's thread waiting for its next job (looked at live, within the
+/// check's `budget`: only for threads a known pool created).
+pub(crate) fn is_idle_pool_thread(record: &TaskRecord, budget: &os::LiveStackBudget) -> bool {
+    let Some(facts) = super::facts::facts_of(record) else {
+        return false;
+    };
+    let Some(thread) = record.os_thread.get() else {
+        return false;
+    };
+    if !facts.pool {
+        return false;
+    }
+    let Ok(ips) = budget.take(thread) else {
+        return false;
+    };
+    let pending = PendingStack::Addresses(StackOrigin::Live, Arc::from(ips));
+    let Some(Some((_, frames))) = resolve_stacks_whole(&[Some(pending)]).pop() else {
+        return false;
+    };
+    infer::pool::pool_thread(&frames) == PoolThread::Idle
+}
