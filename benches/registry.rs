@@ -1,8 +1,10 @@
 //! SPEC §8 figures for the registry, threads and checks, as ratios against the plain equivalent
-//! measured in the same run. Run with `cargo bench --bench registry`.
+//! measured in the same run. Run with `cargo bench --bench registry`; `-- --quick` (or
+//! `LEAKCHECK_BENCH_QUICK=1`) is a smoke run of a few rounds, which CI uses to keep it running.
 //!
 //! No benchmark framework: each row interleaves the plain and the tracked variant round by round
-//! (so drift in machine load hits both alike) and reports medians.
+//! (so drift in machine load hits both alike) and reports medians, and for ratios the median of
+//! the per-round ratios with their spread (10th to 90th percentile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
@@ -40,21 +42,63 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[samples.len() / 2]
+fn median(samples: Vec<f64>) -> f64 {
+    quantile(samples, 0.5)
+}
+
+fn quantile(mut samples: Vec<f64>, p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Whether this is a smoke run: a few rounds, to show the benchmarks still build and run.
+fn quick() -> bool {
+    std::env::args().any(|arg| arg == "--quick")
+        || std::env::var_os("LEAKCHECK_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// `full`, or a small fraction of it in a smoke run.
+fn scaled(full: usize) -> usize {
+    if quick() {
+        (full / 20).max(3)
+    } else {
+        full
+    }
+}
+
+/// What [`compare`] measured: medians per iteration and the paired ratio with its spread.
+struct Comparison {
+    plain: f64,
+    tracked: f64,
+    ratio: f64,
+    ratio_p10: f64,
+    ratio_p90: f64,
+}
+
+impl Comparison {
+    fn figure(&self) -> String {
+        format!(
+            "{:.0} vs {:.0} ns = {:.3}× ({:.2}–{:.2})",
+            self.tracked, self.plain, self.ratio, self.ratio_p10, self.ratio_p90
+        )
+    }
 }
 
 /// Times `plain` and `tracked` alternately for `rounds` rounds of `iterations` each. Returns the
-/// median nanoseconds per iteration of each, and the median of the per-round ratios: pairing each
-/// tracked round with the plain round just before it cancels out drift in machine load.
+/// median nanoseconds per iteration of each, and the median and spread of the per-round ratios:
+/// pairing each tracked round with the plain round next to it cancels out drift in machine load.
 fn compare(
     rounds: usize,
     iterations: usize,
     mut plain: impl FnMut(),
     mut tracked: impl FnMut(),
-) -> (f64, f64, f64) {
+) -> Comparison {
     let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // Warm up both (caches, the allocator's free lists, lazily initialised state) unrecorded.
+    (0..iterations).for_each(|_| {
+        plain();
+        tracked();
+    });
     for round in 0..rounds {
         let time = |f: &mut dyn FnMut()| {
             let start = Instant::now();
@@ -73,7 +117,13 @@ fn compare(
         b.push(t);
         ratios.push(t / p);
     }
-    (median(a), median(b), median(ratios))
+    Comparison {
+        plain: median(a),
+        tracked: median(b),
+        ratio: median(ratios.clone()),
+        ratio_p10: quantile(ratios.clone(), 0.1),
+        ratio_p90: quantile(ratios, 0.9),
+    }
 }
 
 fn row(what: &str, figure: String, target: &str) {
@@ -97,16 +147,71 @@ fn poll_to_completion<F: Future>(future: F) -> F::Output {
 }
 
 fn thread_spawn_overhead() {
-    let (plain, tracked, ratio) = compare(
-        41,
-        200,
+    let comparison = compare(
+        scaled(41),
+        scaled(200),
         || std::thread::spawn(|| ()).join().unwrap(),
         || leakcheck::thread::spawn(|| ()).join().unwrap(),
     );
     row(
         "thread::spawn + join (leakcheck vs std)",
-        format!("{tracked:.0} vs {plain:.0} ns = {ratio:.3}×"),
+        comparison.figure(),
         "≤ 1.03×",
+    );
+}
+
+/// `task::track` on an executor that is not tokio (polling by hand on this thread): what
+/// tracking itself costs, without a runtime's own cost to hide it.
+fn track_on_another_executor() {
+    let one_by_one = compare(
+        scaled(41),
+        scaled(20_000),
+        || {
+            poll_to_completion(async { std::hint::black_box(1) });
+        },
+        || {
+            poll_to_completion(leakcheck::task::track(async { std::hint::black_box(1) }));
+        },
+    );
+    row(
+        "task::track + poll, one by one (vs the bare future)",
+        format!("+{:.0} ns per task", one_by_one.tracked - one_by_one.plain),
+        "a counter's cost",
+    );
+    // Bursts: 10,000 boxed futures alive at once (as an executor keeps them), then each run.
+    const BURST: usize = 10_000;
+    let burst = compare(
+        scaled(21),
+        1,
+        || {
+            let tasks: Vec<_> = (0..BURST)
+                .map(|i| Box::pin(async move { std::hint::black_box(i) }))
+                .collect();
+            tasks.into_iter().for_each(|task| {
+                poll_to_completion(task);
+            });
+        },
+        || {
+            let tasks: Vec<_> = (0..BURST)
+                .map(|i| {
+                    Box::pin(leakcheck::task::track(
+                        async move { std::hint::black_box(i) },
+                    ))
+                })
+                .collect();
+            tasks.into_iter().for_each(|task| {
+                poll_to_completion(task);
+            });
+        },
+    );
+    row(
+        "task::track + poll, bursts of 10,000 boxed (vs boxed bare)",
+        format!(
+            "+{:.0} ns per task, {}",
+            (burst.tracked - burst.plain) / BURST as f64,
+            burst.figure()
+        ),
+        "a counter's cost",
     );
 }
 
@@ -120,15 +225,16 @@ fn clean_check_with_foreign_tasks() {
         let held: Vec<_> =
             leakcheck::in_scope("foreign", || (0..foreign).map(|_| pending_task()).collect());
         let per_check = leakcheck::in_scope("clean", || {
-            let samples = (0..15)
+            let checks = scaled(10_000);
+            let samples = (0..scaled(15))
                 .map(|_| {
                     let start = Instant::now();
-                    for _ in 0..10_000 {
+                    for _ in 0..checks {
                         leakcheck::verify_none_with(Options::new())
                             .verify()
                             .unwrap();
                     }
-                    start.elapsed().as_nanos() as f64 / 10_000.0
+                    start.elapsed().as_nanos() as f64 / checks as f64
                 })
                 .collect();
             median(samples)
@@ -137,7 +243,7 @@ fn clean_check_with_foreign_tasks() {
         per_check
     };
     let without = measure(0);
-    let with = measure(100_000);
+    let with = measure(scaled(100_000));
     row(
         "clean-scope check, 100,000 foreign tasks alive (vs none)",
         format!(
@@ -152,7 +258,7 @@ fn clean_check_with_foreign_tasks() {
 
 fn grace_wakeup_latency() {
     let mut latencies = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..scaled(40) {
         let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_secs(10)));
         let exited_at = Arc::new(Mutex::new(None));
         let stamp = Arc::clone(&exited_at);
@@ -258,8 +364,12 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("leakcheck registry benchmarks (medians; ratios against the plain equivalent in this run)\n");
+    println!(
+        "leakcheck registry benchmarks (medians; ratios against the plain equivalent in this run){}\n",
+        if quick() { ", quick smoke run" } else { "" }
+    );
     thread_spawn_overhead();
+    track_on_another_executor();
     clean_check_with_foreign_tasks();
     grace_wakeup_latency();
     memory_after_a_million_tasks();

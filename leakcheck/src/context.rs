@@ -22,14 +22,15 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{open_scope, Scope, ScopeLabel, TaskRecord};
+use crate::registry::{open_scope, Listed, Scope, ScopeLabel, TaskRecord};
 use crate::vocab::TaskKind;
 
 enum Frame {
     Scope(Arc<Scope>),
     OwnedTask(Arc<TaskRecord>),
-    /// `Arc::as_ptr` of a record, valid while the [`in_task`] call that pushed it runs, which
-    /// borrows the `Arc`.
+    /// `Arc::as_ptr` of a record (or `Listed::as_ptr`, the same allocation's), valid while the
+    /// [`in_task`] (or [`in_listed_task`]) call that pushed it runs, which borrows the `Arc` (or
+    /// the handle).
     BorrowedTask(*const TaskRecord),
 }
 
@@ -38,9 +39,10 @@ impl Frame {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(task),
-            // SAFETY: the `in_task` call that pushed this frame borrows the record's `Arc` and
-            // removes the frame before it returns or unwinds (its private guard cannot be
-            // leaked); frames are only read on their own thread.
+            // SAFETY: the `in_task` (or `in_listed_task`) call that pushed this frame borrows
+            // the record's `Arc` (or its listed handle) and removes the frame before it returns
+            // or unwinds (its private guard cannot be leaked); frames are only read on their
+            // own thread.
             Frame::BorrowedTask(task) => Some(unsafe { &**task }),
         }
     }
@@ -50,9 +52,9 @@ impl Frame {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(Arc::clone(task)),
-            // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc` (see `task`), so it has the
-            // provenance of the whole allocation, counts included; the reference added here is
-            // the one the returned `Arc` owns.
+            // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc` or `Listed::as_ptr` of a live
+            // handle (see `task`), so it has the provenance of the whole `Arc` allocation,
+            // counts included; the reference added here is the one the returned `Arc` owns.
             Frame::BorrowedTask(task) => unsafe {
                 Arc::increment_strong_count(*task);
                 Some(Arc::from_raw(*task))
@@ -156,7 +158,15 @@ impl Context {
     /// Removes the frames pushed with `token`, which are on top unless guards were dropped out of
     /// order; then they are found where they are, and nobody else's frames are touched.
     /// Returns them, and whether they were on top.
-    fn remove(&mut self, token: u64) -> (Vec<Frame>, bool) {
+    fn remove(&mut self, token: u64) -> (Removed, bool) {
+        // The common case, a task frame popped at the end of its poll: no allocation.
+        if let Some((t, _)) = self.frames.last() {
+            let below = self.frames.len().checked_sub(2).map(|at| self.frames[at].0);
+            if *t == token && below != Some(token) {
+                let (_, frame) = self.frames.pop().expect("checked above");
+                return (Removed::One(frame), true);
+            }
+        }
         let on_top = self
             .frames
             .iter()
@@ -167,7 +177,7 @@ impl Context {
         if on_top == found {
             let at = self.frames.len() - on_top;
             return (
-                self.frames.drain(at..).map(|(_, frame)| frame).collect(),
+                Removed::Many(self.frames.drain(at..).map(|(_, frame)| frame).collect()),
                 true,
             );
         }
@@ -175,8 +185,17 @@ impl Context {
             .into_iter()
             .partition(|(t, _)| *t == token);
         self.frames = others;
-        (mine.into_iter().map(|(_, frame)| frame).collect(), false)
+        (
+            Removed::Many(mine.into_iter().map(|(_, frame)| frame).collect()),
+            false,
+        )
     }
+}
+
+/// Frames taken off the stack, to be dropped once the context is no longer borrowed.
+enum Removed {
+    One(Frame),
+    Many(Vec<Frame>),
 }
 
 /// Makes `task`, the record of this thread made by its creator, current on this thread for the
@@ -218,6 +237,19 @@ pub(crate) fn register(
 ) -> Arc<TaskRecord> {
     let (scope, parent) = spawn_context();
     TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
+}
+
+/// Like [`register`], for a task with one owner (a tracked future): see
+/// [`TaskRecord::register_listed_in`].
+#[inline]
+pub(crate) fn register_listed(
+    kind: TaskKind,
+    name: Option<Box<str>>,
+    spawn_site: &'static Location<'static>,
+    entry: &'static str,
+) -> Listed<TaskRecord> {
+    let (scope, parent) = spawn_context();
+    TaskRecord::register_listed_in(scope, parent, kind, name, spawn_site, entry)
 }
 
 /// The scope a check run here looks at. A check opened outside any frame on a thread created in
@@ -294,10 +326,34 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
     }
 }
 
+/// Makes `task` (and so its scope) current on this thread until the guard is dropped: one frame,
+/// the task's, which gives its scope too.
+#[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))] // The runtime hooks'.
+pub(crate) fn enter_owned_task(task: Arc<TaskRecord>) -> ContextGuard {
+    ContextGuard {
+        token: CONTEXT
+            .try_with(|cx| cx.borrow_mut().push([Frame::OwnedTask(task)]))
+            .ok(),
+        _not_send: PhantomData,
+    }
+}
+
 /// Runs `f` with `task` (and its scope) current on this thread.
 #[inline]
 pub(crate) fn in_task<R>(task: &Arc<TaskRecord>, f: impl FnOnce() -> R) -> R {
-    let frame = Frame::BorrowedTask(Arc::as_ptr(task));
+    in_borrowed_task(Arc::as_ptr(task), f)
+}
+
+/// [`in_task`] for a task reached through its listed handle.
+#[inline]
+pub(crate) fn in_listed_task<R>(task: &Listed<TaskRecord>, f: impl FnOnce() -> R) -> R {
+    in_borrowed_task(task.as_ptr(), f)
+}
+
+/// Runs `f` with the record at `task` current; the caller's borrow keeps it alive meanwhile.
+#[inline]
+fn in_borrowed_task<R>(task: *const TaskRecord, f: impl FnOnce() -> R) -> R {
+    let frame = Frame::BorrowedTask(task);
     let _guard = TaskGuard {
         token: CONTEXT.try_with(|cx| cx.borrow_mut().push([frame])).ok(),
         _task: PhantomData,
@@ -323,7 +379,7 @@ impl Drop for ContextGuard {
 /// Not `Send`: its frame is this thread's. Private to [`in_task`], so it is never leaked.
 struct TaskGuard<'a> {
     token: Option<u64>,
-    _task: PhantomData<(&'a Arc<TaskRecord>, *const ())>,
+    _task: PhantomData<(&'a TaskRecord, *const ())>,
 }
 
 impl Drop for TaskGuard<'_> {
@@ -342,7 +398,10 @@ fn pop(token: Option<u64>) {
         return;
     };
     // Dropped outside the borrow: a last reference may run arbitrary drops.
-    drop(frames);
+    match frames {
+        Removed::One(frame) => drop(frame),
+        Removed::Many(frames) => drop(frames),
+    }
     debug_assert!(
         in_order || std::thread::panicking(),
         "a context guard was dropped out of order"

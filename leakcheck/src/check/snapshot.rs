@@ -40,6 +40,9 @@ pub(crate) fn leaked_tasks(
     let mut pending = Vec::with_capacity(records.len());
     // One live stack per distinct (spawn site, blocking point), shared by the tasks there.
     let mut live: HashMap<LiveStackKey, Result<Arc<[usize]>, String>> = HashMap::new();
+    // Survivors mostly share a few scopes and entry types: name each once, not 100,000 times.
+    let mut scope_labels: HashMap<u64, String> = HashMap::new();
+    let mut entry_names: HashMap<*const u8, String> = HashMap::new();
     for record in records {
         let observed = record.state.observe();
         let blocked = (observed.state == TaskState::Blocked)
@@ -47,7 +50,12 @@ pub(crate) fn leaked_tasks(
             .flatten();
         let blocked_at = blocked.as_ref().map(|b| Site::from_location(b.site));
         let mut stack_unavailable = None;
-        let stack = if let Some(stack) = dumped.remove(&record.id) {
+        let dumped_stack = if dumped.is_empty() {
+            None
+        } else {
+            dumped.remove(&record.id)
+        };
+        let stack = if let Some(stack) = dumped_stack {
             Some(PendingStack::Resolved(stack))
         } else {
             let live_stack = record.os_thread.get().and_then(|thread| {
@@ -88,7 +96,12 @@ pub(crate) fn leaked_tasks(
             Some(_) => (plain_threads::name_of(record), None),
             None => (
                 record.name.as_deref().map(str::to_owned),
-                Some(entry_name(record.entry)),
+                Some(
+                    entry_names
+                        .entry(record.entry.as_ptr())
+                        .or_insert_with(|| entry_name(record.entry))
+                        .clone(),
+                ),
             ),
         };
         tasks.push(LeakedTask {
@@ -98,7 +111,12 @@ pub(crate) fn leaked_tasks(
             spawned_at: plain_threads::spawn_site_of(record),
             user_site: plain_threads::user_site_of(record),
             age: Duration::from_nanos(now.saturating_sub(record.spawned_at)),
-            scope: Some(record.scope.label.to_string()),
+            scope: Some(
+                scope_labels
+                    .entry(record.scope.id)
+                    .or_insert_with(|| record.scope.label.to_string())
+                    .clone(),
+            ),
             runs,
             state: observed.state,
             in_state_for: Duration::from_nanos(now.saturating_sub(observed.since)),

@@ -5,6 +5,12 @@
 //! in it (taken with `Arc::into_raw` on insertion, given back on removal), so a listed element is
 //! always alive, and an element's links are only touched with its shard's lock held.
 //!
+//! An element is listed one of two ways. [`Shard::push`] lists a shared `Arc`, which anyone
+//! holding a clone may [`remove`](Shard::remove). [`Shard::push_new`] lists a new element and
+//! returns a [`Listed`] handle instead of an `Arc`: the list's reference is then the only one its
+//! owner needs (no count of its own, no claim on a shared element to check), and only that handle
+//! can [`unlist`](Listed::unlist) it, which is what keeps the handle's borrow valid.
+//!
 //! Provenance: every pointer the list follows or gives back to `Arc` comes from `Arc::into_raw`
 //! or `Arc::as_ptr`, never from a shared reference to the element, so it may reach the `Arc`'s
 //! counts (Stacked and Tree Borrows both accept this; Miri checks it).
@@ -42,6 +48,13 @@ impl<T> Default for Links<T> {
     }
 }
 
+impl<T> Links<T> {
+    /// Whether the element is in a list: set by `push`, cleared by `remove`, under the lock.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.owner.load(Ordering::Acquire) != NO_SHARD
+    }
+}
+
 // SAFETY: the neighbours are only read or written with the lock of the shard the element is in
 // held (see `Shard`), so sharing and sending them between threads is serialised by that lock; the
 // pointers themselves are to `Send + Sync` elements.
@@ -73,6 +86,10 @@ unsafe impl<T: Send + Sync> Send for Head<T> {}
 /// The owner id of an element that is in no shard.
 const NO_SHARD: usize = 0;
 
+/// Marks, in an element's owner, a shard that only a [`Listed`] handle may unlist the element
+/// from. Shard ids never reach this bit.
+const HANDLE_OWNED: usize = 1 << (usize::BITS - 1);
+
 /// Shard ids, unique for the life of the process (a `usize` of them cannot run out: each shard
 /// is a 64-byte allocation).
 static NEXT_SHARD_ID: AtomicUsize = AtomicUsize::new(NO_SHARD + 1);
@@ -99,6 +116,84 @@ impl<T: Linked> Shard<T> {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// What an element's owner reads while a [`Listed`] handle holds it in this shard.
+    fn handle_owned_id(&self) -> usize {
+        self.id | HANDLE_OWNED
+    }
+
+    /// Links `new` (a reference the list now owns, to an element in no list) at the head.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held (`head` is its guard's), and `new` came from `Arc::into_raw` of an
+    /// element whose owner the caller just set to this shard.
+    unsafe fn link_at_head(&self, head: &mut Head<T>, new: *const T) {
+        // SAFETY: per the contract, `new` is alive (the list owns a reference to it) and was in
+        // no list, so its links are ours; `head.first`, if any, is a live element of this list.
+        unsafe {
+            *(*new).links().cell.get() = Neighbours {
+                previous: ptr::null(),
+                next: head.first,
+            };
+            if let Some(first) = head.first.as_ref() {
+                (*first.links().cell.get()).previous = new;
+            }
+        }
+        head.first = new;
+        self.len.store(self.len() + 1, Ordering::Relaxed);
+    }
+
+    /// Unlinks `element`, which is in this list, and clears its owner.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held (`head` is its guard's), and `element`'s owner says it is in this shard.
+    unsafe fn unlink(&self, head: &mut Head<T>, element: &T) {
+        // SAFETY: per the contract, `element` is in this list, so it and its neighbours are
+        // live elements whose links this lock guards.
+        unsafe {
+            let links = &mut *element.links().cell.get();
+            match links.previous.as_ref() {
+                Some(previous) => (*previous.links().cell.get()).next = links.next,
+                None => head.first = links.next,
+            }
+            if let Some(next) = links.next.as_ref() {
+                (*next.links().cell.get()).previous = links.previous;
+            }
+            links.previous = ptr::null();
+            links.next = ptr::null();
+        }
+        element.links().owner.store(NO_SHARD, Ordering::Release);
+        self.len.store(self.len() - 1, Ordering::Relaxed);
+    }
+
+    /// Lists a new element and hands back the one handle that reaches it through the list's
+    /// own reference, and that alone may take it out again.
+    #[cfg(test)]
+    pub(crate) fn push_new(&self, element: T) -> Listed<T> {
+        self.push_new_raw(Arc::into_raw(Arc::new(element)))
+    }
+
+    /// [`push_new`](Self::push_new) of the element at `new`, fresh from `Arc::into_raw`.
+    fn push_new_raw(&self, new: *const T) -> Listed<T> {
+        let mut head = self.head.lock();
+        // No claim to contest: nobody else has seen the element yet.
+        // SAFETY: per `push_new_raw`'s callers, `new` was made by `Arc::into_raw` just now and
+        // is in no list.
+        unsafe {
+            (*new)
+                .links()
+                .owner
+                .store(self.handle_owned_id(), Ordering::Release);
+            self.link_at_head(&mut head, new);
+        }
+        drop(head);
+        Listed {
+            // SAFETY: `Arc::into_raw` never returns null.
+            element: unsafe { ptr::NonNull::new_unchecked(new.cast_mut()) },
+        }
+    }
+
     /// Adds `element`; the shard keeps a strong reference to it.
     ///
     /// # Panics
@@ -114,23 +209,13 @@ impl<T: Linked> Shard<T> {
         );
         assert!(claimed.is_ok(), "an element is pushed to a second list");
         let new = Arc::into_raw(Arc::clone(element));
-        // SAFETY: we hold the lock; `new` is alive (we own a reference to it) and in no list, so
-        // its links are ours; `head.first`, if any, is a live element of this list.
-        unsafe {
-            *(*new).links().cell.get() = Neighbours {
-                previous: ptr::null(),
-                next: head.first,
-            };
-            if let Some(first) = head.first.as_ref() {
-                (*first.links().cell.get()).previous = new;
-            }
-        }
-        head.first = new;
-        self.len.store(self.len() + 1, Ordering::Relaxed);
+        // SAFETY: we hold the lock; `new` is a reference the list now owns, to an element we
+        // just claimed for this shard.
+        unsafe { self.link_at_head(&mut head, new) };
     }
 
     /// Unlinks `element` and gives back the shard's reference to it; `None` if it is not in
-    /// this shard.
+    /// this shard, or if a [`Listed`] handle holds it (only that handle may take it out).
     pub(crate) fn remove(&self, element: &Arc<T>) -> Option<Arc<T>> {
         let this = Arc::as_ptr(element);
         {
@@ -139,22 +224,8 @@ impl<T: Linked> Shard<T> {
                 return None;
             }
             // SAFETY: we hold the lock, and `element` is in this list (its owner is this shard,
-            // which only this lock sets and clears), so it and its neighbours are live elements
-            // whose links this lock guards.
-            unsafe {
-                let links = &mut *element.links().cell.get();
-                match links.previous.as_ref() {
-                    Some(previous) => (*previous.links().cell.get()).next = links.next,
-                    None => head.first = links.next,
-                }
-                if let Some(next) = links.next.as_ref() {
-                    (*next.links().cell.get()).previous = links.previous;
-                }
-                links.previous = ptr::null();
-                links.next = ptr::null();
-            }
-            element.links().owner.store(NO_SHARD, Ordering::Release);
-            self.len.store(self.len() - 1, Ordering::Relaxed);
+            // which only this lock sets and clears).
+            unsafe { self.unlink(&mut head, element) };
         }
         // SAFETY: `push` leaked exactly one reference to this allocation with `Arc::into_raw`,
         // not given back until now (the owner was still this shard), and `this` comes from
@@ -181,23 +252,113 @@ impl<T: Linked> Shard<T> {
 
 impl<T: Linked> Drop for Shard<T> {
     /// Gives back the references of elements still listed, so that they are neither leaked nor
-    /// left claiming a shard that no longer exists.
+    /// left claiming a shard that no longer exists. An element a [`Listed`] handle holds keeps
+    /// the list's reference (the handle borrows it) and is left as it is: no shard will ever
+    /// follow its links again, its owner being this shard's id.
     fn drop(&mut self) {
+        let handle_owned = self.handle_owned_id();
         let mut cursor = std::mem::replace(&mut self.head.get_mut().first, ptr::null());
         while !cursor.is_null() {
             // SAFETY: `&mut self` excludes every other user of this list, so every element
             // reachable from `first` is listed and alive; `cursor` came from `Arc::into_raw` in
-            // `push`, and that reference is given back here exactly once, after its links have
-            // been read and cleared.
+            // `push` or `push_new_raw`. A `push`ed element's reference is given back here exactly
+            // once, after its links have been read and cleared; a handle's is not touched.
             unsafe {
-                let element = Arc::from_raw(cursor);
-                let links = &mut *element.links().cell.get();
-                cursor = links.next;
-                links.previous = ptr::null();
-                links.next = ptr::null();
-                element.links().owner.store(NO_SHARD, Ordering::Release);
+                let links = (*cursor).links();
+                let next = (*links.cell.get()).next;
+                if links.owner.load(Ordering::Acquire) != handle_owned {
+                    let element = Arc::from_raw(cursor);
+                    let links = &mut *element.links().cell.get();
+                    links.previous = ptr::null();
+                    links.next = ptr::null();
+                    element.links().owner.store(NO_SHARD, Ordering::Release);
+                }
+                cursor = next;
             }
         }
+    }
+}
+
+/// An element listed by [`Shard::push_new`]: reaches it through the list's reference, and is
+/// the only way to take it out of its list, so that reference outlives every borrow of it.
+///
+/// Dropping the handle without [`unlist`](Self::unlist) leaves the element listed for good.
+#[must_use = "an element whose handle is dropped stays listed for good"]
+pub(crate) struct Listed<T: Linked> {
+    /// From `Arc::into_raw`: the list's own reference, which it keeps while the handle lives.
+    element: ptr::NonNull<T>,
+}
+
+// SAFETY: the handle is a borrow of a `Send + Sync` element (and the right to unlist it, which
+// any thread may exercise under the shard's lock).
+unsafe impl<T: Linked> Send for Listed<T> {}
+// SAFETY: as above; through `&Listed` only shared access to the element is possible.
+unsafe impl<T: Linked> Sync for Listed<T> {}
+
+impl<T: Linked> std::ops::Deref for Listed<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the element is listed while its handle lives (only `unlist`, which consumes
+        // the handle, takes it out: `Shard::remove` refuses it), and the list holds a strong
+        // reference to every element in it.
+        unsafe { self.element.as_ref() }
+    }
+}
+
+impl<T: Linked> Listed<T> {
+    /// Lists a new `element` in the shard `shard_of` names (one the element itself may refer
+    /// to, such as its scope's); see [`Shard::push_new`].
+    pub(crate) fn new_in(element: T, shard_of: impl FnOnce(&T) -> &Shard<T>) -> Listed<T> {
+        let new = Arc::into_raw(Arc::new(element));
+        // SAFETY: `new` is alive: its only reference, made just now, is leaked to the list.
+        let shard = shard_of(unsafe { &*new });
+        shard.push_new_raw(new)
+    }
+
+    /// The element's address, with the provenance of its whole `Arc` allocation (counts
+    /// included): valid while this handle is.
+    pub(crate) fn as_ptr(&self) -> *const T {
+        self.element.as_ptr().cast_const()
+    }
+
+    /// A strong reference of its own to the element, which outlives the handle.
+    pub(crate) fn share(&self) -> Arc<T> {
+        // SAFETY: the pointer came from `Arc::into_raw` and the allocation is alive (see
+        // `deref`); the reference added here is the one the new `Arc` owns.
+        unsafe {
+            Arc::increment_strong_count(self.as_ptr());
+            Arc::from_raw(self.as_ptr())
+        }
+    }
+
+    /// Takes the element out of its list, which `shard_of` names, and gives back the list's
+    /// reference to it; gives the handle back if the element is not in that shard.
+    pub(crate) fn unlist(
+        self,
+        shard_of: impl FnOnce(&T) -> &Shard<T>,
+    ) -> Result<Arc<T>, Listed<T>> {
+        // SAFETY: alive while this handle is (see `deref`), and until the reference the list
+        // owns is given back by `unlist_from` and dropped by our caller.
+        let element = unsafe { &*self.as_ptr() };
+        self.unlist_from(shard_of(element))
+    }
+
+    /// [`unlist`](Self::unlist) from `shard`.
+    pub(crate) fn unlist_from(self, shard: &Shard<T>) -> Result<Arc<T>, Listed<T>> {
+        let this = self.as_ptr();
+        // SAFETY: as in `unlist`.
+        let element = unsafe { &*this };
+        let mut head = shard.head.lock();
+        if element.links().owner.load(Ordering::Acquire) != shard.handle_owned_id() {
+            return Err(self);
+        }
+        // SAFETY: we hold the lock, and the owner says the element is in this shard.
+        unsafe { shard.unlink(&mut head, element) };
+        drop(head);
+        // SAFETY: `push_new` leaked exactly one reference with `Arc::into_raw`, not given back
+        // until now (only this handle, consumed here, unlists the element).
+        Ok(unsafe { Arc::from_raw(this) })
     }
 }
 
@@ -321,6 +482,58 @@ mod tests {
             "an element freed by a dropped shard can be listed again"
         );
         assert_eq!(Arc::strong_count(&b), 1);
+    }
+
+    #[test]
+    fn a_listed_element_is_reached_and_unlisted_through_its_handle_only() {
+        let shard = Shard::new();
+        let shared = element(1);
+        shard.push(&shared);
+        let listed = shard.push_new(Element {
+            value: 2,
+            links: Links::default(),
+        });
+        assert_eq!(listed.value, 2);
+        assert!(listed.links().is_listed());
+        assert_eq!(values(&shard), [2, 1]);
+        let mut collected = Vec::new();
+        shard.collect_into(&mut collected);
+        let other = Arc::clone(&collected[0]);
+        drop(collected);
+        assert!(
+            shard.remove(&other).is_none(),
+            "only its handle may take it out"
+        );
+        let shared_ref = listed.share();
+        assert_eq!(
+            Arc::strong_count(&shared_ref),
+            3,
+            "list, `other`, `shared_ref`"
+        );
+        drop((other, shared_ref));
+        let given_back = listed.unlist_from(&shard).ok().expect("in this shard");
+        assert_eq!(Arc::strong_count(&given_back), 1, "the list's, given back");
+        assert!(!given_back.links().is_listed());
+        assert_eq!(values(&shard), [1]);
+        assert!(shard.remove(&shared).is_some());
+        assert_eq!(shard.len(), 0);
+    }
+
+    #[test]
+    fn a_listed_element_is_not_unlisted_from_another_shard() {
+        let (one, other) = (Shard::new(), Shard::new());
+        let listed = one.push_new(Element {
+            value: 3,
+            links: Links::default(),
+        });
+        let Err(listed) = listed.unlist_from(&other) else {
+            panic!("unlisted from a shard it is not in");
+        };
+        assert_eq!(one.len(), 1, "still in its own shard");
+        assert_eq!(other.len(), 0);
+        let given_back = listed.unlist_from(&one).ok().expect("in its own shard");
+        assert_eq!(given_back.value, 3);
+        assert_eq!(one.len(), 0);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod scope;
 
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
+pub(crate) use list::Listed;
 pub(crate) use record::{id_watermark, ExitOnDrop, TaskRecord};
 // Made only by the `pthread_create` interposer's front end (`plain_threads`).
 #[cfg(leakcheck_interpose)]
@@ -88,11 +89,34 @@ mod tests {
 
     #[test]
     fn ids_grow_past_the_watermark() {
-        let watermark = id_watermark();
         let scope = open_scope(ScopeLabel::Named("ids".into()));
-        let record = register(&scope, None);
-        assert!(record.id >= watermark);
-        record.exit();
+        // This thread takes a block of ids before the watermark, and another thread too.
+        let before = register(&scope, None);
+        let other_thread = {
+            let scope = Arc::clone(&scope);
+            std::thread::spawn(move || register(&scope, None))
+                .join()
+                .unwrap()
+        };
+        let watermark = id_watermark();
+        assert!(before.id < watermark && other_thread.id < watermark);
+        let after = register(&scope, None);
+        assert!(
+            after.id >= watermark,
+            "a block of the old epoch is not used"
+        );
+        let from_another_thread = {
+            let scope = Arc::clone(&scope);
+            std::thread::spawn(move || register(&scope, None))
+                .join()
+                .unwrap()
+        };
+        assert!(from_another_thread.id >= watermark);
+        let next = register(&scope, None);
+        assert!(next.id > after.id, "ids grow on a thread");
+        for record in [before, other_thread, after, from_another_thread, next] {
+            record.exit();
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The record of one tracked task: who it is, where it was spawned, its state, its scope.
 
+use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
-use super::list::{Linked, Links};
+use super::list::{Linked, Links, Listed};
 use super::scope::{Member, Scope};
 use crate::clock;
 use crate::config::CaptureLevel;
@@ -13,11 +14,65 @@ use crate::os::ThreadHandle;
 use crate::state::StateCell;
 use crate::vocab::{TaskId, TaskKind};
 
-static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+/// Ids are handed out in blocks, one thread at a time, so that a spawn takes no shared atomic.
+const ID_BLOCK: u64 = 64;
 
-/// The id the next spawned task will get: every live task has a smaller one.
+/// The first id of the next block.
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// Moved by every [`id_watermark`]: a thread whose block predates it takes a fresh block first.
+static ID_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// This thread's block of ids.
+#[derive(Clone, Copy)]
+struct IdBlock {
+    next: u64,
+    end: u64,
+    /// The [`ID_EPOCH`] the block was taken in.
+    epoch: u64,
+}
+
+thread_local! {
+    static IDS: Cell<IdBlock> = const { Cell::new(IdBlock { next: 0, end: 0, epoch: 0 }) };
+}
+
+/// A new task's id. Ids grow in spawn order on each thread; across threads, a task spawned after
+/// [`id_watermark`] returned has an id at least the watermark.
+fn next_task_id() -> TaskId {
+    let epoch = ID_EPOCH.load(Ordering::SeqCst);
+    let id = IDS.try_with(|ids| {
+        let block = ids.get();
+        if block.next < block.end && block.epoch == epoch {
+            ids.set(IdBlock {
+                next: block.next + 1,
+                ..block
+            });
+            return block.next;
+        }
+        let start = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::SeqCst);
+        ids.set(IdBlock {
+            next: start + 1,
+            end: start + ID_BLOCK,
+            epoch,
+        });
+        start
+    });
+    // In a thread-local destructor, when the block is gone: an id of its own.
+    TaskId(id.unwrap_or_else(|_| NEXT_ID_BLOCK.fetch_add(1, Ordering::SeqCst)))
+}
+
+/// An id that every task alive now has less of, and that every task spawned after this returns
+/// has at least (the ones spawned meanwhile may fall either side).
+///
+/// Why it holds with per-thread blocks: a live task's id came from a block taken before the
+/// watermark was read, so it is below it. A spawn that happens after this returns sees the epoch
+/// this moved (it happens after the move), so it takes a fresh block, and that block starts at
+/// or past the watermark read before the move. A block taken in the new epoch was likewise taken
+/// after the move, so after the read.
 pub(crate) fn id_watermark() -> TaskId {
-    TaskId(NEXT_TASK_ID.load(Ordering::Relaxed))
+    let watermark = NEXT_ID_BLOCK.load(Ordering::SeqCst);
+    ID_EPOCH.fetch_add(1, Ordering::SeqCst);
+    TaskId(watermark)
 }
 
 /// How a thread that leakcheck did not spawn itself was created.
@@ -53,7 +108,6 @@ pub(crate) struct TaskRecord {
     /// Threads created without leakcheck's wrappers: how, as the `pthread_create` interposer saw
     /// it. Their `spawn_site` is only a placeholder; the creation stack says where.
     pub(crate) created: Option<Box<Creation>>,
-    exited: AtomicBool,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,
 }
@@ -82,10 +136,7 @@ impl TaskRecord {
         spawn_site: &'static Location<'static>,
         entry: &'static str,
     ) -> Arc<TaskRecord> {
-        let spawn_backtrace = match scope.capture_level() {
-            CaptureLevel::Location => None,
-            CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
-        };
+        let spawn_backtrace = Self::spawn_backtrace(&scope);
         Self::insert_new(
             scope,
             parent,
@@ -96,6 +147,50 @@ impl TaskRecord {
             spawn_backtrace,
             None,
         )
+    }
+
+    /// Like [`register_in`](Self::register_in), for a task with one owner (a tracked future):
+    /// the owner reaches the record through its scope's reference, with no count of its own,
+    /// and ends it with [`exit_listed`](Self::exit_listed).
+    pub(crate) fn register_listed_in(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_site: &'static Location<'static>,
+        entry: &'static str,
+    ) -> Listed<TaskRecord> {
+        let spawn_backtrace = Self::spawn_backtrace(&scope);
+        let record = Self::new(
+            scope,
+            parent,
+            kind,
+            name,
+            spawn_site,
+            entry,
+            spawn_backtrace,
+            None,
+        );
+        Listed::new_in(record, |record| record.scope.shard(record.id))
+    }
+
+    /// Ends a task registered with [`register_listed_in`](Self::register_listed_in): it leaves
+    /// its scope and waiting checks are woken. Returns the scope's reference to the record,
+    /// often the last.
+    pub(crate) fn exit_listed(listed: Listed<TaskRecord>) -> Arc<TaskRecord> {
+        let Ok(record) = listed.unlist(|record| record.scope.shard(record.id)) else {
+            unreachable!("a record stays in the shard of its id until it exits");
+        };
+        exit_signal().notify();
+        record
+    }
+
+    /// The spawn backtrace to keep, at `scope`'s capture level.
+    fn spawn_backtrace(scope: &Scope<TaskRecord>) -> Option<Arc<backtrace::Backtrace>> {
+        match scope.capture_level() {
+            CaptureLevel::Location => None,
+            CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
+        }
     }
 
     /// Registers a thread being created without leakcheck's wrappers, in `scope`, as a child of
@@ -130,9 +225,34 @@ impl TaskRecord {
         spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
         created: Option<Box<Creation>>,
     ) -> Arc<TaskRecord> {
+        let record = Arc::new(Self::new(
+            scope,
+            parent,
+            kind,
+            name,
+            spawn_site,
+            entry,
+            spawn_backtrace,
+            created,
+        ));
+        record.scope.insert(&record);
+        record
+    }
+
+    #[allow(clippy::too_many_arguments)] // The fields of a record, each said once.
+    fn new(
+        scope: Arc<Scope<TaskRecord>>,
+        parent: Option<Arc<TaskRecord>>,
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_site: &'static Location<'static>,
+        entry: &'static str,
+        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+        created: Option<Box<Creation>>,
+    ) -> TaskRecord {
         let now = clock::now();
-        let record = Arc::new(TaskRecord {
-            id: TaskId(NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed)),
+        TaskRecord {
+            id: next_task_id(),
             kind,
             name,
             spawn_site,
@@ -144,11 +264,8 @@ impl TaskRecord {
             state: StateCell::new(kind, now),
             os_thread: OnceLock::new(),
             created,
-            exited: AtomicBool::new(false),
             links: Links::default(),
-        });
-        record.scope.insert(&record);
-        record
+        }
     }
 
     /// Marks the task as ended: it leaves its scope and waiting checks are woken. Idempotent, so
@@ -156,16 +273,17 @@ impl TaskRecord {
     ///
     /// Takes the `Arc`, not `&self`: leaving the scope gives back the list's reference, which may
     /// be the last but the caller's.
+    ///
+    /// Being listed is being alive: the list's own lock decides which exit counts, so an exit
+    /// costs no atomic of its own.
     pub(crate) fn exit(self: &Arc<Self>) {
-        if self.exited.swap(true, Ordering::AcqRel) {
-            return;
+        if self.scope.remove(self) {
+            exit_signal().notify();
         }
-        self.scope.remove(self);
-        exit_signal().notify();
     }
 
     pub(crate) fn has_exited(&self) -> bool {
-        self.exited.load(Ordering::Acquire)
+        !self.links.is_listed()
     }
 
     /// This task's ancestors, nearest first.

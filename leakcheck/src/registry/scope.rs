@@ -73,7 +73,8 @@ impl<T: Member> Scope<T> {
         }
     }
 
-    fn shard(&self, id: TaskId) -> &Shard<T> {
+    /// The shard a member with this id is kept in.
+    pub(crate) fn shard(&self, id: TaskId) -> &Shard<T> {
         &self.shards[(id.0 as usize) % SHARDS]
     }
 
@@ -81,10 +82,10 @@ impl<T: Member> Scope<T> {
         self.shard(member.id()).push(member);
     }
 
-    /// Takes `member` out of the scope, if it is in it.
-    pub(crate) fn remove(&self, member: &Arc<T>) {
+    /// Takes `member` out of the scope, if it is in it; says whether it was.
+    pub(crate) fn remove(&self, member: &Arc<T>) -> bool {
         // The list's reference may be the last but the caller's: dropped here, outside the lock.
-        drop(self.shard(member.id()).remove(member));
+        self.shard(member.id()).remove(member).is_some()
     }
 
     /// How many members of this scope are alive; exact when no task spawns or exits
@@ -93,13 +94,18 @@ impl<T: Member> Scope<T> {
         self.shards.iter().map(Shard::len).sum()
     }
 
-    /// The live members of this scope, in id (spawn) order.
+    /// The live members of this scope, in id order: spawn order on each thread.
     pub(crate) fn live_tasks(&self) -> Vec<Arc<T>> {
         let mut tasks = Vec::with_capacity(self.live_count());
         for shard in &self.shards {
+            // A shard lists its newest member first: reversed, each shard is an ascending run,
+            // which the sort below merges in a few passes instead of sorting from scratch.
+            let start = tasks.len();
             shard.collect_into(&mut tasks);
+            tasks[start..].reverse();
         }
-        tasks.sort_unstable_by_key(|t| t.id());
+        // Keys read once each: a comparison must not chase a record pointer.
+        tasks.sort_by_cached_key(|t| t.id());
         tasks
     }
 }

@@ -32,7 +32,8 @@ struct GroupKey<'a> {
 /// Survivors that share a key, in the order they were given (spawn order).
 pub(crate) struct Group<'a> {
     pub(crate) tasks: Vec<&'a LeakedTask>,
-    /// The name every task of the group has once its digits are normalised.
+    /// The name the group's tasks share: digits they all have in common stay as they are, the
+    /// others read `N` (`r2d2-worker-N` for `r2d2-worker-0` and `r2d2-worker-1`).
     pub(crate) name: Option<Cow<'a, str>>,
 }
 
@@ -108,10 +109,16 @@ pub(crate) fn group(tasks: &[LeakedTask]) -> Vec<Group<'_>> {
         if slot == next {
             groups.push(Group {
                 tasks: Vec::new(),
-                name,
+                name: task.name.as_deref().map(Cow::Borrowed),
             });
         }
-        groups[slot].tasks.push(task);
+        let group = &mut groups[slot];
+        if let (Some(shared), Some(name)) = (&mut group.name, task.name.as_deref()) {
+            if shared != name {
+                *shared = Cow::Owned(shared_name(shared, name));
+            }
+        }
+        group.tasks.push(task);
     }
     // Stable: equal-sized groups keep the order of their first task.
     groups.sort_by_key(|g| std::cmp::Reverse(g.tasks.len()));
@@ -141,9 +148,65 @@ pub(crate) fn name_pattern(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What two names of one pattern ([`name_pattern`]) have in common: each run of digits where
+/// they differ reads `N`.
+fn shared_name(shared: &str, name: &str) -> String {
+    let (mut a, mut b) = (digit_runs(shared), digit_runs(name));
+    let mut out = String::with_capacity(shared.len());
+    while let (Some(x), Some(y)) = (a.next(), b.next()) {
+        let digits = |run: &str| run.starts_with(|c: char| c.is_ascii_digit() || c == 'N');
+        if digits(x) && digits(y) && x != y {
+            out.push('N');
+        } else {
+            out.push_str(x);
+        }
+    }
+    out
+}
+
+/// `name` cut into alternating runs of ASCII digits and of anything else; a run already
+/// normalised to `N` by [`shared_name`] counts as digits. Only within a group, where the other
+/// runs are equal, can a literal `N` not be told from a normalised one, and then it reads the
+/// same either way.
+fn digit_runs(name: &str) -> impl Iterator<Item = &str> {
+    let is_digit = |c: char| c.is_ascii_digit();
+    let mut rest = name;
+    std::iter::from_fn(move || {
+        let first = rest.chars().next()?;
+        let end = if is_digit(first) {
+            rest.find(|c: char| !is_digit(c)).unwrap_or(rest.len())
+        } else if first == 'N' {
+            1
+        } else {
+            rest.find(|c: char| is_digit(c) || c == 'N')
+                .unwrap_or(rest.len())
+        };
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        Some(run)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_shows_the_digits_its_names_share() {
+        let fold = |names: &[&str]| {
+            names[1..].iter().fold(names[0].to_owned(), |shared, name| {
+                shared_name(&shared, name)
+            })
+        };
+        assert_eq!(
+            fold(&["r2d2-worker-0", "r2d2-worker-1", "r2d2-worker-2"]),
+            "r2d2-worker-N"
+        );
+        assert_eq!(fold(&["pool-7", "pool-12", "pool-301"]), "pool-N");
+        assert_eq!(fold(&["w1-of-16", "w2-of-16"]), "wN-of-16");
+        assert_eq!(fold(&["Node-1", "Node-2"]), "Node-N");
+        assert_eq!(fold(&["same-3", "same-3"]), "same-3");
+    }
 
     #[test]
     fn runs_of_digits_read_n() {

@@ -37,12 +37,12 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{OnceLock, Weak};
 use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::context;
-use crate::registry::TaskRecord;
+use crate::registry::{Listed, TaskRecord};
 use crate::state::AsyncState;
 use crate::vocab::{TaskId, TaskKind};
 
@@ -114,12 +114,13 @@ pub fn track_named<F: Future>(name: impl Into<String>, future: F) -> Tracked<F> 
 /// for an `async` block.
 #[must_use = "a tracked future does nothing unless polled; dropping it ends the task"]
 pub struct Tracked<F> {
-    record: Arc<TaskRecord>,
+    /// The task's record, reached through its scope's reference; taken when the task ends.
+    record: Option<Listed<TaskRecord>>,
+    id: TaskId,
     /// The wrapper waker handed out in an earlier poll: reused while a clone of it is alive.
     /// Weak, so that the task does not keep its own executor waker (and with it, in many
     /// executors, itself) alive.
     waker: Weak<waker::WakerShared>,
-    completed: bool,
     /// Structurally pinned: never moved out of a pinned `Tracked`, never exposed unpinned.
     future: F,
 }
@@ -130,12 +131,13 @@ impl<F: Future> Tracked<F> {
         site: &'static Location<'static>,
         future: F,
     ) -> Tracked<F> {
-        let record = context::register(TaskKind::Async, name, site, std::any::type_name::<F>());
+        let record =
+            context::register_listed(TaskKind::Async, name, site, std::any::type_name::<F>());
         polling_of(&record).observe_wakers();
         Tracked {
-            record,
+            id: record.id,
+            record: Some(record),
             waker: Weak::new(),
-            completed: false,
             future,
         }
     }
@@ -144,19 +146,21 @@ impl<F: Future> Tracked<F> {
 impl<F> Tracked<F> {
     /// The id of the task, as reports show it ([`LeakedTask::id`](crate::LeakedTask::id)).
     pub fn id(&self) -> TaskId {
-        self.record.id
+        self.id
     }
 
+    /// A reference of its own to the task's record, while the task lives.
     #[cfg(feature = "tokio")]
-    pub(crate) fn record(&self) -> &Arc<TaskRecord> {
-        &self.record
+    pub(crate) fn share_record(&self) -> Option<std::sync::Arc<TaskRecord>> {
+        self.record.as_ref().map(Listed::share)
     }
 
-    /// Ends the task: it leaves its scope, and an executor that claimed it forgets it.
+    /// Ends the task, once: it leaves its scope, and an executor that claimed it forgets it.
     fn finish(&mut self) {
-        self.completed = true;
-        self.record.exit();
-        polling_of(&self.record).release_claim();
+        if let Some(listed) = self.record.take() {
+            let record = TaskRecord::exit_listed(listed);
+            polling_of(&record).release_claim();
+        }
     }
 }
 
@@ -175,9 +179,12 @@ impl<F: Future> Future for Tracked<F> {
         // through the `Pin` made here, never moved (the `Drop` impl does not touch it), and
         // `Tracked` implements `Unpin` only through the auto trait, that is when `F: Unpin`.
         let this = unsafe { self.get_unchecked_mut() };
-        assert!(!this.completed, "`Tracked` polled after completion");
+        let record = this
+            .record
+            .as_ref()
+            .expect("`Tracked` polled after completion");
+        // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let record = &this.record;
 
         let now = clock::now();
         let first_poll = polling_of(record).last_polled().is_none();
@@ -187,7 +194,7 @@ impl<F: Future> Future for Tracked<F> {
                 hooks.first_poll(record);
             }
         }
-        let result = context::in_task(record, || {
+        let result = context::in_listed_task(record, || {
             waker::poll_tracking_wakers(record, &mut this.waker, cx, future)
         });
 
@@ -197,7 +204,7 @@ impl<F: Future> Future for Tracked<F> {
                 Poll::Ready(output)
             }
             Poll::Pending => {
-                this.record.state.end_pending_poll(now);
+                record.state.end_pending_poll(now);
                 Poll::Pending
             }
         }
@@ -206,20 +213,22 @@ impl<F: Future> Future for Tracked<F> {
 
 impl<F> Drop for Tracked<F> {
     fn drop(&mut self) {
-        if !self.completed {
-            // Cancelled: dropped by its executor, aborted, or its runtime shut down.
-            self.finish();
-        }
+        // Unless it completed: cancelled, dropped by its executor, aborted, or its runtime
+        // shut down.
+        self.finish();
     }
 }
 
 impl<F> fmt::Debug for Tracked<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tracked")
-            .field("id", &self.record.id)
-            .field("spawned_at", &self.record.spawn_site)
-            .field("name", &self.record.name)
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Tracked");
+        debug.field("id", &self.id);
+        if let Some(record) = &self.record {
+            debug
+                .field("spawned_at", &record.spawn_site)
+                .field("name", &record.name);
+        }
+        debug.finish_non_exhaustive()
     }
 }
 

@@ -12,12 +12,12 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::registry::TaskRecord;
+use crate::registry::{Listed, TaskRecord};
 
 /// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours.
 /// `reuse` holds the wrapper waker of an earlier poll, and receives the one made in this poll.
 pub(super) fn poll_tracking_wakers<F: Future>(
-    record: &Arc<TaskRecord>,
+    record: &Listed<TaskRecord>,
     reuse: &mut Weak<WakerShared>,
     cx: &Context<'_>,
     future: Pin<&mut F>,
@@ -107,7 +107,7 @@ unsafe fn shared_drop(data: *const ()) {
 /// What the waker lent to a poll points to when no wrapper waker is alive: a wrapper is made
 /// only if the inner future clones the waker.
 struct PollFrame<'a> {
-    record: &'a Arc<TaskRecord>,
+    record: &'a Listed<TaskRecord>,
     inner: &'a Waker,
     /// The wrapper made by a clone during this poll (shared by all clones of the poll).
     created: OnceLock<Arc<WakerShared>>,
@@ -128,7 +128,7 @@ unsafe fn frame_clone(data: *const ()) -> RawWaker {
     let frame = unsafe { &*data.cast::<PollFrame<'_>>() };
     let shared = frame.created.get_or_init(|| {
         Arc::new(WakerShared {
-            record: Arc::clone(frame.record),
+            record: frame.record.share(),
             inner: frame.inner.clone(),
         })
     });

@@ -91,7 +91,6 @@ pub(crate) mod test_runtime;
 
 use std::future::Future;
 use std::panic::Location;
-use std::sync::Arc;
 
 use ::tokio::task::JoinHandle;
 
@@ -152,19 +151,17 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let record = runtime_tasks::wants_spawn_record().then(|| Arc::clone(tracked.record()));
+    let record = runtime_tasks::wants_spawn_record()
+        .then(|| tracked.share_record())
+        .flatten();
     #[cfg(tokio_unstable)]
-    let _handoff = record
-        .as_ref()
-        .map(|record| runtime_tasks::hand_off(Arc::clone(record)));
+    let _handoff = record.map(runtime_tasks::hand_off);
     // `tokio::spawn` is `#[track_caller]` too: its spawn location is our caller's.
     let handle = ::tokio::spawn(tracked);
     #[cfg(not(tokio_unstable))]
     if let Some(record) = &record {
         runtime_tasks::claim_spawned(record, handle.id());
     }
-    #[cfg(tokio_unstable)]
-    drop(record);
     handle
 }
 

@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -33,7 +34,53 @@ use crate::registry::TaskRecord;
 pub(crate) struct TestRuntime {
     scope: Arc<Scope>,
     /// The runtime's tasks leakcheck knows, by tokio task id.
-    known: Mutex<HashMap<::tokio::task::Id, Known>>,
+    known: KnownTasks,
+}
+
+/// A map by tokio task id, looked up on every spawn, poll and exit of a test's tasks: hashed by
+/// one multiplication instead of SipHash, as ids are integers tokio hands out, not attacker input.
+type TaskIdMap<V> = HashMap<::tokio::task::Id, V, BuildHasherDefault<TaskIdHasher>>;
+
+/// See [`TaskIdMap`]. The multiplication spreads sequential ids over the high bits the map's
+/// control bytes use, and keeps their low bits distinct for its bucket index.
+#[derive(Default)]
+struct TaskIdHasher(u64);
+
+impl Hasher for TaskIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The runtime's tasks leakcheck knows, in a few maps by task id, so that the workers of a
+/// multi-thread runtime, which look a task up on every poll, rarely wait for each other.
+#[derive(Default)]
+struct KnownTasks {
+    shards: [Mutex<TaskIdMap<Known>>; 8],
+}
+
+impl KnownTasks {
+    /// The map that holds task `id`.
+    fn of(&self, id: ::tokio::task::Id) -> &Mutex<TaskIdMap<Known>> {
+        let hash = BuildHasherDefault::<TaskIdHasher>::default().hash_one(id);
+        // The top bits: the ones the multiplication mixes best.
+        &self.shards[(hash >> 61) as usize]
+    }
+
+    /// How many tasks are known; exact when none starts or ends meanwhile.
+    fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().len()).sum()
+    }
 }
 
 /// How many leakcheck test runtimes are alive: while none is, spawns and first polls skip all of
@@ -55,7 +102,7 @@ impl TestRuntime {
     pub(crate) fn new(scope: Arc<Scope>) -> Arc<TestRuntime> {
         Arc::new(TestRuntime {
             scope,
-            known: Mutex::new(HashMap::new()),
+            known: KnownTasks::default(),
         })
     }
 
@@ -94,17 +141,14 @@ impl TestRuntime {
         // Read the count first: a task that ends in between is then at worst counted as known,
         // never as unidentified.
         let alive = handle.metrics().num_alive_tasks();
-        alive.saturating_sub(self.known.lock().len())
+        alive.saturating_sub(self.known.len())
     }
 
     /// The leakcheck record of the runtime task `id`, if the hooks registered it.
     #[cfg(tokio_unstable)]
     #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
     pub(crate) fn record_of(&self, id: ::tokio::task::Id) -> Option<Arc<TaskRecord>> {
-        self.known
-            .lock()
-            .get(&id)
-            .map(|known| Arc::clone(&known.record))
+        self.known.of(id).lock().get(&id).map(|known| known.share())
     }
 }
 
@@ -134,6 +178,7 @@ pub(crate) use claims::claim_spawned;
 /// Stable tokio: tracked futures claim the runtime task they run in.
 #[cfg(not(tokio_unstable))]
 mod claims {
+    use std::cell::RefCell;
     use std::sync::{Arc, Weak};
 
     use ::tokio::runtime::Handle;
@@ -197,22 +242,48 @@ mod claims {
         let Ok(handle) = Handle::try_current() else {
             return;
         };
-        let id = handle.id();
-        let runtime = RUNTIMES
-            .lock()
-            .iter()
-            .find(|(rt, _)| *rt == id)
-            .and_then(|(_, runtime)| runtime.upgrade());
-        let Some(runtime) = runtime else { return };
-        *runtime.known.lock().entry(task).or_insert(0) += 1;
+        let Some(runtime) = test_runtime(handle.id()) else {
+            return;
+        };
+        *runtime.known.of(task).lock().entry(task).or_insert(0) += 1;
         if let Err(lost) = state.claim(Box::new(Claim { runtime, task })) {
             // Claimed by a concurrent first poll in between.
             lost.release();
         }
     }
 
+    thread_local! {
+        /// The test runtime this thread last claimed a task of: a runtime's threads claim for
+        /// it alone, so the shared list (and its lock, which workers would contend on) is read
+        /// once per thread, not once per task.
+        static LAST_RUNTIME: RefCell<Option<(::tokio::runtime::Id, Weak<TestRuntime>)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// The live test runtime with tokio runtime id `id`, if it is one.
+    fn test_runtime(id: ::tokio::runtime::Id) -> Option<Arc<TestRuntime>> {
+        let cached = LAST_RUNTIME
+            .try_with(|last| match &*last.borrow() {
+                Some((last, runtime)) if *last == id => runtime.upgrade(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if cached.is_some() {
+            return cached;
+        }
+        let runtime = RUNTIMES
+            .lock()
+            .iter()
+            .find(|(rt, _)| *rt == id)
+            .map(|(_, runtime)| Weak::clone(runtime))?;
+        let _ =
+            LAST_RUNTIME.try_with(|last| *last.borrow_mut() = Some((id, Weak::clone(&runtime))));
+        runtime.upgrade()
+    }
+
     fn unclaim(runtime: &TestRuntime, task: ::tokio::task::Id) {
-        let mut known = runtime.known.lock();
+        let mut known = runtime.known.of(task).lock();
         if let Some(count) = known.get_mut(&task) {
             *count -= 1;
             if *count == 0 {
@@ -239,18 +310,28 @@ mod hooks {
     use super::TestRuntime;
     use crate::clock;
     use crate::context::{self, ContextGuard};
-    use crate::registry::{ScopeLabel, TaskRecord};
+    use crate::registry::{Listed, ScopeLabel, TaskRecord};
     use crate::vocab::TaskKind;
 
     /// What a report says a plain `tokio::spawn` task runs: tokio does not say.
     const PLAIN_TASK: &str = "(unknown: a future spawned with plain `tokio::spawn`)";
 
     /// A runtime task leakcheck knows.
-    pub(crate) struct Known {
-        pub(super) record: Arc<TaskRecord>,
-        /// Registered by the spawn hook (a plain `tokio::spawn`), so the hooks keep its state;
-        /// otherwise it is a tracked future that keeps its own.
-        hook_driven: bool,
+    pub(crate) enum Known {
+        /// Registered by the spawn hook (a plain `tokio::spawn`): the hooks keep its state, and
+        /// its record is this entry's alone, reached through its scope's list.
+        HookDriven(Listed<TaskRecord>),
+        /// A tracked future, which keeps its own state.
+        Tracked(Arc<TaskRecord>),
+    }
+
+    impl Known {
+        pub(super) fn share(&self) -> Arc<TaskRecord> {
+            match self {
+                Known::HookDriven(record) => record.share(),
+                Known::Tracked(record) => Arc::clone(record),
+            }
+        }
     }
 
     thread_local! {
@@ -261,9 +342,10 @@ mod hooks {
     }
 
     struct HookPoll {
+        /// Makes the task current; its frame holds the task's record.
         context: ContextGuard,
-        /// The hook-driven record whose state the end of the poll settles.
-        settle: Option<Arc<TaskRecord>>,
+        /// Whether the end of the poll settles the record's state (a hook-driven task).
+        settle: bool,
     }
 
     /// Tells the spawn hook, until the guard drops, that the task spawned on this thread is
@@ -300,48 +382,48 @@ mod hooks {
     /// handle to the runtime) spawns into the runtime's test.
     fn on_spawn(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
         let known = match HANDOFF.take() {
-            Some(record) => Known {
-                record,
-                hook_driven: false,
-            },
+            Some(record) => Known::Tracked(record),
             None => {
                 let (mut scope, parent) = context::spawn_context();
                 if matches!(scope.label, ScopeLabel::Thread(_)) {
                     scope = Arc::clone(&runtime.scope);
                 }
                 let site = meta.spawned_at();
-                let record =
-                    TaskRecord::register_in(scope, parent, TaskKind::Async, None, site, PLAIN_TASK);
-                Known {
-                    record,
-                    hook_driven: true,
-                }
+                Known::HookDriven(TaskRecord::register_listed_in(
+                    scope,
+                    parent,
+                    TaskKind::Async,
+                    None,
+                    site,
+                    PLAIN_TASK,
+                ))
             }
         };
-        let replaced = runtime.known.lock().insert(meta.id(), known);
+        let replaced = runtime.known.of(meta.id()).lock().insert(meta.id(), known);
         drop(replaced);
     }
 
     fn on_terminate(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
-        let known = runtime.known.lock().remove(&meta.id());
-        if let Some(known) = known.filter(|known| known.hook_driven) {
-            known.record.exit();
+        let known = runtime.known.of(meta.id()).lock().remove(&meta.id());
+        if let Some(Known::HookDriven(record)) = known {
+            drop(TaskRecord::exit_listed(record));
         }
     }
 
     fn on_before_poll(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
         let found = runtime
             .known
+            .of(meta.id())
             .lock()
             .get(&meta.id())
-            .map(|known| (Arc::clone(&known.record), known.hook_driven));
+            .map(|known| (known.share(), matches!(known, Known::HookDriven(_))));
         let poll = found.map(|(record, hook_driven)| {
             if hook_driven {
                 record.state.begin_poll(clock::now());
             }
             HookPoll {
-                context: context::enter(Arc::clone(&record.scope), Some(Arc::clone(&record))),
-                settle: hook_driven.then_some(record),
+                context: context::enter_owned_task(record),
+                settle: hook_driven,
             }
         });
         POLLS.with(|polls| polls.borrow_mut().push(poll));
@@ -353,9 +435,14 @@ mod hooks {
         else {
             return;
         };
-        drop(context);
-        if let Some(record) = settle.filter(|record| !record.has_exited()) {
-            record.state.end_pending_poll(clock::now());
+        if settle {
+            // The innermost task frame is this poll's: what the poll itself entered is gone.
+            context::with_current_task(|record| {
+                if let Some(record) = record.filter(|record| !record.has_exited()) {
+                    record.state.end_pending_poll(clock::now());
+                }
+            });
         }
+        drop(context);
     }
 }
