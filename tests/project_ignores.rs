@@ -94,6 +94,22 @@ fn fixture_keeps_a_plain_background_thread() {
     println!("BODY DONE");
 }
 
+/// A background loop that a rule names by function.
+#[inline(never)]
+fn flush_loop() {
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+#[ignore = "fixture: run with a leakcheck.toml by the tests below"]
+fn fixture_keeps_an_unnamed_flush_loop() {
+    let _leaks = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(50)));
+    thread::spawn(flush_loop);
+    println!("BODY DONE");
+}
+
 #[test]
 #[ignore = "fixture: run with a leakcheck.toml by the tests below"]
 fn fixture_clean() {
@@ -206,6 +222,24 @@ reason = "everything this file spawns is kept on purpose"
     package
         .run("fixture_keeps_a_background_thread")
         .assert_passed();
+}
+
+#[test]
+fn a_function_rule_hides_a_thread_running_that_function() {
+    let package = Package::with_ignore_file(
+        "function",
+        r#"[[ignore]]
+function = "project_ignores::flush_loop"
+reason = "flushes for the whole process"
+"#,
+    );
+    let run = package.run("fixture_keeps_an_unnamed_flush_loop");
+    run.assert_passed().assert_contains("BODY DONE");
+    assert!(!run.output.contains("hid nothing"), "{}", run.output);
+    Package::with_ignore_file("function-absent", "")
+        .run("fixture_keeps_an_unnamed_flush_loop")
+        .assert_failed()
+        .assert_contains("1 unexpected task in test `fixture_keeps_an_unnamed_flush_loop`");
 }
 
 #[test]
