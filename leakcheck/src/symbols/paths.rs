@@ -122,7 +122,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "reads the working directory, which Miri's isolation forbids")]
+    #[cfg_attr(
+        miri,
+        ignore = "reads the working directory, which Miri's isolation forbids"
+    )]
     fn relative_and_unknown_paths_are_kept() {
         assert_eq!(short_path("tests/pool.rs"), "tests/pool.rs");
         assert_eq!(
@@ -133,7 +136,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "reads the working directory, which Miri's isolation forbids")]
+    #[cfg_attr(
+        miri,
+        ignore = "reads the working directory, which Miri's isolation forbids"
+    )]
     fn the_users_sources_read_from_the_workspace_root() {
         let here = std::env::current_dir().unwrap().join("src/report/paths.rs");
         let shown = short_path(here.to_str().unwrap()).into_owned();

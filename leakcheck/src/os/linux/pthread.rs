@@ -173,16 +173,21 @@ pub unsafe extern "C" fn pthread_create(
 
 /// The start routine of every thread created with a hand-over.
 extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
-    // SAFETY: `pthread_create` above passes a pointer from `Box::into_raw` to exactly one
-    // thread, this one, which takes it back once.
-    let start = unsafe { Box::from_raw(start.cast::<Start>()) };
+    // The box is moved out of and freed within this block, so that no drop is pending in this
+    // frame when `routine` runs.
     let Start {
         routine,
         arg,
         hand_over,
-    } = *start;
+    } = {
+        // SAFETY: `pthread_create` above passes a pointer from `Box::into_raw` to exactly one
+        // thread, this one, which takes it back once.
+        *unsafe { Box::from_raw(start.cast::<Start>()) }
+    };
     let _ = catch_unwind(AssertUnwindSafe(move || hand_over.start()));
-    // Nothing with a destructor is alive here: a `pthread_exit` inside may unwind this frame.
+    // `pthread_exit` or a cancellation inside `routine` force-unwinds this frame. That is sound
+    // because nothing with a destructor is alive across the call: the box is freed and the
+    // hand-over consumed above, and `routine` and `arg` are plain values (RFC 2945).
     routine(arg)
 }
 
