@@ -41,6 +41,19 @@ mod code_under_test {
         tx
     }
 
+    /// A worker named like a Rust path, as a test harness names test threads, whose helper
+    /// waits for a message forever; the worker itself finishes.
+    pub fn path_named_worker() -> mpsc::Sender<u32> {
+        let (tx, rx) = mpsc::channel::<u32>();
+        thread::Builder::new()
+            .name("worker::io".to_owned())
+            .spawn(move || thread::spawn(move || while rx.recv().is_ok() {})) // site: path-named-helper
+            .unwrap()
+            .join()
+            .unwrap();
+        tx
+    }
+
     /// Three generations of threads, each joining its child; the youngest waits on a lock that
     /// is never released.
     pub fn nested(lock: Arc<Mutex<()>>) {
@@ -213,6 +226,18 @@ fn a_plain_listener_waits_in_chan_receive() {
     let leaked = spawned_at(&report, "listener");
     assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
     assert_inferred(leaked[0], "chan receive", &report);
+    drop(sender);
+}
+
+#[test]
+fn a_thread_named_like_a_test_path_keeps_its_children_in_the_test() {
+    let mut sender = None;
+    let report = leaks_of(|| sender = Some(code_under_test::path_named_worker()))
+        .expect("the helper of `worker::io` waits");
+    let leaked = spawned_at(&report, "path-named-helper");
+    assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
+    assert_inferred(leaked[0], "chan receive", &report);
+    assert_eq!(leaked[0].parents().len(), 1, "{report}");
     drop(sender);
 }
 

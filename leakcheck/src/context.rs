@@ -85,9 +85,15 @@ struct Context {
 /// The record of a thread created without leakcheck's wrappers, in its creator's scope.
 ///
 /// Some threads act as tests of their own, as harnesses (real or simulated) run tests: those get
-/// their own implicit scope instead, like any test thread, and what they spawn joins it.
+/// their own implicit scope instead, like any test thread, and what they spawn joins it. Only
+/// two things make a thread one: a check opened on it outside any frame, or being created by
+/// the main thread outside any scope (libtest's) and named like a test. A name alone never lets
+/// a thread created inside a scope escape it: `worker::io` is as likely a worker's name.
 struct Inherited {
     task: Arc<TaskRecord>,
+    /// Whether the main thread created this thread outside any scope, as libtest creates the
+    /// threads it runs tests on.
+    created_by_harness: bool,
     /// Whether the thread is named like a test (`module::test`), as a test harness names the
     /// threads it runs tests on. Decided on first use, once std has named the thread.
     named_like_a_test: std::cell::OnceCell<bool>,
@@ -98,11 +104,12 @@ struct Inherited {
 
 impl Inherited {
     fn task(&self) -> Option<&TaskRecord> {
-        let test_thread = *self.named_like_a_test.get_or_init(|| {
-            std::thread::current()
-                .name()
-                .is_some_and(|name| name.contains("::") && is_rust_path(name))
-        });
+        let test_thread = self.created_by_harness
+            && *self.named_like_a_test.get_or_init(|| {
+                std::thread::current()
+                    .name()
+                    .is_some_and(|name| name.contains("::") && is_rust_path(name))
+            });
         (!test_thread && !self.checks_itself.get()).then_some(&*self.task)
     }
 
@@ -204,12 +211,19 @@ enum Removed {
 #[cfg(leakcheck_interpose)]
 pub(crate) fn inherit(task: Arc<TaskRecord>) {
     let _ = CONTEXT.try_with(|cx| {
+        let created_by_harness = task.parent.is_none() && is_main_threads_scope(&task.scope.label);
         cx.borrow_mut().inherited = Some(Inherited {
             task,
+            created_by_harness,
             named_like_a_test: std::cell::OnceCell::new(),
             checks_itself: std::cell::Cell::new(false),
         });
     });
+}
+
+/// Whether `label` is that of the main thread's implicit scope.
+pub(crate) fn is_main_threads_scope(label: &ScopeLabel) -> bool {
+    matches!(label, ScopeLabel::Thread(name) if name == "main")
 }
 
 thread_local! {

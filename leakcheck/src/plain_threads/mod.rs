@@ -232,7 +232,7 @@ pub(crate) fn checking(label: &crate::registry::ScopeLabel) {
 
 /// The main thread's implicit scope.
 fn is_main_threads_own(label: &crate::registry::ScopeLabel) -> bool {
-    matches!(label, crate::registry::ScopeLabel::Thread(name) if name == "main")
+    crate::context::is_main_threads_scope(label)
 }
 
 /// The main thread's implicit scope before any check looked at it: threads created there are a
