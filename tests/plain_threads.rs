@@ -108,6 +108,34 @@ mod code_under_test {
         POOL.get_or_init(|| threadpool::ThreadPool::new(2)) // site: global-pool
     }
 
+    /// A lazily built global pool only [`job_on_a_global_pool_leaks_a_listener`] uses: the
+    /// first user of a global pool is the scope its workers (and so its jobs' threads) join.
+    fn listeners_pool() -> &'static threadpool::ThreadPool {
+        static POOL: OnceLock<threadpool::ThreadPool> = OnceLock::new();
+        POOL.get_or_init(|| threadpool::ThreadPool::new(1))
+    }
+
+    /// A job on a global pool that starts a listener whose sender is kept alive by its owner.
+    pub fn job_on_a_global_pool_leaks_a_listener() -> mpsc::Sender<u32> {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        listeners_pool().execute(move || {
+            thread::spawn(move || while rx.recv().is_ok() {}); // site: global-pool-job
+            started_tx.send(()).unwrap();
+        });
+        started.recv().unwrap();
+        tx
+    }
+
+    /// A listener started by a test's own `LazyLock` (not a static's): the test's thread.
+    pub fn local_lazy_listener() -> mpsc::Sender<u32> {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let listener =
+            std::sync::LazyLock::new(move || thread::spawn(move || while rx.recv().is_ok() {})); // site: local-lazy
+        std::sync::LazyLock::force(&listener);
+        tx
+    }
+
     /// A blocking job on a tokio runtime that is then shut down in the background: the job's
     /// thread stays, stuck.
     pub fn blocking_job_left_behind() -> std::sync::mpsc::Sender<()> {
@@ -340,6 +368,29 @@ fn the_global_pools_first_user_passes_and_so_does_the_next() {
         });
         assert!(report.is_none(), "{}", report.unwrap());
     }
+}
+
+#[test]
+fn a_thread_started_by_a_job_on_a_global_pool_is_not_the_pools() {
+    let mut sender = None;
+    let report =
+        leaks_of(|| sender = Some(code_under_test::job_on_a_global_pool_leaks_a_listener()))
+            .expect("the job's listener waits");
+    let leaked = spawned_at(&report, "global-pool-job");
+    assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
+    assert_inferred(leaked[0], "chan receive", &report);
+    drop(sender);
+}
+
+#[test]
+fn a_thread_started_by_a_tests_own_lazy_lock_is_the_tests() {
+    let mut sender = None;
+    let report = leaks_of(|| sender = Some(code_under_test::local_lazy_listener()))
+        .expect("the listener waits");
+    let leaked = spawned_at(&report, "local-lazy");
+    assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
+    assert_inferred(leaked[0], "chan receive", &report);
+    drop(sender);
 }
 
 #[test]
