@@ -241,6 +241,20 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
         .unwrap_or_else(|_| (teardown_scope(), None))
 }
 
+/// Like [`spawn_context`], for the thread-creation hook, which may run in the middle of this
+/// module's own code (an allocator that creates a thread while the context is borrowed):
+/// `None` then, and the new thread is left untracked.
+#[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
+pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Arc<TaskRecord>>)> {
+    CONTEXT
+        .try_with(|cx| {
+            let mut cx = cx.try_borrow_mut().ok()?;
+            let parent = cx.share_task();
+            Some((cx.scope(), parent))
+        })
+        .unwrap_or_else(|_| Some((teardown_scope(), None)))
+}
+
 /// Registers a new task spawned here: in the current scope, as a child of the current task.
 #[inline]
 pub(crate) fn register(
@@ -425,6 +439,15 @@ fn pop(token: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_creation_hook_leaves_a_thread_alone_while_the_context_is_borrowed() {
+        assert!(try_spawn_context().is_some());
+        CONTEXT.with(|cx| {
+            let _borrowed = cx.borrow_mut();
+            assert!(try_spawn_context().is_none());
+        });
+    }
 
     #[test]
     fn libtest_thread_names_are_tests_and_other_names_are_threads() {

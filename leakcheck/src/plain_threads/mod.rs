@@ -59,11 +59,14 @@ impl Tracking {
 /// How threads are found in this process.
 pub(crate) fn tracking() -> Tracking {
     static TRACKING: OnceLock<Tracking> = OnceLock::new();
+    // Threads created meanwhile (by an allocator) must not re-enter this initialisation.
     *TRACKING.get_or_init(|| {
-        if config::get().threads == ThreadsMode::Census {
-            return Tracking::CensusOnly("LEAKCHECK_THREADS=census");
-        }
-        interposer_state()
+        untracked_section(|| {
+            if config::get().threads == ThreadsMode::Census {
+                return Tracking::CensusOnly("LEAKCHECK_THREADS=census");
+            }
+            interposer_state()
+        })
     })
 }
 
@@ -156,7 +159,6 @@ pub(crate) fn disown_current_thread() {
 
 /// Runs `f` with the threads this thread creates meanwhile left untracked: leakcheck's own
 /// machinery (a runtime's task dump runs on a thread of its own) is no test's leak.
-#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
 pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
     struct Leave;
     impl Drop for Leave {
@@ -194,10 +196,16 @@ fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
     if CLAIMED.with(|claimed| claimed.replace(false)) || UNTRACKED.with(|depth| depth.get() > 0) {
         return None;
     }
+    // This may run inside this thread's own leakcheck code, if that allocated and the allocator
+    // created a thread: what that code holds (the settings being read, the context borrowed)
+    // leaves the thread untracked rather than re-entered (the census still sees it).
+    if config::being_read_here() {
+        return None;
+    }
     if tracking() != Tracking::FromCreation || PAUSED.load(Ordering::Relaxed) {
         return None;
     }
-    let (scope, parent) = crate::context::spawn_context();
+    let (scope, parent) = crate::context::try_spawn_context()?;
     if parent.is_none() && is_main_thread_outside_any_scope(&scope.label) {
         return None;
     }

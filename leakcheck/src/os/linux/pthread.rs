@@ -146,6 +146,7 @@ pub unsafe extern "C" fn pthread_create(
         unsafe { libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len()) };
         return libc::ENOSYS;
     };
+    // The whole hook runs inside: a thread its allocations create goes straight to glibc.
     let hand_over = match (HOOK.get(), Inside::enter()) {
         (Some(hook), Some(_inside)) => catch_unwind(*hook).ok().flatten(),
         _ => None,
