@@ -583,6 +583,46 @@ fn a_process_wide_check_lists_the_global_pool_without_failing_on_it() {
         .assert_contains(&site("global-pool"));
 }
 
+#[leakcheck::leak_test]
+#[ignore = "fixture: run by the test below"]
+fn fixture_thread_in_a_forked_child() {
+    // SAFETY: this process runs one test at a time; the child only creates a thread, checks and
+    // leaves with `_exit`.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        let guard = leakcheck::verify_none_with(quick());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(0);
+        std::thread::spawn(move || tx.send(()));
+        // Left to the census, the thread may still be found by it (as untracked), but never
+        // recorded from its creation.
+        let tracked = guard
+            .verify()
+            .is_err_and(|report| !report.to_string().contains("untracked thread"));
+        drop(rx);
+        // SAFETY: leaves the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(if tracked { 3 } else { 0 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child created above, into a local.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child ended with status {status}"
+    );
+    println!(
+        "forked child's thread tracked: {}",
+        libc::WEXITSTATUS(status) == 3
+    );
+}
+
+#[test]
+fn threads_a_forked_child_creates_are_left_to_the_census() {
+    run_fixture("fixture_thread_in_a_forked_child", &[])
+        .assert_passed()
+        .assert_contains("forked child's thread tracked: false");
+}
+
 #[test]
 fn a_malformed_threads_setting_is_named() {
     run_fixture("fixture_plain_leak", &[("LEAKCHECK_THREADS", "everything")])

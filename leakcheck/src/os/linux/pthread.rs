@@ -25,13 +25,15 @@
 //!   glibc's forced unwind; nothing of ours is live in that frame then (no destructor runs there),
 //!   and the start routine is called as a non-unwinding `extern "C"` function, so the frame needs
 //!   no landing pad.
+//! - `fork`: a child's thread creation would take locks another thread of the parent may have
+//!   held at the fork; threads a forked child creates are not handed anything.
 //! - Threads that start before the hook is installed, or while it is off, are simply not handed
 //!   anything: the census still sees them.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// What the front end hands a thread being created. It is given to the new thread before the
@@ -67,10 +69,26 @@ thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Set in the child of a `fork`: from then on threads are created without the hook.
+///
+/// The hook takes locks (the registry's, a `OnceLock`'s) that another thread of the parent may
+/// have held at the moment of the fork; in the child that thread does not exist, and the lock
+/// would never be released. Threads created in a child are left to the census.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Runs in the child right after `fork`: only an atomic store, which is async-signal-safe.
+extern "C" fn mark_forked_child() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
 /// Routes every thread creation of the process through `hook` from now on. The first hook
 /// installed stays.
 pub(crate) fn install(hook: CreateHook) {
-    let _ = HOOK.set(hook);
+    if HOOK.set(hook).is_ok() {
+        // SAFETY: registers a child handler with no preconditions of its own; the handler only
+        // stores to an atomic. Failing (ENOMEM) leaves forked children tracked, as before.
+        unsafe { libc::pthread_atfork(None, None, Some(mark_forked_child)) };
+    }
     let _ = real_pthread_create();
 }
 
@@ -147,7 +165,8 @@ pub unsafe extern "C" fn pthread_create(
         return libc::ENOSYS;
     };
     // The whole hook runs inside: a thread its allocations create goes straight to glibc.
-    let hand_over = match (HOOK.get(), Inside::enter()) {
+    let hook = HOOK.get().filter(|_| !FORKED.load(Ordering::Relaxed));
+    let hand_over = match (hook, Inside::enter()) {
         (Some(hook), Some(_inside)) => catch_unwind(*hook).ok().flatten(),
         _ => None,
     };
