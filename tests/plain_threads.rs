@@ -136,6 +136,22 @@ mod code_under_test {
         tx
     }
 
+    /// A process-wide listener whose initialiser recurses 40 frames deep before it spawns.
+    pub fn deep_global_listener() -> &'static mpsc::SyncSender<u32> {
+        static LISTENER: std::sync::LazyLock<mpsc::SyncSender<u32>> =
+            std::sync::LazyLock::new(|| start_listener_below(40));
+        &LISTENER
+    }
+
+    fn start_listener_below(depth: u32) -> mpsc::SyncSender<u32> {
+        if depth > 0 {
+            return std::hint::black_box(start_listener_below(depth - 1));
+        }
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        thread::spawn(move || while rx.recv().is_ok() {});
+        tx
+    }
+
     /// A blocking job on a tokio runtime that is then shut down in the background: the job's
     /// thread stays, stuck.
     pub fn blocking_job_left_behind() -> std::sync::mpsc::Sender<()> {
@@ -391,6 +407,14 @@ fn a_thread_started_by_a_tests_own_lazy_lock_is_the_tests() {
     assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
     assert_inferred(leaked[0], "chan receive", &report);
     drop(sender);
+}
+
+#[test]
+fn a_deep_initialisers_thread_is_the_processs() {
+    let report = leaks_of(|| {
+        code_under_test::deep_global_listener();
+    });
+    assert!(report.is_none(), "{}", report.unwrap());
 }
 
 #[test]

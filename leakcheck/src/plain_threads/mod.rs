@@ -103,10 +103,14 @@ pub(crate) fn notes_on(records: &[Arc<TaskRecord>]) -> Vec<String> {
 }
 /// Frames kept of a creator's stack: enough to pass std's spawn machinery, a pool crate's or a
 /// runtime's, and a lazy initialiser's, and reach the caller in a debug build (a tokio runtime's
-/// first thread is ~23 frames below the user's `build()` call there); bounded, because walking
-/// costs per frame. Release builds inline most of these, so their walks stop well before.
+/// first thread is ~23 frames below the user's `build()` call there, a libtest test's spawn
+/// ~35 above the thread's start); bounded, because walking costs per frame. Release builds
+/// inline most of these, so their walks stop well before. Most walks end before the bound (the
+/// stack ends), so it costs nothing then; it is high enough for an initialiser that recurses
+/// before it spawns, whose `Once` frames would otherwise be cut off and the thread blamed on
+/// the test that first touched it.
 #[cfg(leakcheck_interpose)]
-const CREATION_FRAMES: usize = 32;
+const CREATION_FRAMES: usize = 128;
 
 /// Whether creation stacks are taken (always, except when a benchmark measures their cost).
 static CREATION_STACKS: AtomicBool = AtomicBool::new(true);
