@@ -6,9 +6,9 @@
 //! leakcheck defines the C symbol `pthread_create`. A test binary links it statically, so std's
 //! `Thread::new` (and every dependency, and C code linked in) calls this definition instead of
 //! glibc's; rustc keeps every `#[no_mangle]` symbol of a linked crate, so nothing else is needed.
-//! The real function is found with `dlsym(RTLD_NEXT, "pthread_create")`, once, before `main` (a
-//! constructor in `.init_array`), or on the first call if some other constructor creates a
-//! thread first.
+//! The real function is found with `dlsym(RTLD_NEXT, "pthread_create")` (glibc's, or a
+//! preloaded interposer's that comes before it), once, before `main` (a constructor in
+//! `.init_array`), or on the first call if some other constructor creates a thread first.
 //!
 //! The wrapper asks the installed hook for a hand-over (the creator's context, already recorded),
 //! and starts the thread in [`trampoline`], which gives the hand-over to the new thread before the
@@ -109,15 +109,19 @@ extern "C" fn resolve_at_load() {
 fn real_pthread_create() -> Option<PthreadCreate> {
     let mut address = REAL.load(Ordering::Acquire);
     if address == 0 {
-        // SAFETY: `dlsym` with `RTLD_NEXT` and a NUL-terminated name has no other precondition;
-        // it finds the next definition after this object's, which is glibc's.
+        // SAFETY: `dlsym` with `RTLD_NEXT` and a NUL-terminated name has no other precondition.
+        // It finds the next definition in the lookup order after this object's: glibc's, or
+        // whatever comes before it (an `LD_PRELOAD`ed library, valgrind's, another interposer),
+        // which passes the call on in turn.
         address = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) } as usize;
         if address == 0 || address == pthread_create as *const () as usize {
             return None;
         }
         REAL.store(address, Ordering::Release);
     }
-    // SAFETY: `address` is glibc's `pthread_create`, whose C signature `PthreadCreate` spells.
+    // SAFETY: `address` is the next definition of `pthread_create` (see above). Whichever it
+    // is, it has the POSIX signature, which `PthreadCreate` spells; calling it through that
+    // type is what every caller of `pthread_create` does.
     Some(unsafe { std::mem::transmute::<usize, PthreadCreate>(address) })
 }
 
@@ -164,6 +168,8 @@ pub unsafe extern "C" fn pthread_create(
         unsafe { libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len()) };
         return libc::ENOSYS;
     };
+    // A successful call leaves `errno` as it found it, whatever the hook's work did to it.
+    let errno = SavedErrno::save();
     // The whole hook runs inside: a thread its allocations create goes straight to glibc.
     let hook = HOOK.get().filter(|_| !FORKED.load(Ordering::Relaxed));
     let hand_over = match (hook, Inside::enter()) {
@@ -172,7 +178,11 @@ pub unsafe extern "C" fn pthread_create(
     };
     let Some(hand_over) = hand_over else {
         // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { real(thread, attr, routine, arg) };
+        let result = unsafe { real(thread, attr, routine, arg) };
+        if result == 0 {
+            errno.restore();
+        }
+        return result;
     };
     let start = Box::into_raw(Box::new(Start {
         routine,
@@ -187,8 +197,26 @@ pub unsafe extern "C" fn pthread_create(
         // SAFETY: the thread was not created, so `start` was not handed to anyone: it is still
         // ours, from `Box::into_raw` above.
         drop(unsafe { Box::from_raw(start) });
+    } else {
+        errno.restore();
     }
     result
+}
+
+/// The calling thread's `errno`, saved.
+struct SavedErrno(c_int);
+
+impl SavedErrno {
+    fn save() -> SavedErrno {
+        // SAFETY: `__errno_location` returns the calling thread's `errno`, valid and aligned
+        // for the thread's whole life.
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+
+    fn restore(self) {
+        // SAFETY: as in `save`; only this thread writes its own `errno`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
 }
 
 /// The start routine of every thread created with a hand-over.
