@@ -168,8 +168,17 @@ impl Check {
         }
     }
 
+    /// How long survivors are waited for: the timeout, but never less than [`SETTLE`] where
+    /// plain threads are tracked. A plain thread's record exits in its thread-local destructors,
+    /// which `join` waits for but `std::thread::scope` does not (it returns once the threads'
+    /// closures have), so right after a scope its threads can still be alive for a moment.
     fn grace(&self) -> Duration {
-        self.options.timeout.unwrap_or(config::get().timeout)
+        let timeout = self.options.timeout.unwrap_or(config::get().timeout);
+        if plain_threads::tracking() == plain_threads::Tracking::FromCreation {
+            timeout.max(SETTLE)
+        } else {
+            timeout
+        }
     }
 
     /// Whether an empty scan that started at `epoch` can be trusted. Shards are read one after
