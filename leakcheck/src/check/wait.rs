@@ -32,8 +32,9 @@ pub(crate) struct Check {
     /// Verdicts of the ignore patterns, per task (see `tracked_survivors` for when a verdict
     /// is decided again).
     ignored: HashMap<TaskId, bool>,
-    /// Bounds the time `ignore_function` and idle-pool verdicts spend on live stacks.
-    ignore_stacks: LiveStackBudget,
+    /// The check's one live-stack budget: the `ignore_function` and idle-pool verdicts of the
+    /// wait (tracked tasks and untracked threads) and the report's stacks all draw on it.
+    live_stacks: LiveStackBudget,
     /// Plain threads' verdicts: whether a one-time initialiser started them (then they belong
     /// to the process, and where), per task. Decided once a survivor has had [`SETTLE`] to
     /// finish, since it takes symbolising its creation stack.
@@ -77,7 +78,7 @@ impl Check {
             untracked,
             seen: Vec::new(),
             ignored: HashMap::new(),
-            ignore_stacks: LiveStackBudget::new(),
+            live_stacks: LiveStackBudget::new(),
             process_global: HashMap::new(),
             global_sites: Vec::new(),
             began: Instant::now(),
@@ -127,7 +128,7 @@ impl Check {
             .filter_map(|task| Some(task.os_thread.get()?.tid()))
             .collect();
         let per_test = !self.options.process_wide;
-        let budget = &self.ignore_stacks;
+        let budget = &self.live_stacks;
         tasks.retain(|task| {
             task.created.is_none()
                 || !(task
@@ -214,12 +215,13 @@ impl Check {
             !task.has_exited()
                 && !self.excluded.contains(&task.id)
                 && below.is_none_or(|below| task.id >= below)
+                && !lost_to_fork(task)
         });
         let options = &self.options;
         // Nothing to forgive: no verdict to look up or remember per task.
         if !options.ignores.is_empty() {
             let ignored = &mut self.ignored;
-            let budget = &self.ignore_stacks;
+            let budget = &self.live_stacks;
             let redecide = scan == Scan::Final && options.ignores_by_stack();
             tasks.retain(|task| {
                 let verdict = ignored
@@ -240,18 +242,20 @@ impl Check {
     }
 
     fn untracked_survivors(&mut self) -> Vec<LeakedTask> {
+        let live_stacks = &self.live_stacks;
         self.untracked
             .as_mut()
-            .map(UntrackedWatch::survivors)
+            .map(|watch| watch.survivors(live_stacks))
             .unwrap_or_default()
     }
 
     /// Whether no untracked thread is left, after waiting for them up to `deadline` (they do not
     /// announce their exit like tracked tasks; see `census` for how the wait wakes).
     fn untracked_settled(&mut self, deadline: Instant) -> bool {
+        let live_stacks = &self.live_stacks;
         self.untracked
             .as_mut()
-            .is_none_or(|watch| watch.settle(deadline))
+            .is_none_or(|watch| watch.settle(deadline, live_stacks))
     }
 
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
@@ -316,7 +320,7 @@ impl Check {
                 && self
                     .untracked
                     .as_mut()
-                    .is_none_or(|watch| watch.settle_briefly(deadline))
+                    .is_none_or(|watch| watch.settle_briefly(deadline, &self.live_stacks))
             {
                 if Self::scan_was_settled(&subscription, epoch, deadline) {
                     return Ok(());
@@ -351,7 +355,7 @@ impl Check {
     ) -> Result<(), LeakReport> {
         // The verdict is the deadline's: a survivor that ends while its report is being built
         // (symbolising stacks takes a while) was still alive when its time was up.
-        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &LiveStackBudget::new());
+        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &self.live_stacks);
         tasks.extend(self.untracked_survivors());
         let mut notes = extras.notes;
         if let Some(untracked) = &self.untracked {
@@ -382,6 +386,20 @@ impl Check {
         }
         deliver(report)
     }
+}
+
+/// Whether `task` is a thread of the process this one was forked from: `fork()` copies the
+/// registry, with a record for every thread of the parent, but only the thread that forked. Such
+/// records are set aside here, when survivors are looked at, and nowhere else. A `pthread_atfork`
+/// child handler that emptied the registry instead would have to take the registry's locks in
+/// the child, where a lock held at the fork by a thread that was not copied stays locked forever:
+/// the child would hang before its first line. This test takes no lock: the thread's handle was
+/// recorded, with the pid of its process, when the thread started. (A thread that had not started
+/// yet when its parent forked has no handle, and is the one case it misses.)
+fn lost_to_fork(task: &TaskRecord) -> bool {
+    task.os_thread
+        .get()
+        .is_some_and(|thread| !thread.in_this_process())
 }
 
 /// The ascending union of two ascending lists without repeats.

@@ -54,3 +54,28 @@ impl LiveStackBudget {
         stack
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_spent_budget_takes_no_more_stacks() {
+        let budget = LiveStackBudget::new();
+        let me = ThreadHandle::current();
+        if cfg!(target_os = "linux") {
+            assert!(budget.take(&me).is_ok());
+            assert!(
+                budget.spent.get() > Duration::ZERO,
+                "the request was counted"
+            );
+        }
+        budget.spent.set(LiveStackBudget::TOTAL);
+        let error = budget.take(&me).unwrap_err();
+        assert!(
+            error.starts_with("not taken: this check already spent 1s"),
+            "{error}"
+        );
+    }
+}

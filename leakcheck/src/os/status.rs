@@ -6,7 +6,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ThreadStatus {
     /// The thread's name (`comm`): what `pthread_setname_np` / `Builder::name` set, at most 15
-    /// bytes, or the program's name for a thread that was never named.
+    /// bytes, or the program's name for a thread that was never named. Bytes that are not UTF-8
+    /// show as `\xNN`: names are read from the kernel as bytes and escaped in one place.
     pub(crate) name: String,
     /// The one-letter scheduling state (field 3 of `stat`).
     pub(crate) state: char,
@@ -29,7 +30,7 @@ impl ThreadStatus {
 }
 
 /// The meaning of a `stat` state letter, as proc(5) spells it.
-fn state_meaning(state: char) -> &'static str {
+pub(crate) fn state_meaning(state: char) -> &'static str {
     match state {
         'R' => "running",
         'S' => "sleeping",

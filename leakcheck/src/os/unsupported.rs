@@ -10,7 +10,7 @@ const NOT_HERE: &str =
     "not available on this platform (leakcheck reads them from /proc and signals on Linux)";
 
 /// The OS identity of a thread (none is known on this platform).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ThreadHandle {}
 
 impl ThreadHandle {
@@ -18,12 +18,12 @@ impl ThreadHandle {
         ThreadHandle {}
     }
 
-    pub(crate) fn from_tid(_tid: i32) -> ThreadHandle {
-        ThreadHandle {}
-    }
-
     pub(crate) fn tid(&self) -> i32 {
         0
+    }
+
+    pub(crate) fn in_this_process(&self) -> bool {
+        true
     }
 }
 
@@ -58,7 +58,13 @@ pub(crate) fn list_threads() -> std::io::Result<Vec<i32>> {
     ))
 }
 
-pub(crate) fn thread_status(_tid: i32) -> Option<ThreadStatus> {
+/// There is no thread list to find a thread in.
+pub(crate) fn listed_thread(_tid: i32) -> Option<(ThreadHandle, ThreadStatus)> {
+    None
+}
+
+/// What the kernel says about a thread: nothing, here.
+pub(crate) fn thread_status(_thread: &ThreadHandle) -> Option<ThreadStatus> {
     None
 }
 

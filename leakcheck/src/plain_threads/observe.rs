@@ -13,7 +13,7 @@ use crate::report::{resolve_stacks_whole, Frame, PendingStack, Site, StackOrigin
 /// inherited from its creator: an unnamed thread, which must not read as its creator (a test).
 pub(crate) fn name_of(record: &TaskRecord) -> Option<String> {
     let creation = record.created.as_deref()?;
-    let status = os::thread_status(record.os_thread.get()?.tid())?;
+    let status = os::thread_status(record.os_thread.get()?)?;
     let started_as = creation.start_name.get()?;
     let started_as = started_as.split(|&b| b == 0).next().unwrap_or_default();
     (status.name.as_bytes() != started_as).then_some(status.name)

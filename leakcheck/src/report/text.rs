@@ -75,7 +75,7 @@ fn render_group(out: &mut String, group: &Group<'_>) {
     let duration = coarse_range(group.in_state_for());
     let _ = write!(out, "\n  {count} × {}", task.kind);
     if let Some(name) = &group.name {
-        let _ = write!(out, " {name:?}");
+        let _ = write!(out, " \"{}\"", escape(name));
     }
     out.push_str(", ");
     match task.state {
@@ -164,7 +164,7 @@ fn render_group(out: &mut String, group: &Group<'_>) {
         };
         let _ = write!(out, "      {label} {} ", parent.id);
         if let Some(name) = &parent.name {
-            let _ = write!(out, "{name:?} ");
+            let _ = write!(out, "\"{}\" ", escape(name));
         }
         let _ = writeln!(
             out,
@@ -278,7 +278,7 @@ fn render_task_list(out: &mut String, group: &Group<'_>) {
             (None, None) => out.push('?'),
         }
         if let Some(name) = &task.name {
-            let _ = write!(out, " {name:?}");
+            let _ = write!(out, " \"{}\"", escape(name));
         }
     }
     let more = group.tasks.len().saturating_sub(TASKS_LISTED);

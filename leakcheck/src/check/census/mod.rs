@@ -80,14 +80,11 @@ pub(crate) struct UntrackedWatch {
     ignore_names: Vec<String>,
     ignore_functions: Vec<String>,
     ignore_threads: Option<ThreadBaseline>,
-    /// Threads whose live stack matched an `ignore_function` pattern.
-    forgiven: HashSet<i32>,
+    /// Verdicts of the `ignore_function` patterns, per thread: `true` if its live stack matched.
+    /// Kept by handle (tid and start time), so a later thread that reuses a tid is judged anew.
+    verdicts: HashMap<ThreadHandle, bool>,
     /// Without thread pidfds: whether the one extra look after yielding was had.
     yielded: bool,
-    /// Bounds the time the report spends on live stacks.
-    live_stacks: LiveStackBudget,
-    /// Bounds the time `ignore_function` verdicts spend on live stacks, over the whole wait.
-    match_stacks: LiveStackBudget,
 }
 
 enum WatchKind {
@@ -122,10 +119,8 @@ impl UntrackedWatch {
             ignore_names: Vec::new(),
             ignore_functions: Vec::new(),
             ignore_threads: None,
-            forgiven: HashSet::new(),
+            verdicts: HashMap::new(),
             yielded: false,
-            live_stacks: LiveStackBudget::new(),
-            match_stacks: LiveStackBudget::new(),
         };
         if matches!(watch.kind, WatchKind::Watching { .. }) {
             for ignore in &options.ignores {
@@ -142,17 +137,17 @@ impl UntrackedWatch {
 
     /// Waits until the untracked threads that appeared have exited, or until `deadline`.
     /// Returns whether none is left. Blocks the calling thread (see the module documentation for
-    /// how it waits).
-    pub(crate) fn settle(&mut self, deadline: Instant) -> bool {
+    /// how it waits). `live_stacks` is the check's budget, for `ignore_function` verdicts.
+    pub(crate) fn settle(&mut self, deadline: Instant, live_stacks: &LiveStackBudget) -> bool {
         loop {
-            let alive = self.alive();
+            let alive = self.alive(Look::Waiting, live_stacks);
             if alive.is_empty() {
                 return true;
             }
             if Instant::now() >= deadline {
                 return false;
             }
-            let tids: Vec<i32> = alive.iter().map(|(tid, _)| *tid).collect();
+            let tids: Vec<i32> = alive.iter().map(|(thread, _)| thread.tid()).collect();
             match os::wait_for_any_exit(&tids, deadline) {
                 ExitWait::Exited => continue,
                 ExitWait::TimedOut => return false,
@@ -169,18 +164,22 @@ impl UntrackedWatch {
     /// [`ASYNC_SETTLE`] at most, and otherwise relies on the caller to look again on the next
     /// tracked exit and at the deadline.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn settle_briefly(&mut self, deadline: Instant) -> bool {
-        self.settle(deadline.min(Instant::now() + ASYNC_SETTLE))
+    pub(crate) fn settle_briefly(
+        &mut self,
+        deadline: Instant,
+        live_stacks: &LiveStackBudget,
+    ) -> bool {
+        self.settle(deadline.min(Instant::now() + ASYNC_SETTLE), live_stacks)
     }
 
     /// Untracked threads alive now that were not in the baseline, with what the kernel says
-    /// about them and their live stacks.
-    pub(crate) fn survivors(&mut self) -> Vec<LeakedTask> {
+    /// about them and their live stacks, taken within the check's budget `live_stacks`.
+    pub(crate) fn survivors(&mut self, live_stacks: &LiveStackBudget) -> Vec<LeakedTask> {
         // A tracked thread that ended its task at the deadline may still be finishing its exit:
         // it is no longer in the registry, and not gone from the thread list yet. Give such
         // threads a moment, so they are not mistaken for untracked survivors.
-        self.settle(Instant::now() + FINAL_SETTLE);
-        let alive = self.alive();
+        self.settle(Instant::now() + FINAL_SETTLE, live_stacks);
+        let alive = self.alive(Look::Final, live_stacks);
         if alive.is_empty() {
             return Vec::new();
         }
@@ -188,7 +187,7 @@ impl UntrackedWatch {
         let mut by_look: HashMap<(String, char, Option<String>), usize> = HashMap::new();
         let mut taken: Vec<Result<Vec<usize>, String>> = Vec::with_capacity(alive.len());
         let mut source: Vec<usize> = Vec::with_capacity(alive.len());
-        for (tid, status) in &alive {
+        for (thread, status) in &alive {
             let look = (
                 name_pattern(&status.name).into_owned(),
                 status.state,
@@ -197,7 +196,7 @@ impl UntrackedWatch {
             if taken.len() < LIVE_STACKS {
                 by_look.entry(look).or_insert(taken.len());
                 source.push(taken.len());
-                taken.push(self.live_stacks.take(&ThreadHandle::from_tid(*tid)));
+                taken.push(live_stacks.take(thread));
             } else {
                 source.push(by_look.get(&look).copied().unwrap_or(usize::MAX));
             }
@@ -216,7 +215,7 @@ impl UntrackedWatch {
         alive
             .into_iter()
             .zip(source)
-            .map(|((tid, status), source)| {
+            .map(|((thread, status), source)| {
                 let (stack, stack_unavailable) = match taken.get(source) {
                     Some(Ok(_)) => (stacks[source].clone(), None),
                     Some(Err(why)) => (None, Some(why.clone())),
@@ -248,7 +247,7 @@ impl UntrackedWatch {
                     stack,
                     stack_unavailable,
                     os_thread: Some(OsThread {
-                        tid: i64::from(tid),
+                        tid: i64::from(thread.tid()),
                         kernel_state: status.state_text(),
                         waiting_in: status.wchan.clone(),
                     }),
@@ -291,7 +290,11 @@ impl UntrackedWatch {
     }
 
     /// The new untracked threads that are alive and not ignored, in thread-id order.
-    fn alive(&mut self) -> Vec<(i32, ThreadStatus)> {
+    fn alive(
+        &mut self,
+        look: Look,
+        live_stacks: &LiveStackBudget,
+    ) -> Vec<(ThreadHandle, ThreadStatus)> {
         let WatchKind::Watching { baseline, overlap } = &self.kind else {
             return Vec::new();
         };
@@ -320,10 +323,10 @@ impl UntrackedWatch {
             return Vec::new();
         }
         let tracked = tracked_tids();
-        let mut alive: Vec<(i32, ThreadStatus)> = new
+        let mut alive: Vec<(ThreadHandle, ThreadStatus)> = new
             .into_iter()
             .filter(|tid| !tracked.contains(tid))
-            .filter_map(|tid| Some((tid, os::thread_status(tid)?)))
+            .filter_map(os::listed_thread)
             .filter(|(_, status)| !status.has_exited())
             .filter(|(_, status)| {
                 !self
@@ -333,36 +336,54 @@ impl UntrackedWatch {
             })
             .collect();
         if !self.ignore_functions.is_empty() {
-            // A thread is forgiven for good once its stack matched. One that did not match may
-            // just not have got there yet (a thread that was just spawned is still in its start
-            // routine), so it is looked at again each time.
+            // Each thread's stack is asked for once while the check waits, not on every look: a
+            // live stack interrupts the thread, and the budget is the report's too. A thread that
+            // did not match may just not have got there yet (a thread that was just spawned is
+            // still in its start routine), so the final look asks those once more. A stack that
+            // could not be had decides nothing and is asked for again.
             let patterns = &self.ignore_functions;
-            let forgiven = &mut self.forgiven;
-            let budget = &self.match_stacks;
-            alive.retain(|(tid, _)| {
-                if forgiven.contains(tid) {
-                    return false;
-                }
-                let matches = stack_matches(*tid, patterns, budget);
-                if matches {
-                    forgiven.insert(*tid);
-                }
-                !matches
+            let verdicts = &mut self.verdicts;
+            alive.retain(|(thread, _)| {
+                let known = verdicts.get(thread).copied();
+                let ignored = match known {
+                    Some(true) => true,
+                    Some(false) if look == Look::Waiting => false,
+                    _ => match stack_matches(thread, patterns, live_stacks) {
+                        Some(matched) => {
+                            verdicts.insert(*thread, matched);
+                            matched
+                        }
+                        None => false,
+                    },
+                };
+                !ignored
             });
         }
         alive
     }
 }
 
-/// Whether the live stack of thread `tid` has a frame in one of `patterns`. Every frame counts,
-/// those a report would trim included: a library's thread is recognised by its library's
-/// functions (`tokio::runtime::blocking::pool`).
-fn stack_matches(tid: i32, patterns: &[String], live_stacks: &LiveStackBudget) -> bool {
-    let Ok(ips) = live_stacks.take(&ThreadHandle::from_tid(tid)) else {
-        return false;
-    };
+/// Which look at the thread list a census makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// One of the looks during the grace period.
+    Waiting,
+    /// The look at the deadline, whose survivors are reported.
+    Final,
+}
+
+/// Whether the live stack of `thread` has a frame in one of `patterns`, or `None` if the stack
+/// could not be had (the budget is spent, the thread did not answer). Every frame counts, those a
+/// report would trim included: a library's thread is recognised by its library's functions
+/// (`tokio::runtime::blocking::pool`).
+fn stack_matches(
+    thread: &ThreadHandle,
+    patterns: &[String],
+    live_stacks: &LiveStackBudget,
+) -> Option<bool> {
+    let ips = live_stacks.take(thread).ok()?;
     let mut symbols = SymbolCache::new();
-    ips.into_iter().enumerate().any(|(index, ip)| {
+    Some(ips.into_iter().enumerate().any(|(index, ip)| {
         // The innermost frame is where the thread stopped; the others are return addresses.
         let address = if index == 0 {
             Address::Interrupted(ip)
@@ -374,7 +395,7 @@ fn stack_matches(tid: i32, patterns: &[String], live_stacks: &LiveStackBudget) -
                 .iter()
                 .any(|pattern| function_matches(pattern, &symbol.function))
         })
-    })
+    }))
 }
 
 /// The kernel ids of every live tracked thread, in every scope.
@@ -382,6 +403,9 @@ fn tracked_tids() -> HashSet<i32> {
     registry::all_scopes()
         .iter()
         .flat_map(|scope| scope.live_tasks())
-        .filter_map(|task| task.os_thread.get().map(|thread| thread.tid()))
+        .filter_map(|task| task.os_thread.get().copied())
+        // A thread of the process this one was forked from is not here, whatever its tid.
+        .filter(ThreadHandle::in_this_process)
+        .map(|thread| thread.tid())
         .collect()
 }
