@@ -85,17 +85,19 @@ struct Context {
 /// The record of a thread created without leakcheck's wrappers, in its creator's scope.
 ///
 /// Some threads act as tests of their own, as harnesses (real or simulated) run tests: those get
-/// their own implicit scope instead, like any test thread, and what they spawn joins it. Only
-/// two things make a thread one: a check opened on it outside any frame, or being created by
-/// the main thread outside any scope (libtest's) and named like a test. A name alone never lets
-/// a thread created inside a scope escape it: `worker::io` is as likely a worker's name.
+/// their own implicit scope instead, like any test thread, and what they spawn joins it: a
+/// thread on which a check opens outside any frame, and a thread named like a test that was
+/// created where no check looks (by the main thread outside any scope, as libtest creates its
+/// test threads, or by a harness of one's own). A name never lets a thread created in a checked
+/// scope escape it: `worker::io` is as likely a worker's name.
 struct Inherited {
     task: Arc<TaskRecord>,
     /// Whether the main thread created this thread outside any scope, as libtest creates the
     /// threads it runs tests on.
     created_by_harness: bool,
     /// Whether the thread is named like a test (`module::test`), as a test harness names the
-    /// threads it runs tests on. Decided on first use, once std has named the thread.
+    /// threads it runs tests on, and was created where that may make it one (see above).
+    /// Decided on first use, once std has named the thread.
     named_like_a_test: std::cell::OnceCell<bool>,
     /// Set when a check opened on this thread outside any frame: the thread checks (and spawns
     /// into) a scope of its own from then on.
@@ -104,12 +106,12 @@ struct Inherited {
 
 impl Inherited {
     fn task(&self) -> Option<&TaskRecord> {
-        let test_thread = self.created_by_harness
-            && *self.named_like_a_test.get_or_init(|| {
-                std::thread::current()
+        let test_thread = *self.named_like_a_test.get_or_init(|| {
+            (self.created_by_harness || !self.task.scope.is_checked())
+                && std::thread::current()
                     .name()
                     .is_some_and(|name| name.contains("::") && is_rust_path(name))
-            });
+        });
         (!test_thread && !self.checks_itself.get()).then_some(&*self.task)
     }
 

@@ -58,7 +58,7 @@ impl Check {
         if !options.process_wide {
             // A process-wide check (verify_test_main's) looks at every scope: it must not make
             // the harness threads main creates afterwards the main thread's.
-            plain_threads::checking(&scope.label);
+            plain_threads::checking(&scope);
         }
         if options.capture_backtraces {
             scope.capture_backtraces();

@@ -234,10 +234,12 @@ fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
 /// rather than a test harness's thread that creates test threads.
 static MAIN_IS_CHECKED: AtomicBool = AtomicBool::new(false);
 
-/// Says that a check looks at `label`'s scope: if that is the main thread's own, the threads
-/// the main thread creates are the code under test's from now on.
-pub(crate) fn checking(label: &crate::registry::ScopeLabel) {
-    if is_main_threads_own(label) {
+/// Says that a check looks at `scope`: threads created in it stay in it, whatever their names;
+/// and if it is the main thread's own, the threads the main thread creates are the code under
+/// test's from now on.
+pub(crate) fn checking(scope: &crate::registry::Scope) {
+    scope.mark_checked();
+    if is_main_threads_own(&scope.label) {
         MAIN_IS_CHECKED.store(true, Ordering::Relaxed);
     }
 }
