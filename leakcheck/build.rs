@@ -7,8 +7,9 @@
 //! - `cfg(leakcheck_interpose)` when leakcheck may define `pthread_create` (see
 //!   `src/os/linux/pthread.rs`). The symbol is left out where it cannot work or would do harm:
 //!   without the `track-all-threads` feature, off Linux/glibc, with a statically linked C runtime
-//!   (no `dlsym(RTLD_NEXT)` to find the real function), under Miri, and in sanitizer builds, whose
-//!   runtimes intercept `pthread_create` themselves (AddressSanitizer aborts when another
+//!   (`crt-static`, or `-static`/`-static-pie` given to the linker: no `dlsym(RTLD_NEXT)` to find
+//!   the real function, so every thread creation would fail), under Miri, and in sanitizer builds
+//!   (`-Zsanitizer`, `cfg(sanitize)`), whose runtimes intercept `pthread_create` themselves (AddressSanitizer aborts when another
 //!   definition replaces its interceptor). Why it is left out reaches the code as
 //!   `LEAKCHECK_CENSUS_REASON`, for the note reports give.
 
@@ -85,19 +86,52 @@ fn interposer_blocker() -> Option<Blocker> {
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
         return Some(Blocker::Platform);
     }
+    let rustflags = var("CARGO_ENCODED_RUSTFLAGS");
     if var("CARGO_CFG_TARGET_FEATURE")
         .split(',')
         .any(|feature| feature == "crt-static")
+        || links_statically(&rustflags)
     {
         return Some(Blocker::StaticCrt);
     }
     if env::var_os("CARGO_CFG_MIRI").is_some() {
         return Some(Blocker::Miri);
     }
-    if has_sanitizer(&var("CARGO_ENCODED_RUSTFLAGS")) {
+    if env::var_os("CARGO_CFG_SANITIZE").is_some() || has_sanitizer(&rustflags) {
         return Some(Blocker::Sanitizer);
     }
     None
+}
+
+/// The codegen options (`-C name=value`, or `-Cname=value`) among the encoded flags.
+fn codegen_options(encoded: &str) -> Vec<&str> {
+    let flags: Vec<&str> = encoded.split('\x1f').collect();
+    flags
+        .iter()
+        .enumerate()
+        .filter_map(|(i, flag)| match flag.strip_prefix("-C") {
+            Some("") => flags.get(i + 1).copied(),
+            Some(option) => Some(option),
+            None => flag.strip_prefix("--codegen=").or_else(|| {
+                (*flag == "--codegen")
+                    .then(|| flags.get(i + 1).copied())
+                    .flatten()
+            }),
+        })
+        .collect()
+}
+
+/// Whether the flags ask the linker for a fully static executable (`-C link-arg=-static`,
+/// `-static-pie`, or the same in `link-args`): then no `dlsym(RTLD_NEXT)` finds glibc's
+/// function, and every thread creation would fail.
+fn links_statically(encoded: &str) -> bool {
+    const STATIC: &[&str] = &["-static", "-static-pie", "--static", "-Wl,-static"];
+    codegen_options(encoded).into_iter().any(|option| {
+        let args = option
+            .strip_prefix("link-arg=")
+            .or_else(|| option.strip_prefix("link-args="));
+        args.is_some_and(|args| args.split_whitespace().any(|arg| STATIC.contains(&arg)))
+    })
 }
 
 /// Whether the flags (separated by `\x1f`, as cargo encodes them) turn on a sanitizer:
@@ -108,4 +142,41 @@ fn has_sanitizer(encoded: &str) -> bool {
         flag.starts_with("-Zsanitizer")
             || (*flag == "-Z" && flags.get(i + 1).is_some_and(|f| f.starts_with("sanitizer")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(flags: &[&str]) -> String {
+        flags.join("\x1f")
+    }
+
+    #[test]
+    fn static_linking_is_seen_in_every_spelling() {
+        for flags in [
+            &["-C", "link-arg=-static"][..],
+            &["-Clink-arg=-static-pie"],
+            &["-C", "opt-level=2", "-Clink-args=-lm -static"],
+            &["--codegen", "link-arg=-static"],
+            &["--codegen=link-arg=-Wl,-static"],
+        ] {
+            assert!(links_statically(&encoded(flags)), "{flags:?}");
+        }
+        for flags in [
+            &["-C", "link-arg=-lstatic_helper"][..],
+            &["-Clink-arg=-Wl,--as-needed"],
+            &["-C", "target-cpu=native"],
+            &[""],
+        ] {
+            assert!(!links_statically(&encoded(flags)), "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn sanitizers_are_seen_in_both_spellings() {
+        assert!(has_sanitizer(&encoded(&["-Zsanitizer=address"])));
+        assert!(has_sanitizer(&encoded(&["-Z", "sanitizer=thread"])));
+        assert!(!has_sanitizer(&encoded(&["-C", "opt-level=3"])));
+    }
 }

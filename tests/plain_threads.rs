@@ -41,6 +41,19 @@ mod code_under_test {
         tx
     }
 
+    /// A worker named like a Rust path, as a test harness names test threads, whose helper
+    /// waits for a message forever; the worker itself finishes.
+    pub fn path_named_worker() -> mpsc::Sender<u32> {
+        let (tx, rx) = mpsc::channel::<u32>();
+        thread::Builder::new()
+            .name("worker::io".to_owned())
+            .spawn(move || thread::spawn(move || while rx.recv().is_ok() {})) // site: path-named-helper
+            .unwrap()
+            .join()
+            .unwrap();
+        tx
+    }
+
     /// Three generations of threads, each joining its child; the youngest waits on a lock that
     /// is never released.
     pub fn nested(lock: Arc<Mutex<()>>) {
@@ -93,6 +106,50 @@ mod code_under_test {
     pub fn global_pool() -> &'static threadpool::ThreadPool {
         static POOL: OnceLock<threadpool::ThreadPool> = OnceLock::new();
         POOL.get_or_init(|| threadpool::ThreadPool::new(2)) // site: global-pool
+    }
+
+    /// A lazily built global pool only [`job_on_a_global_pool_leaks_a_listener`] uses: the
+    /// first user of a global pool is the scope its workers (and so its jobs' threads) join.
+    fn listeners_pool() -> &'static threadpool::ThreadPool {
+        static POOL: OnceLock<threadpool::ThreadPool> = OnceLock::new();
+        POOL.get_or_init(|| threadpool::ThreadPool::new(1))
+    }
+
+    /// A job on a global pool that starts a listener whose sender is kept alive by its owner.
+    pub fn job_on_a_global_pool_leaks_a_listener() -> mpsc::Sender<u32> {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        listeners_pool().execute(move || {
+            thread::spawn(move || while rx.recv().is_ok() {}); // site: global-pool-job
+            started_tx.send(()).unwrap();
+        });
+        started.recv().unwrap();
+        tx
+    }
+
+    /// A listener started by a test's own `LazyLock` (not a static's): the test's thread.
+    pub fn local_lazy_listener() -> mpsc::Sender<u32> {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let listener =
+            std::sync::LazyLock::new(move || thread::spawn(move || while rx.recv().is_ok() {})); // site: local-lazy
+        std::sync::LazyLock::force(&listener);
+        tx
+    }
+
+    /// A process-wide listener whose initialiser recurses 40 frames deep before it spawns.
+    pub fn deep_global_listener() -> &'static mpsc::SyncSender<u32> {
+        static LISTENER: std::sync::LazyLock<mpsc::SyncSender<u32>> =
+            std::sync::LazyLock::new(|| start_listener_below(40));
+        &LISTENER
+    }
+
+    fn start_listener_below(depth: u32) -> mpsc::SyncSender<u32> {
+        if depth > 0 {
+            return std::hint::black_box(start_listener_below(depth - 1));
+        }
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        thread::spawn(move || while rx.recv().is_ok() {});
+        tx
     }
 
     /// A blocking job on a tokio runtime that is then shut down in the background: the job's
@@ -217,6 +274,18 @@ fn a_plain_listener_waits_in_chan_receive() {
 }
 
 #[test]
+fn a_thread_named_like_a_test_path_keeps_its_children_in_the_test() {
+    let mut sender = None;
+    let report = leaks_of(|| sender = Some(code_under_test::path_named_worker()))
+        .expect("the helper of `worker::io` waits");
+    let leaked = spawned_at(&report, "path-named-helper");
+    assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
+    assert_inferred(leaked[0], "chan receive", &report);
+    assert_eq!(leaked[0].parents().len(), 1, "{report}");
+    drop(sender);
+}
+
+#[test]
 fn nested_plain_threads_belong_to_the_test_three_generations_down() {
     let lock = Arc::new(Mutex::new(()));
     let held = lock.lock().unwrap();
@@ -315,6 +384,37 @@ fn the_global_pools_first_user_passes_and_so_does_the_next() {
         });
         assert!(report.is_none(), "{}", report.unwrap());
     }
+}
+
+#[test]
+fn a_thread_started_by_a_job_on_a_global_pool_is_not_the_pools() {
+    let mut sender = None;
+    let report =
+        leaks_of(|| sender = Some(code_under_test::job_on_a_global_pool_leaks_a_listener()))
+            .expect("the job's listener waits");
+    let leaked = spawned_at(&report, "global-pool-job");
+    assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
+    assert_inferred(leaked[0], "chan receive", &report);
+    drop(sender);
+}
+
+#[test]
+fn a_thread_started_by_a_tests_own_lazy_lock_is_the_tests() {
+    let mut sender = None;
+    let report = leaks_of(|| sender = Some(code_under_test::local_lazy_listener()))
+        .expect("the listener waits");
+    let leaked = spawned_at(&report, "local-lazy");
+    assert_eq!((leaked.len(), report.tasks().len()), (1, 1), "{report}");
+    assert_inferred(leaked[0], "chan receive", &report);
+    drop(sender);
+}
+
+#[test]
+fn a_deep_initialisers_thread_is_the_processs() {
+    let report = leaks_of(|| {
+        code_under_test::deep_global_listener();
+    });
+    assert!(report.is_none(), "{}", report.unwrap());
 }
 
 #[test]
@@ -505,6 +605,46 @@ fn a_process_wide_check_lists_the_global_pool_without_failing_on_it() {
     run.assert_contains("1 unexpected task in the process")
         .assert_contains("note: 2 process-global threads (not a leak): started by a one-time")
         .assert_contains(&site("global-pool"));
+}
+
+#[leakcheck::leak_test]
+#[ignore = "fixture: run by the test below"]
+fn fixture_thread_in_a_forked_child() {
+    // SAFETY: this process runs one test at a time; the child only creates a thread, checks and
+    // leaves with `_exit`.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        let guard = leakcheck::verify_none_with(quick());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(0);
+        std::thread::spawn(move || tx.send(()));
+        // Left to the census, the thread may still be found by it (as untracked), but never
+        // recorded from its creation.
+        let tracked = guard
+            .verify()
+            .is_err_and(|report| !report.to_string().contains("untracked thread"));
+        drop(rx);
+        // SAFETY: leaves the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(if tracked { 3 } else { 0 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child created above, into a local.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child ended with status {status}"
+    );
+    println!(
+        "forked child's thread tracked: {}",
+        libc::WEXITSTATUS(status) == 3
+    );
+}
+
+#[test]
+fn threads_a_forked_child_creates_are_left_to_the_census() {
+    run_fixture("fixture_thread_in_a_forked_child", &[])
+        .assert_passed()
+        .assert_contains("forked child's thread tracked: false");
 }
 
 #[test]

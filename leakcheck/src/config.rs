@@ -54,9 +54,26 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
+thread_local! {
+    /// Set while this thread reads the settings, which allocates.
+    static READING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The settings of this process, read from the environment the first time they are needed.
 pub(crate) fn get() -> &'static Config {
-    CONFIG.get_or_init(|| Config::from_lookup(|name| std::env::var_os(name)))
+    CONFIG.get_or_init(|| {
+        let _ = READING.try_with(|reading| reading.set(true));
+        let config = Config::from_lookup(|name| std::env::var_os(name));
+        let _ = READING.try_with(|reading| reading.set(false));
+        config
+    })
+}
+
+/// Whether this thread is reading the settings right now: then an allocator that creates a
+/// thread must not make the thread-creation hook ask for them (a re-entered `OnceLock`
+/// initialisation deadlocks).
+pub(crate) fn being_read_here() -> bool {
+    READING.try_with(std::cell::Cell::get).unwrap_or(false)
 }
 
 /// The capture level, without waiting for anything else: read on every spawn.

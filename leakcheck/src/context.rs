@@ -85,11 +85,19 @@ struct Context {
 /// The record of a thread created without leakcheck's wrappers, in its creator's scope.
 ///
 /// Some threads act as tests of their own, as harnesses (real or simulated) run tests: those get
-/// their own implicit scope instead, like any test thread, and what they spawn joins it.
+/// their own implicit scope instead, like any test thread, and what they spawn joins it: a
+/// thread on which a check opens outside any frame, and a thread named like a test that was
+/// created where no check looks (by the main thread outside any scope, as libtest creates its
+/// test threads, or by a harness of one's own). A name never lets a thread created in a checked
+/// scope escape it: `worker::io` is as likely a worker's name.
 struct Inherited {
     task: Arc<TaskRecord>,
+    /// Whether the main thread created this thread outside any scope, as libtest creates the
+    /// threads it runs tests on.
+    created_by_harness: bool,
     /// Whether the thread is named like a test (`module::test`), as a test harness names the
-    /// threads it runs tests on. Decided on first use, once std has named the thread.
+    /// threads it runs tests on, and was created where that may make it one (see above).
+    /// Decided on first use, once std has named the thread.
     named_like_a_test: std::cell::OnceCell<bool>,
     /// Set when a check opened on this thread outside any frame: the thread checks (and spawns
     /// into) a scope of its own from then on.
@@ -99,9 +107,10 @@ struct Inherited {
 impl Inherited {
     fn task(&self) -> Option<&TaskRecord> {
         let test_thread = *self.named_like_a_test.get_or_init(|| {
-            std::thread::current()
-                .name()
-                .is_some_and(|name| name.contains("::") && is_rust_path(name))
+            (self.created_by_harness || !self.task.scope.is_checked())
+                && std::thread::current()
+                    .name()
+                    .is_some_and(|name| name.contains("::") && is_rust_path(name))
         });
         (!test_thread && !self.checks_itself.get()).then_some(&*self.task)
     }
@@ -204,12 +213,19 @@ enum Removed {
 #[cfg(leakcheck_interpose)]
 pub(crate) fn inherit(task: Arc<TaskRecord>) {
     let _ = CONTEXT.try_with(|cx| {
+        let created_by_harness = task.parent.is_none() && is_main_threads_scope(&task.scope.label);
         cx.borrow_mut().inherited = Some(Inherited {
             task,
+            created_by_harness,
             named_like_a_test: std::cell::OnceCell::new(),
             checks_itself: std::cell::Cell::new(false),
         });
     });
+}
+
+/// Whether `label` is that of the main thread's implicit scope.
+pub(crate) fn is_main_threads_scope(label: &ScopeLabel) -> bool {
+    matches!(label, ScopeLabel::Thread(name) if name == "main")
 }
 
 thread_local! {
@@ -225,6 +241,20 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
             (cx.scope(), parent)
         })
         .unwrap_or_else(|_| (teardown_scope(), None))
+}
+
+/// Like [`spawn_context`], for the thread-creation hook, which may run in the middle of this
+/// module's own code (an allocator that creates a thread while the context is borrowed):
+/// `None` then, and the new thread is left untracked.
+#[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
+pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Arc<TaskRecord>>)> {
+    CONTEXT
+        .try_with(|cx| {
+            let mut cx = cx.try_borrow_mut().ok()?;
+            let parent = cx.share_task();
+            Some((cx.scope(), parent))
+        })
+        .unwrap_or_else(|_| Some((teardown_scope(), None)))
 }
 
 /// Registers a new task spawned here: in the current scope, as a child of the current task.
@@ -411,6 +441,15 @@ fn pop(token: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_creation_hook_leaves_a_thread_alone_while_the_context_is_borrowed() {
+        assert!(try_spawn_context().is_some());
+        CONTEXT.with(|cx| {
+            let _borrowed = cx.borrow_mut();
+            assert!(try_spawn_context().is_none());
+        });
+    }
 
     #[test]
     fn libtest_thread_names_are_tests_and_other_names_are_threads() {

@@ -139,6 +139,12 @@ mod waiting;
 mod check;
 mod test_main;
 
+/// The build script, compiled into the library's unit tests (a build script has none of its own).
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
+
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

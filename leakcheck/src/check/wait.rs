@@ -81,7 +81,7 @@ impl Check {
         if !options.process_wide {
             // A process-wide check (verify_test_main's) looks at every scope: it must not make
             // the harness threads main creates afterwards the main thread's.
-            plain_threads::checking(&scope.label);
+            plain_threads::checking(&scope);
         }
         if options.capture_backtraces {
             scope.capture_backtraces();
@@ -205,8 +205,17 @@ impl Check {
         }
     }
 
+    /// How long survivors are waited for: the timeout, but never less than [`SETTLE`] where
+    /// plain threads are tracked. A plain thread's record exits in its thread-local destructors,
+    /// which `join` waits for but `std::thread::scope` does not (it returns once the threads'
+    /// closures have), so right after a scope its threads can still be alive for a moment.
     pub(crate) fn grace(&self) -> Duration {
-        self.options.timeout.unwrap_or(config::get().timeout)
+        let timeout = self.options.timeout.unwrap_or(config::get().timeout);
+        if plain_threads::tracking() == plain_threads::Tracking::FromCreation {
+            timeout.max(SETTLE)
+        } else {
+            timeout
+        }
     }
 
     /// Whether an empty scan that started at `epoch` can be trusted. Shards are read one after

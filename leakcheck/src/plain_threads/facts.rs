@@ -24,6 +24,10 @@ pub(crate) struct CreationFacts {
     pub(crate) spawning_functions: Vec<String>,
     /// Set if a one-time initialiser started the thread: where (see `infer::once`).
     pub(crate) initialiser: Option<Option<Site>>,
+    /// Whether the stack shows the user's own code: if not, the thread was created by library
+    /// machinery alone (a pool replacing one of its threads), on behalf of whatever created
+    /// the creating thread.
+    pub(crate) from_user_code: bool,
     /// Whether a known pool's spawner created it, so that it may sit idle between jobs.
     pub(crate) pool: bool,
     /// The creator's frame (the would-be spawn site) has no file and line: code built without
@@ -73,12 +77,23 @@ pub(crate) fn spawn_site_of(record: &TaskRecord) -> Option<Site> {
     }
 }
 
-/// If `record` or any of its ancestors was started by a one-time initialiser: the thread
-/// belongs to the process, and the site says which initialiser (if the stack shows one).
+/// If a one-time initialiser started `record`: the thread belongs to the process, and the site
+/// says which initialiser (if the stack shows one).
+///
+/// An ancestor's initialiser counts only through threads that library machinery alone created
+/// (a pool replacing a worker of a global pool): a thread created by code of the user's, such
+/// as a job running on a global pool's worker, is that code's, whoever created the worker.
 pub(crate) fn started_by_initialiser(record: &TaskRecord) -> Option<Option<Site>> {
-    std::iter::once(record)
-        .chain(record.ancestors())
-        .find_map(|task| facts_of(task)?.initialiser.clone())
+    for task in std::iter::once(record).chain(record.ancestors()) {
+        let facts = facts_of(task)?;
+        if facts.initialiser.is_some() {
+            return facts.initialiser.clone();
+        }
+        if facts.from_user_code {
+            return None;
+        }
+    }
+    None
 }
 
 fn read_facts(stack: &[usize]) -> CreationFacts {
@@ -101,6 +116,7 @@ fn read_facts(stack: &[usize]) -> CreationFacts {
             .map(|at| frames[at].function().to_owned())
             .collect(),
         initialiser,
+        from_user_code: infer::first_user_frame(&frames).is_some(),
         pool,
         // std ships with line tables: what tells is the creator's own frame having none.
         no_debug_info: site.is_some_and(|at| frames[at].line().is_none()),

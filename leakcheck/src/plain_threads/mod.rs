@@ -59,11 +59,14 @@ impl Tracking {
 /// How threads are found in this process.
 pub(crate) fn tracking() -> Tracking {
     static TRACKING: OnceLock<Tracking> = OnceLock::new();
+    // Threads created meanwhile (by an allocator) must not re-enter this initialisation.
     *TRACKING.get_or_init(|| {
-        if config::get().threads == ThreadsMode::Census {
-            return Tracking::CensusOnly("LEAKCHECK_THREADS=census");
-        }
-        interposer_state()
+        untracked_section(|| {
+            if config::get().threads == ThreadsMode::Census {
+                return Tracking::CensusOnly("LEAKCHECK_THREADS=census");
+            }
+            interposer_state()
+        })
     })
 }
 
@@ -100,10 +103,14 @@ pub(crate) fn notes_on(records: &[Arc<TaskRecord>]) -> Vec<String> {
 }
 /// Frames kept of a creator's stack: enough to pass std's spawn machinery, a pool crate's or a
 /// runtime's, and a lazy initialiser's, and reach the caller in a debug build (a tokio runtime's
-/// first thread is ~23 frames below the user's `build()` call there); bounded, because walking
-/// costs per frame. Release builds inline most of these, so their walks stop well before.
+/// first thread is ~23 frames below the user's `build()` call there, a libtest test's spawn
+/// ~35 above the thread's start); bounded, because walking costs per frame. Release builds
+/// inline most of these, so their walks stop well before. Most walks end before the bound (the
+/// stack ends), so it costs nothing then; it is high enough for an initialiser that recurses
+/// before it spawns, whose `Once` frames would otherwise be cut off and the thread blamed on
+/// the test that first touched it.
 #[cfg(leakcheck_interpose)]
-const CREATION_FRAMES: usize = 32;
+const CREATION_FRAMES: usize = 128;
 
 /// Whether creation stacks are taken (always, except when a benchmark measures their cost).
 static CREATION_STACKS: AtomicBool = AtomicBool::new(true);
@@ -156,7 +163,6 @@ pub(crate) fn disown_current_thread() {
 
 /// Runs `f` with the threads this thread creates meanwhile left untracked: leakcheck's own
 /// machinery (a runtime's task dump runs on a thread of its own) is no test's leak.
-#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
 pub(crate) fn untracked_section<R>(f: impl FnOnce() -> R) -> R {
     struct Leave;
     impl Drop for Leave {
@@ -194,10 +200,16 @@ fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
     if CLAIMED.with(|claimed| claimed.replace(false)) || UNTRACKED.with(|depth| depth.get() > 0) {
         return None;
     }
+    // This may run inside this thread's own leakcheck code, if that allocated and the allocator
+    // created a thread: what that code holds (the settings being read, the context borrowed)
+    // leaves the thread untracked rather than re-entered (the census still sees it).
+    if config::being_read_here() {
+        return None;
+    }
     if tracking() != Tracking::FromCreation || PAUSED.load(Ordering::Relaxed) {
         return None;
     }
-    let (scope, parent) = crate::context::spawn_context();
+    let (scope, parent) = crate::context::try_spawn_context()?;
     if parent.is_none() && is_main_thread_outside_any_scope(&scope.label) {
         return None;
     }
@@ -222,17 +234,19 @@ fn on_create() -> Option<Box<dyn crate::os::pthread::ThreadStart>> {
 /// rather than a test harness's thread that creates test threads.
 static MAIN_IS_CHECKED: AtomicBool = AtomicBool::new(false);
 
-/// Says that a check looks at `label`'s scope: if that is the main thread's own, the threads
-/// the main thread creates are the code under test's from now on.
-pub(crate) fn checking(label: &crate::registry::ScopeLabel) {
-    if is_main_threads_own(label) {
+/// Says that a check looks at `scope`: threads created in it stay in it, whatever their names;
+/// and if it is the main thread's own, the threads the main thread creates are the code under
+/// test's from now on.
+pub(crate) fn checking(scope: &crate::registry::Scope) {
+    scope.mark_checked();
+    if is_main_threads_own(&scope.label) {
         MAIN_IS_CHECKED.store(true, Ordering::Relaxed);
     }
 }
 
 /// The main thread's implicit scope.
 fn is_main_threads_own(label: &crate::registry::ScopeLabel) -> bool {
-    matches!(label, crate::registry::ScopeLabel::Thread(name) if name == "main")
+    crate::context::is_main_threads_scope(label)
 }
 
 /// The main thread's implicit scope before any check looked at it: threads created there are a

@@ -47,6 +47,8 @@ pub(crate) struct Scope<T: Member> {
     shards: [Shard<T>; SHARDS],
     /// Set by a check with `Options::capture_backtraces`: spawns in this scope record backtraces.
     capture_backtraces: AtomicBool,
+    /// Set once a check looks at this scope (see [`Scope::mark_checked`]).
+    checked: AtomicBool,
 }
 
 impl<T: Member> Scope<T> {
@@ -57,7 +59,19 @@ impl<T: Member> Scope<T> {
             label,
             shards: std::array::from_fn(|_| Shard::new()),
             capture_backtraces: AtomicBool::new(false),
+            checked: AtomicBool::new(false),
         }
+    }
+
+    /// Says that a check looks at this scope: what is created in it stays in it, even a thread
+    /// named like a test (see `context`).
+    pub(crate) fn mark_checked(&self) {
+        self.checked.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a check has looked at this scope.
+    pub(crate) fn is_checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
     }
 
     pub(crate) fn capture_backtraces(&self) {

@@ -6,9 +6,9 @@
 //! leakcheck defines the C symbol `pthread_create`. A test binary links it statically, so std's
 //! `Thread::new` (and every dependency, and C code linked in) calls this definition instead of
 //! glibc's; rustc keeps every `#[no_mangle]` symbol of a linked crate, so nothing else is needed.
-//! The real function is found with `dlsym(RTLD_NEXT, "pthread_create")`, once, before `main` (a
-//! constructor in `.init_array`), or on the first call if some other constructor creates a
-//! thread first.
+//! The real function is found with `dlsym(RTLD_NEXT, "pthread_create")` (glibc's, or a
+//! preloaded interposer's that comes before it), once, before `main` (a constructor in
+//! `.init_array`), or on the first call if some other constructor creates a thread first.
 //!
 //! The wrapper asks the installed hook for a hand-over (the creator's context, already recorded),
 //! and starts the thread in [`trampoline`], which gives the hand-over to the new thread before the
@@ -25,13 +25,15 @@
 //!   glibc's forced unwind; nothing of ours is live in that frame then (no destructor runs there),
 //!   and the start routine is called as a non-unwinding `extern "C"` function, so the frame needs
 //!   no landing pad.
+//! - `fork`: a child's thread creation would take locks another thread of the parent may have
+//!   held at the fork; threads a forked child creates are not handed anything.
 //! - Threads that start before the hook is installed, or while it is off, are simply not handed
 //!   anything: the census still sees them.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// What the front end hands a thread being created. It is given to the new thread before the
@@ -67,10 +69,26 @@ thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Set in the child of a `fork`: from then on threads are created without the hook.
+///
+/// The hook takes locks (the registry's, a `OnceLock`'s) that another thread of the parent may
+/// have held at the moment of the fork; in the child that thread does not exist, and the lock
+/// would never be released. Threads created in a child are left to the census.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Runs in the child right after `fork`: only an atomic store, which is async-signal-safe.
+extern "C" fn mark_forked_child() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
 /// Routes every thread creation of the process through `hook` from now on. The first hook
 /// installed stays.
 pub(crate) fn install(hook: CreateHook) {
-    let _ = HOOK.set(hook);
+    if HOOK.set(hook).is_ok() {
+        // SAFETY: registers a child handler with no preconditions of its own; the handler only
+        // stores to an atomic. Failing (ENOMEM) leaves forked children tracked, as before.
+        unsafe { libc::pthread_atfork(None, None, Some(mark_forked_child)) };
+    }
     let _ = real_pthread_create();
 }
 
@@ -91,15 +109,19 @@ extern "C" fn resolve_at_load() {
 fn real_pthread_create() -> Option<PthreadCreate> {
     let mut address = REAL.load(Ordering::Acquire);
     if address == 0 {
-        // SAFETY: `dlsym` with `RTLD_NEXT` and a NUL-terminated name has no other precondition;
-        // it finds the next definition after this object's, which is glibc's.
+        // SAFETY: `dlsym` with `RTLD_NEXT` and a NUL-terminated name has no other precondition.
+        // It finds the next definition in the lookup order after this object's: glibc's, or
+        // whatever comes before it (an `LD_PRELOAD`ed library, valgrind's, another interposer),
+        // which passes the call on in turn.
         address = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) } as usize;
         if address == 0 || address == pthread_create as *const () as usize {
             return None;
         }
         REAL.store(address, Ordering::Release);
     }
-    // SAFETY: `address` is glibc's `pthread_create`, whose C signature `PthreadCreate` spells.
+    // SAFETY: `address` is the next definition of `pthread_create` (see above). Whichever it
+    // is, it has the POSIX signature, which `PthreadCreate` spells; calling it through that
+    // type is what every caller of `pthread_create` does.
     Some(unsafe { std::mem::transmute::<usize, PthreadCreate>(address) })
 }
 
@@ -146,13 +168,21 @@ pub unsafe extern "C" fn pthread_create(
         unsafe { libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len()) };
         return libc::ENOSYS;
     };
-    let hand_over = match (HOOK.get(), Inside::enter()) {
+    // A successful call leaves `errno` as it found it, whatever the hook's work did to it.
+    let errno = SavedErrno::save();
+    // The whole hook runs inside: a thread its allocations create goes straight to glibc.
+    let hook = HOOK.get().filter(|_| !FORKED.load(Ordering::Relaxed));
+    let hand_over = match (hook, Inside::enter()) {
         (Some(hook), Some(_inside)) => catch_unwind(*hook).ok().flatten(),
         _ => None,
     };
     let Some(hand_over) = hand_over else {
         // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { real(thread, attr, routine, arg) };
+        let result = unsafe { real(thread, attr, routine, arg) };
+        if result == 0 {
+            errno.restore();
+        }
+        return result;
     };
     let start = Box::into_raw(Box::new(Start {
         routine,
@@ -167,22 +197,45 @@ pub unsafe extern "C" fn pthread_create(
         // SAFETY: the thread was not created, so `start` was not handed to anyone: it is still
         // ours, from `Box::into_raw` above.
         drop(unsafe { Box::from_raw(start) });
+    } else {
+        errno.restore();
     }
     result
 }
 
+/// The calling thread's `errno`, saved.
+struct SavedErrno(c_int);
+
+impl SavedErrno {
+    fn save() -> SavedErrno {
+        // SAFETY: `__errno_location` returns the calling thread's `errno`, valid and aligned
+        // for the thread's whole life.
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+
+    fn restore(self) {
+        // SAFETY: as in `save`; only this thread writes its own `errno`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
 /// The start routine of every thread created with a hand-over.
 extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
-    // SAFETY: `pthread_create` above passes a pointer from `Box::into_raw` to exactly one
-    // thread, this one, which takes it back once.
-    let start = unsafe { Box::from_raw(start.cast::<Start>()) };
+    // The box is moved out of and freed within this block, so that no drop is pending in this
+    // frame when `routine` runs.
     let Start {
         routine,
         arg,
         hand_over,
-    } = *start;
+    } = {
+        // SAFETY: `pthread_create` above passes a pointer from `Box::into_raw` to exactly one
+        // thread, this one, which takes it back once.
+        *unsafe { Box::from_raw(start.cast::<Start>()) }
+    };
     let _ = catch_unwind(AssertUnwindSafe(move || hand_over.start()));
-    // Nothing with a destructor is alive here: a `pthread_exit` inside may unwind this frame.
+    // `pthread_exit` or a cancellation inside `routine` force-unwinds this frame. That is sound
+    // because nothing with a destructor is alive across the call: the box is freed and the
+    // hand-over consumed above, and `routine` and `arg` are plain values (RFC 2945).
     routine(arg)
 }
 
