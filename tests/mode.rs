@@ -107,6 +107,32 @@ fn a_timeout_beyond_584_years_is_an_error_naming_the_variable_not_a_panic_in_std
 }
 
 #[test]
+#[ignore = "fixture: run with a malformed LEAKCHECK_TIMEOUT by the test below"]
+fn fixture_verify_says_why_it_cannot_run() {
+    let guard = leakcheck::verify_none();
+    thread::spawn(|| 2 + 2).join().unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.verify()));
+    let report = outcome
+        .expect("verify() never panics")
+        .expect_err("a check that cannot run is no pass");
+    assert!(report.tasks().is_empty());
+    println!("CHECK ERROR: {:?}", report.check_error());
+    println!("REPORT: {report}");
+}
+
+#[test]
+fn verify_returns_a_malformed_variables_error_instead_of_panicking() {
+    run_fixture(
+        "fixture_verify_says_why_it_cannot_run",
+        &[("LEAKCHECK_TIMEOUT", "9300000000000000000s")],
+    )
+    .assert_passed()
+    .assert_contains("CHECK ERROR: Some(\"malformed environment:")
+    .assert_contains("LEAKCHECK_TIMEOUT: `9300000000000000000s` is out of range")
+    .assert_contains("REPORT: leakcheck: the check of test `fixture_verify_says_why_it_cannot_run` could not run");
+}
+
+#[test]
 fn a_grace_period_too_long_for_the_clock_is_no_panic() {
     let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::MAX));
     thread::spawn(|| 2 + 2).join().unwrap();

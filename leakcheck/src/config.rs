@@ -153,15 +153,23 @@ impl Config {
         }
     }
 
-    /// Panics with every configuration error at once, so a malformed variable fails the check
-    /// that would otherwise silently run with a default.
+    /// Every configuration error at once, so a malformed variable fails the check that would
+    /// otherwise silently run with a default.
+    pub(crate) fn validity(&self) -> Result<(), String> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "malformed environment:\n  {}",
+            self.errors.join("\n  ")
+        ))
+    }
+
+    /// Panics with [`validity`](Self::validity)'s error.
     #[track_caller]
     pub(crate) fn ensure_valid(&self) {
-        if !self.errors.is_empty() {
-            panic!(
-                "leakcheck: malformed environment:\n  {}",
-                self.errors.join("\n  ")
-            );
+        if let Err(error) = self.validity() {
+            panic!("leakcheck: {error}");
         }
     }
 }

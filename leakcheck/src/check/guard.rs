@@ -21,7 +21,8 @@ use crate::report::LeakReport;
 /// meanwhile.
 #[must_use = "the check runs when the guard is dropped: bind it with `let _leaks = ...`"]
 pub struct VerifyGuard {
-    check: Option<Check>,
+    /// The check to run, or why it cannot run; taken when it runs.
+    check: Option<Result<Check, LeakReport>>,
     /// Where the guard was created: a failure in `Drop` points there, at the test.
     created_at: &'static Location<'static>,
 }
@@ -59,8 +60,10 @@ pub fn verify_none() -> VerifyGuard {
 /// ```
 #[track_caller]
 pub fn verify_none_with(options: Options) -> VerifyGuard {
+    let check = Check::try_new(options)
+        .map_err(|error| LeakReport::unusable(context::current_scope().label.to_string(), error));
     VerifyGuard {
-        check: Some(Check::new(options)),
+        check: Some(check),
         created_at: Location::caller(),
     }
 }
@@ -69,10 +72,13 @@ impl VerifyGuard {
     /// Checks now and returns the report instead of panicking.
     ///
     /// With `LEAKCHECK=off` this returns `Ok(())` without looking; with `LEAKCHECK=warn` it prints
-    /// any report to stderr and returns `Ok(())`.
+    /// any report to stderr and returns `Ok(())`. A check that cannot run (a malformed
+    /// `LEAKCHECK*` variable or `leakcheck.toml`) returns a report that says why
+    /// ([`LeakReport::check_error`]); it never panics.
     pub fn verify(mut self) -> Result<(), LeakReport> {
         match self.check.take() {
-            Some(check) => check.run_blocking(),
+            Some(Ok(check)) => check.run_blocking(),
+            Some(Err(unusable)) => Err(unusable),
             None => Ok(()),
         }
     }
@@ -103,8 +109,10 @@ impl VerifyGuard {
     /// # }
     /// ```
     pub async fn verify_async(mut self) -> Result<(), LeakReport> {
-        let Some(check) = self.check.take() else {
-            return Ok(());
+        let check = match self.check.take() {
+            Some(Ok(check)) => check,
+            Some(Err(unusable)) => return Err(unusable),
+            None => return Ok(()),
         };
         let grace = check.grace();
         check
@@ -119,8 +127,10 @@ impl VerifyGuard {
 
 impl Drop for VerifyGuard {
     fn drop(&mut self) {
-        let Some(check) = self.check.take() else {
-            return;
+        let check = match self.check.take() {
+            Some(Ok(check)) => check,
+            Some(Err(unusable)) => return outcome::fail_guard(unusable, self.created_at),
+            None => return,
         };
         if std::thread::panicking() {
             // Never panic while unwinding (that aborts the process); but never lose the report,

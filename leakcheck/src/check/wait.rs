@@ -75,8 +75,17 @@ impl Check {
     /// check, as a failed check does (see `outcome`).
     #[track_caller]
     pub(crate) fn new(options: Options) -> Check {
+        match Check::try_new(options) {
+            Ok(check) => check,
+            Err(error) => panic!("leakcheck: {error}"),
+        }
+    }
+
+    /// Starts a check of the current scope, or says why it cannot run: a malformed `LEAKCHECK*`
+    /// variable or project ignore file, named with what was expected.
+    pub(crate) fn try_new(options: Options) -> Result<Check, String> {
         let config = config::get();
-        config.ensure_valid();
+        config.validity()?;
         let scope = context::current_scope();
         if !options.process_wide {
             // A process-wide check (verify_test_main's) looks at every scope: it must not make
@@ -93,19 +102,18 @@ impl Check {
                     .collect()
             })
             .unwrap_or_default();
-        // A `match`, not a closure: the panic must stay in this `#[track_caller]` body.
         let project = match config.mode {
             Mode::Off => None,
             _ => match ignore_file::project() {
                 Ok(project) => project,
                 Err(error) => {
-                    panic!("leakcheck: the project's ignore file cannot be used: {error}")
+                    return Err(format!("the project's ignore file cannot be used: {error}"))
                 }
             },
         };
         let untracked =
             (config.mode != Mode::Off).then(|| UntrackedWatch::start(&options, project));
-        Check {
+        Ok(Check {
             options,
             scope,
             excluded,
@@ -119,7 +127,7 @@ impl Check {
             global_sites: Vec::new(),
             began: Instant::now(),
             unclassified: false,
-        }
+        })
     }
 
     /// Drops the threads that are not this check's leaks whatever their scope: those a one-time
@@ -447,6 +455,7 @@ impl Check {
             tasks,
             notes,
             unidentified_async: extras.unidentified_async,
+            unusable: None,
         };
         if report.leak_count() == 0 {
             return Ok(());

@@ -53,9 +53,30 @@ pub struct LeakReport {
     pub(crate) notes: Vec<String>,
     /// Async tasks a runtime counted alive that leakcheck never saw spawn (no site, no stack).
     pub(crate) unidentified_async: usize,
+    /// Why the check could not run at all (a malformed setting), if it could not.
+    pub(crate) unusable: Option<Box<str>>,
 }
 
 impl LeakReport {
+    /// The report of a check that could not run, saying why.
+    pub(crate) fn unusable(checked: String, error: String) -> LeakReport {
+        LeakReport {
+            checked,
+            waited: Duration::ZERO,
+            exited_while_waiting: 0,
+            tasks: Vec::new(),
+            notes: Vec::new(),
+            unidentified_async: 0,
+            unusable: Some(error.into_boxed_str()),
+        }
+    }
+
+    /// Why the check could not run at all, if it could not: a malformed `LEAKCHECK*` variable
+    /// or project ignore file, named with the values it accepts. Such a report has no tasks.
+    pub fn check_error(&self) -> Option<&str> {
+        self.unusable.as_deref()
+    }
+
     /// Every unexpected survivor, in spawn order.
     pub fn tasks(&self) -> &[LeakedTask] {
         &self.tasks

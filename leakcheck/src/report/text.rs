@@ -26,6 +26,15 @@ const KERNEL_STATES_SHOWN: usize = 4;
 
 pub(super) fn render(report: &LeakReport) -> String {
     let mut out = String::new();
+    if let Some(error) = &report.unusable {
+        let _ = write!(
+            out,
+            "leakcheck: the check of {} could not run: {}",
+            escape(&report.checked),
+            escape(error)
+        );
+        return out;
+    }
     let count = report.leak_count();
     let _ = write!(
         out,
