@@ -7,6 +7,7 @@
 mod escape;
 mod group;
 mod json;
+mod resolve;
 mod stack;
 mod text;
 mod trim;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use crate::vocab::{TaskId, TaskKind, TaskState};
 
 pub(crate) use group::name_pattern;
-pub(crate) use stack::{resolve_stacks, resolve_stacks_whole, PendingStack};
+pub(crate) use resolve::{resolve_stacks, resolve_stacks_whole, PendingStack};
 pub use stack::{Frame, Stack, StackOrigin};
 
 /// A failed check: the tasks that survived the grace period, and what they were doing.
