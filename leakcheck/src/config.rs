@@ -72,6 +72,7 @@ pub(crate) fn get() -> &'static Config {
 /// Whether this thread is reading the settings right now: then an allocator that creates a
 /// thread must not make the thread-creation hook ask for them (a re-entered `OnceLock`
 /// initialisation deadlocks).
+#[cfg(leakcheck_interpose)]
 pub(crate) fn being_read_here() -> bool {
     READING.try_with(std::cell::Cell::get).unwrap_or(false)
 }

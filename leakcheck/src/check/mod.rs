@@ -3,7 +3,8 @@
 //!
 //! - `guard`: [`verify_none`], [`VerifyGuard`], [`in_scope`];
 //! - `test_body`: the bodies `#[leak_test]` runs (through `__private`);
-//! - `wait`: one check in progress, the grace wait, the verdict;
+//! - `wait`: one check in progress and its grace wait; `survivors`: which live tasks count and
+//!   what forgives the others; `conclude`: the report and the `LEAKCHECK` mode;
 //! - `ignore`: what `Options` forgive;
 //! - `ignore_file`: the project's `leakcheck.toml`, and what its rules hide;
 //! - `outcome`: how a failed check ends a test (where it points, `#[should_panic]`);
@@ -12,11 +13,13 @@
 //! - `census`: untracked OS threads.
 
 mod census;
+mod conclude;
 mod guard;
 mod ignore;
 mod ignore_file;
 mod outcome;
 mod snapshot;
+mod survivors;
 mod test_body;
 mod timer;
 mod wait;
