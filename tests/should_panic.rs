@@ -69,6 +69,23 @@ fn fixture_unexpected_panic_leaks() {
     leak_then_panic();
 }
 
+#[leak_test(timeout = "50ms")]
+#[should_panic]
+#[ignore = "fixture: run by should_panic.rs itself"]
+fn fixture_should_panic_leaks_without_panicking() {
+    let (tx, rx) = mpsc::sync_channel::<u32>(0);
+    leakcheck::thread::spawn(move || tx.send(1));
+    std::mem::forget(rx);
+}
+
+#[leak_test(timeout = "50ms")]
+#[should_panic]
+#[ignore = "fixture: run by should_panic.rs itself, with a malformed LEAKCHECK"]
+fn fixture_should_panic_under_a_malformed_setting() {
+    println!("BODY RAN");
+    panic!("boom, as expected");
+}
+
 #[track_caller]
 fn assert_failed_for_the_leak(run: &FixtureRun, test: &str) {
     let (line, _) = marked_line(include_str!("should_panic.rs"), "leak");
@@ -107,6 +124,29 @@ fn a_leak_fails_an_async_should_panic_test() {
 fn a_leak_fails_a_tokio_should_panic_test() {
     let test = "fixture_tokio_should_panic_leaks";
     assert_failed_for_the_leak(&run_fixture(test, &[]), test);
+}
+
+/// The report's own panic must not pass for the panic the test expects.
+#[test]
+fn a_should_panic_test_that_leaks_without_panicking_fails() {
+    let test = "fixture_should_panic_leaks_without_panicking";
+    run_fixture(test, &[])
+        .assert_failed()
+        .assert_contains(&format!("1 unexpected task in test `{test}`"))
+        .assert_contains("it did not panic as `#[should_panic]` expects");
+}
+
+/// A check that cannot run must not pass for the panic the test expects either.
+#[test]
+fn a_should_panic_test_fails_when_its_check_cannot_run() {
+    let run = run_fixture(
+        "fixture_should_panic_under_a_malformed_setting",
+        &[("LEAKCHECK", "loud")],
+    );
+    run.assert_failed()
+        .assert_contains("LEAKCHECK")
+        .assert_contains("the check cannot run");
+    assert!(!run.output.contains("BODY RAN"), "{}", run.output);
 }
 
 #[test]

@@ -102,6 +102,7 @@ impl<'a> Fixture<'a> {
             "LEAKCHECK_REPORT_DIR",
             "NEXTEST",
             "NEXTEST_EXECUTION_MODE",
+            "NEXTEST_RUN_ID",
             "RUST_TEST_THREADS",
         ] {
             command.env_remove(inherited);

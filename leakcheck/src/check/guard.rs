@@ -2,7 +2,10 @@
 
 use std::panic::Location;
 
+use std::future::Future;
+
 use super::outcome;
+use super::survivors::SETTLE;
 use super::timer;
 use super::wait::{Check, ReportExtras};
 use crate::context;
@@ -93,6 +96,12 @@ impl VerifyGuard {
     /// meanwhile. It works on any executor: the grace period is timed by leakcheck itself, not by a
     /// runtime. `#[leak_test(tokio)]` checks this way inside the test's runtime without being asked.
     ///
+    /// A runtime with worker threads that the test itself builds (`#[tokio::test(flavor =
+    /// "multi_thread")]` builds one on the test's thread) is created in the test's scope: while it
+    /// runs, its parked workers are survivors of the check. Use `#[leak_test(tokio)]`, which
+    /// builds its runtime outside the test's scope, or
+    /// [`Options::ignore_name`]`("tokio-rt-worker")`.
+    ///
     /// Dropping the future before it completes abandons the check.
     ///
     /// ```
@@ -115,12 +124,22 @@ impl VerifyGuard {
             None => return Ok(()),
         };
         let grace = check.grace();
+        // One more look once plain threads have had their settle time, as the blocking wait
+        // takes (idle pool threads and a one-time initialiser's threads are excused only then);
+        // after that only exits and the deadline wake the wait.
+        let mut settled = Some(Box::pin(timer::sleep(SETTLE)));
+        let recheck = move |cx: &mut std::task::Context<'_>| {
+            let ready = settled
+                .as_mut()
+                .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+            if ready {
+                settled = None;
+                return std::task::Poll::Ready(());
+            }
+            std::task::Poll::Pending
+        };
         check
-            .run_async(
-                timer::sleep(grace),
-                |_| ReportExtras::default(),
-                |_| std::task::Poll::Pending,
-            )
+            .run_async(timer::sleep(grace), |_| ReportExtras::default(), recheck)
             .await
     }
 }

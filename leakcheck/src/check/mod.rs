@@ -28,7 +28,7 @@ mod wait;
 pub(crate) use census::{enter_test_main, harness_thread_started, harness_thread_stopped};
 pub use guard::{in_scope, verify_none, verify_none_with, VerifyGuard};
 #[cfg(feature = "tokio")]
-pub(crate) use outcome::finish_test;
+pub(crate) use outcome::{finish_test, unusable_check};
 #[cfg(feature = "tokio")]
 pub(crate) use test_body::test_name;
 pub use test_body::{run_async_test, run_test};

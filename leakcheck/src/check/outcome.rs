@@ -47,6 +47,15 @@ pub(crate) fn finish_test<R: 'static>(
 ) -> R {
     match (output, verdict) {
         (Ok(output), Ok(())) => output,
+        (Ok(output), Err(report)) if expects_panic => {
+            // Panicking with the report would pass for the panic the test expects: the leak and
+            // the missing panic would both be lost. Returning fails the test as not panicking.
+            eprintln!(
+                "{report}\nleakcheck: the test leaked, and it did not panic as `#[should_panic]` \
+                 expects: libtest reports that it did not panic."
+            );
+            output
+        }
         (Ok(_), Err(report)) => panic!("{report}"),
         (Err(panic), Ok(())) => std::panic::resume_unwind(panic),
         (Err(panic), Err(report)) if expects_panic => match unit() {
@@ -67,6 +76,23 @@ pub(crate) fn finish_test<R: 'static>(
             std::panic::resume_unwind(panic)
         }
     }
+}
+
+/// What a `#[leak_test]` does when its check cannot run (a malformed setting, named in `error`):
+/// it fails. A `#[should_panic]` test must not take that failure for its expected panic, so its
+/// body is not run and it returns: libtest then reports that it did not panic.
+#[track_caller]
+pub(crate) fn unusable_check<R: 'static>(error: String, expects_panic: bool) -> R {
+    if expects_panic {
+        if let Some(unit) = unit() {
+            eprintln!(
+                "leakcheck: {error}\nleakcheck: the check cannot run, so this `#[should_panic]` \
+                 test fails without running its body: libtest reports that it did not panic."
+            );
+            return unit;
+        }
+    }
+    panic!("leakcheck: {error}")
 }
 
 /// `()` as an `R`, when `R` is `()`.

@@ -20,7 +20,10 @@ pub fn run_test<R: 'static>(name: &'static str, options: Options, body: impl FnO
         None,
     );
     let expects_panic = options.expects_panic;
-    let check = Check::new(options);
+    let check = match Check::try_new(options) {
+        Ok(check) => check,
+        Err(error) => return outcome::unusable_check(error, expects_panic),
+    };
     let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
     let verdict = check.run_blocking();
     outcome::finish_test(output, verdict, expects_panic)

@@ -44,13 +44,20 @@ impl ExitSignal {
     /// Registers interest in exits until the returned guard is dropped.
     pub(crate) fn subscribe(&self) -> ExitSubscription<'_> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        ExitSubscription { signal: self }
+        ExitSubscription {
+            signal: self,
+            registered: Mutex::new(None),
+        }
     }
 }
 
 /// A registered waiter of the [`ExitSignal`].
 pub(crate) struct ExitSubscription<'a> {
     signal: &'a ExitSignal,
+    /// The waker [`poll_exit`](ExitSubscription::poll_exit) last registered, taken back out of
+    /// the signal when the subscription ends (an abandoned async check must not leave its task's
+    /// waker behind, to be woken by unrelated exits for ever).
+    registered: Mutex<Option<Waker>>,
 }
 
 impl ExitSubscription<'_> {
@@ -83,15 +90,79 @@ impl ExitSubscription<'_> {
         if self.epoch() != epoch {
             return true;
         }
+        let mut registered = self.registered.lock();
+        if let Some(previous) = registered.as_ref() {
+            if !previous.will_wake(waker) {
+                wakers.retain(|w| !w.will_wake(previous));
+            }
+        }
         if !wakers.iter().any(|w| w.will_wake(waker)) {
             wakers.push(waker.clone());
         }
+        *registered = Some(waker.clone());
         false
     }
 }
 
 impl Drop for ExitSubscription<'_> {
     fn drop(&mut self) {
+        if let Some(registered) = self.registered.get_mut().take() {
+            self.signal
+                .lock
+                .lock()
+                .retain(|w| !w.will_wake(&registered));
+        }
         self.signal.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+    use std::task::{RawWaker, RawWakerVTable};
+
+    use super::*;
+
+    /// A waker that does nothing, told apart by `id`, with one `static` vtable so that
+    /// `will_wake` is exact under Miri too.
+    fn noop_waker(id: &'static u8) -> Waker {
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        unsafe fn clone(data: *const ()) -> RawWaker {
+            RawWaker::new(data, &VTABLE)
+        }
+        unsafe fn noop(_: *const ()) {}
+        // SAFETY: the vtable's functions do nothing with the pointer, which is to a static.
+        unsafe { Waker::from_raw(RawWaker::new((id as *const u8).cast(), &VTABLE)) }
+    }
+
+    fn signal() -> ExitSignal {
+        ExitSignal {
+            epoch: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(Vec::new()),
+            condvar: Condvar::new(),
+        }
+    }
+
+    #[test]
+    fn an_abandoned_async_wait_takes_its_waker_back() {
+        let signal = signal();
+        static FIRST: u8 = 1;
+        static SECOND: u8 = 2;
+        let (first, second) = (noop_waker(&FIRST), noop_waker(&SECOND));
+        let subscription = signal.subscribe();
+        let epoch = subscription.epoch();
+        assert!(!subscription.poll_exit(epoch, &first));
+        assert!(!subscription.poll_exit(epoch, &first));
+        assert_eq!(signal.lock.lock().len(), 1, "registered once");
+        // Polled by another task now: the first one's waker is not kept as well.
+        assert!(!subscription.poll_exit(epoch, &second));
+        assert_eq!(signal.lock.lock().len(), 1);
+        drop(subscription);
+        assert!(
+            signal.lock.lock().is_empty(),
+            "dropped mid-wait, nothing left behind"
+        );
+        assert_eq!(signal.waiters.load(Ordering::SeqCst), 0);
     }
 }

@@ -81,7 +81,10 @@ where
     let grace = options.timeout.unwrap_or_else(|| config::get().timeout);
     let expects_panic = options.expects_panic;
     // After the runtime is built: its threads are part of the harness, not the test.
-    let check = Check::new(options);
+    let check = match Check::try_new(options) {
+        Ok(check) => check,
+        Err(error) => return crate::check::unusable_check(error, expects_panic),
+    };
 
     let (output, verdict) = runtime.block_on(async {
         let output = CatchUnwind(body).await;

@@ -160,7 +160,7 @@ impl IgnoreFile {
             .filter(|rule| !rule.was_used())
             .map(|rule| {
                 format!(
-                    "leakcheck: warning: the rule at {} ({}) hid nothing in this test process; \
+                    "leakcheck: warning: the rule at {} ({}) hid nothing in the tests this process ran; \
                      remove it if what it describes is gone (reason given: {})",
                     self.rule_location(rule),
                     rule.describe(),
@@ -216,7 +216,9 @@ static PROJECT: OnceLock<Result<Option<IgnoreFile>, IgnoreFileError>> = OnceLock
 /// The project's ignore file, read the first time a check needs it.
 ///
 /// When it has rules, the rules that hid nothing are warned about on stderr when the process
-/// exits: only then is it known that no check of this test process needed them.
+/// exits: only then is it known that no check of this process needed them. The warning says
+/// "the tests this process ran": another test binary of the package, or a test a filter left
+/// out, may need the rule. Under nextest (a process per test) it is not given at all.
 pub(crate) fn project() -> Result<Option<&'static IgnoreFile>, &'static IgnoreFileError> {
     PROJECT
         .get_or_init(|| {
@@ -224,13 +226,22 @@ pub(crate) fn project() -> Result<Option<&'static IgnoreFile>, &'static IgnoreFi
                 Some(start) => load_from(&start),
                 None => Ok(None),
             };
-            if matches!(&loaded, Ok(Some(file)) if !file.rules.is_empty()) {
+            if matches!(&loaded, Ok(Some(file)) if !file.rules.is_empty())
+                && runs_a_whole_binary(std::env::var_os("NEXTEST_RUN_ID"))
+            {
                 warn_about_unused_rules_at_exit();
             }
             loaded
         })
         .as_ref()
         .map(Option::as_ref)
+}
+
+/// Whether this process runs more than one test's checks, so that a rule none of them needed is
+/// worth a warning: not under nextest, where every test has a process of its own and each would
+/// warn about every rule the others need.
+fn runs_a_whole_binary(nextest: Option<std::ffi::OsString>) -> bool {
+    nextest.is_none()
 }
 
 fn warn_about_unused_rules_at_exit() {
@@ -260,6 +271,12 @@ fn warn_about_unused_rules_at_exit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nextests_process_per_test_gives_no_unused_rule_warnings() {
+        assert!(runs_a_whole_binary(None));
+        assert!(!runs_a_whole_binary(Some("run-1".into())));
+    }
 
     #[test]
     fn unused_rules_are_warned_about_and_used_ones_are_not() {
