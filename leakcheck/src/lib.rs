@@ -3,8 +3,9 @@
 //!
 //! Concurrent code leaks tasks: a sender blocked forever on a channel nobody reads, a worker loop
 //! nobody stops, a task per connection that outlives its connection. In tests nobody notices,
-//! because the process exits. leakcheck records every task spawned through it in a *registry*,
-//! with its spawn site and its state, and fails the test that left one alive:
+//! because the process exits. leakcheck records every thread the test process creates (on Linux
+//! with glibc, with no code change) and every task spawned through it in a *registry*, with its
+//! spawn site and its state, and fails the test that left one alive:
 //!
 //! ```text
 //! leakcheck: 2 unexpected tasks in test `pool::tests::query_all` (waited 1.0s)
@@ -57,6 +58,14 @@
 //!
 //! # What is tracked
 //!
+//! Every thread the process creates, with no code change: plain `std::thread::spawn`, a pool
+//! crate's threads, C code's (Linux with glibc, feature `track-all-threads`, on by default; set
+//! `LEAKCHECK_THREADS=census` to turn it off at run time). Such a thread's spawn site is read from
+//! its creator's stack, and what it waits on from its live stack (`chan receive`, `condvar
+//! wait`, … marked *inferred*). Threads a one-time initialiser starts belong to the process, and
+//! idle pool threads are not leaks. Elsewhere, threads leakcheck did not spawn are found by a
+//! census of the operating system's thread list.
+//!
 //! Tasks spawned through [`thread::spawn`], [`thread::Builder`], [`task::track`] (any executor)
 //! and, with the `tokio` feature, `tokio::spawn`. A task belongs to the *scope* that was current
 //! where it was spawned (its test), and its children inherit that scope however deep, so tests
@@ -93,9 +102,10 @@
 //! The patterns are those of [`Options::ignore_name`], [`Options::ignore_spawned_at`] and
 //! [`Options::ignore_function`]; a rule hides a task that matches **all** the patterns it gives,
 //! and `reason` is required. The file is read once per process. A failing report lists, in its
-//! notes, what each rule hid and why; a rule that hid nothing in a test process is warned about on
-//! stderr when the process exits; a malformed file fails every check with an error naming the
-//! file, the line and what was expected.
+//! notes, what each rule hid and why; a rule that hid nothing in the tests a process ran is
+//! warned about on stderr when the process exits (not under nextest, where each test is a process
+//! of its own); a malformed file fails every check with an error naming the file, the line and
+//! what was expected.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
