@@ -43,12 +43,50 @@ fn wait_until_others_sleep() {
     }
 }
 
+/// Drives `future` to completion on this thread.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// An awaited check with a leak of its own, which only the grace period's timer can end.
+fn async_check_with_a_leak(scope: &str) -> usize {
+    leakcheck::in_scope(scope, || {
+        let guard = leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(30)));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let leaked = thread::spawn(move || deliver_result(tx));
+        let found = match block_on(guard.verify_async()) {
+            Ok(()) => 0,
+            Err(report) => report.tasks().len(),
+        };
+        drop(rx);
+        leaked.join().unwrap();
+        found
+    })
+}
+
 /// What the child found, as its exit code.
 const PASSED: i32 = 0;
 const PANICKED: i32 = 1;
 const MISSED_ITS_OWN_LEAK: i32 = 2;
 /// Plus the number of tasks reported, when that is not exactly the child's own thread.
 const WRONG_TASKS: i32 = 10;
+/// The awaited check did not report the child's own leak.
+const ASYNC_CHECK_MISSED: i32 = 3;
 
 /// In the child: one leaked thread of its own must be the whole report.
 fn child_checks(guard: leakcheck::VerifyGuard) -> i32 {
@@ -71,7 +109,14 @@ fn child_checks(guard: leakcheck::VerifyGuard) -> i32 {
     };
     drop(rx);
     own.join().unwrap();
-    code
+    if code != PASSED {
+        return code;
+    }
+    // The parent's timer thread was not copied: the child's awaited check needs one of its own.
+    match async_check_with_a_leak("child-async") {
+        1 => PASSED,
+        _ => ASYNC_CHECK_MISSED,
+    }
 }
 
 #[test]
@@ -85,12 +130,17 @@ fn a_forked_child_does_not_report_the_parents_threads() {
         })
         .collect();
     drop(tx);
+    // The parent's awaited checks start leakcheck's timer thread, which `fork` does not copy.
+    assert_eq!(async_check_with_a_leak("parent-async"), 1);
     wait_until_others_sleep();
 
     // SAFETY: the child runs leakcheck and std only while no other thread of the parent can
     // hold their locks (see `wait_until_others_sleep`), and ends with `_exit`.
     let child = unsafe { libc::fork() };
     if child == 0 {
+        // A child whose check hangs is killed by the alarm, and the parent says so.
+        // SAFETY: alarm has no preconditions.
+        unsafe { libc::alarm(10) };
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child_checks(guard)))
             .unwrap_or(PANICKED);
         // SAFETY: ends the child without running the parent's exit handlers or destructors.
@@ -100,11 +150,16 @@ fn a_forked_child_does_not_report_the_parents_threads() {
     let mut status = 0;
     // SAFETY: waits for the child made above.
     assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
-    assert!(libc::WIFEXITED(status), "the child died: {status:#x}");
+    assert!(
+        libc::WIFEXITED(status),
+        "the child died (signal {}: 14 is the alarm of a hung check)",
+        libc::WTERMSIG(status)
+    );
     match libc::WEXITSTATUS(status) {
         PASSED => {}
         PANICKED => panic!("the child's check panicked"),
         MISSED_ITS_OWN_LEAK => panic!("the child's check missed the child's own leaked thread"),
+        ASYNC_CHECK_MISSED => panic!("the child's awaited check missed its own leaked thread"),
         code => panic!(
             "the child's report held {} tasks; only its own thread belongs there",
             code - WRONG_TASKS

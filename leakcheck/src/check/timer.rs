@@ -10,8 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -76,26 +75,65 @@ struct Pending {
     waker: Waker,
 }
 
+/// The timer of this process, started on first use. A forked child gets a timer of its own: the
+/// parent's timer thread was not copied, and its lock may have been held by a thread that was not
+/// either. No lock guards the start, for the same reason: the process that starts the timer
+/// claims the start with its pid, and others of the same process wait for it.
 fn timer() -> &'static Timer {
-    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
-    TIMER.get_or_init(|| {
-        let timer: &'static Timer = Box::leak(Box::new(Timer {
-            pending: Mutex::new(Vec::new()),
-            changed: Condvar::new(),
-        }));
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("leakcheck-timer".to_owned())
-            .spawn(move || {
-                super::census::harness_thread_started();
-                let _ = started_tx.send(());
-                timer.run();
-            })
-            .expect("leakcheck: cannot start its timer thread");
-        // Registered as harness before any check can see it in the thread list.
-        let _ = started_rx.recv();
-        timer
-    })
+    static TIMER: AtomicPtr<Timer> = AtomicPtr::new(std::ptr::null_mut());
+    /// The process whose timer `TIMER` is.
+    static READY_FOR: AtomicU32 = AtomicU32::new(0);
+    /// The process that is starting a timer.
+    static STARTING_FOR: AtomicU32 = AtomicU32::new(0);
+    let pid = std::process::id();
+    loop {
+        if READY_FOR.load(Ordering::Acquire) == pid {
+            // SAFETY: `TIMER` is set, to a leaked and so `'static` timer, before `READY_FOR`
+            // names this process (release above, acquire here), and never freed.
+            return unsafe { &*TIMER.load(Ordering::Acquire) };
+        }
+        let starting = STARTING_FOR.load(Ordering::Acquire);
+        if starting != pid
+            && STARTING_FOR
+                .compare_exchange(starting, pid, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            /// Gives the start up if starting panics, so that others do not wait for ever.
+            struct GiveUpOnUnwind;
+            impl Drop for GiveUpOnUnwind {
+                fn drop(&mut self) {
+                    STARTING_FOR.store(0, Ordering::Release);
+                }
+            }
+            let give_up = GiveUpOnUnwind;
+            let timer = start_timer();
+            std::mem::forget(give_up);
+            TIMER.store((timer as *const Timer).cast_mut(), Ordering::Release);
+            READY_FOR.store(pid, Ordering::Release);
+            return timer;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A new timer and its thread.
+fn start_timer() -> &'static Timer {
+    let timer: &'static Timer = Box::leak(Box::new(Timer {
+        pending: Mutex::new(Vec::new()),
+        changed: Condvar::new(),
+    }));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("leakcheck-timer".to_owned())
+        .spawn(move || {
+            super::census::harness_thread_started();
+            let _ = started_tx.send(());
+            timer.run();
+        })
+        .expect("leakcheck: cannot start its timer thread");
+    // Registered as harness before any check can see it in the thread list.
+    let _ = started_rx.recv();
+    timer
 }
 
 impl Timer {
