@@ -136,8 +136,8 @@ impl TaskRecord {
         spawn_site: &'static Location<'static>,
         entry: &'static str,
     ) -> Arc<TaskRecord> {
-        let spawn_backtrace = Self::spawn_backtrace(&scope);
-        Self::insert_new(
+        let spawn_backtrace = Self::captured_backtrace(&scope);
+        Self::insert(Self::new(
             scope,
             parent,
             kind,
@@ -146,7 +146,7 @@ impl TaskRecord {
             entry,
             spawn_backtrace,
             None,
-        )
+        ))
     }
 
     /// Like [`register_in`](Self::register_in), for a task with one owner (a tracked future):
@@ -160,7 +160,7 @@ impl TaskRecord {
         spawn_site: &'static Location<'static>,
         entry: &'static str,
     ) -> Listed<TaskRecord> {
-        let spawn_backtrace = Self::spawn_backtrace(&scope);
+        let spawn_backtrace = Self::captured_backtrace(&scope);
         let record = Self::new(
             scope,
             parent,
@@ -185,8 +185,8 @@ impl TaskRecord {
         record
     }
 
-    /// The spawn backtrace to keep, at `scope`'s capture level.
-    fn spawn_backtrace(scope: &Scope<TaskRecord>) -> Option<Arc<backtrace::Backtrace>> {
+    /// A backtrace of here to keep (at spawn, or as a task blocks), at `scope`'s capture level.
+    fn captured_backtrace(scope: &Scope<TaskRecord>) -> Option<Arc<backtrace::Backtrace>> {
         match scope.capture_level() {
             CaptureLevel::Location => None,
             CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
@@ -202,7 +202,7 @@ impl TaskRecord {
         parent: Option<Arc<TaskRecord>>,
         creation: Creation,
     ) -> Arc<TaskRecord> {
-        Self::insert_new(
+        Self::insert(Self::new(
             scope,
             parent,
             TaskKind::Thread,
@@ -211,30 +211,12 @@ impl TaskRecord {
             "",
             None,
             Some(Box::new(creation)),
-        )
+        ))
     }
 
-    #[allow(clippy::too_many_arguments)] // The fields of a record, each said once.
-    fn insert_new(
-        scope: Arc<Scope<TaskRecord>>,
-        parent: Option<Arc<TaskRecord>>,
-        kind: TaskKind,
-        name: Option<Box<str>>,
-        spawn_site: &'static Location<'static>,
-        entry: &'static str,
-        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
-        created: Option<Box<Creation>>,
-    ) -> Arc<TaskRecord> {
-        let record = Arc::new(Self::new(
-            scope,
-            parent,
-            kind,
-            name,
-            spawn_site,
-            entry,
-            spawn_backtrace,
-            created,
-        ));
+    /// Lists `record` in its scope, which then holds a reference to it until it exits.
+    fn insert(record: TaskRecord) -> Arc<TaskRecord> {
+        let record = Arc::new(record);
         record.scope.insert(&record);
         record
     }
@@ -293,10 +275,7 @@ impl TaskRecord {
 
     /// The stack to keep as this task blocks, at its scope's capture level.
     pub(crate) fn blocking_stack(&self) -> Option<Arc<backtrace::Backtrace>> {
-        match self.scope.capture_level() {
-            CaptureLevel::Location => None,
-            CaptureLevel::Backtrace => Some(Arc::new(backtrace::Backtrace::new_unresolved())),
-        }
+        Self::captured_backtrace(&self.scope)
     }
 }
 
