@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::run_fixture;
+use common::{block_on, run_fixture};
 use leakcheck::task::{track, track_named, Tracked};
 use leakcheck::{leak_test, LeakReport, LeakedTask, Options, TaskKind, TaskState};
 
@@ -100,24 +100,6 @@ impl Gate {
     fn forget_waiter(&self) {
         let waker = self.0.lock().unwrap().waker.take();
         drop(waker.expect("somebody waits"));
-    }
-}
-
-/// Drives a future to completion on this thread.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut future = std::pin::pin!(future);
-    loop {
-        match poll_once(future.as_mut(), &waker) {
-            Poll::Ready(output) => return output,
-            Poll::Pending => std::thread::park(),
-        }
     }
 }
 

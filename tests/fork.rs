@@ -7,10 +7,14 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::time::Duration;
 
 use leakcheck::sync::mpsc;
 use leakcheck::{thread, Options};
+
+use common::block_on;
 
 /// The blocking call the leaked threads sit in: a send into a rendezvous channel nobody reads.
 #[inline(never)]
@@ -40,26 +44,6 @@ fn wait_until_others_sleep() {
             return;
         }
         std::thread::yield_now();
-    }
-}
-
-/// Drives `future` to completion on this thread.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
-            return output;
-        }
-        std::thread::park();
     }
 }
 

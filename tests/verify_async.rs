@@ -6,46 +6,16 @@ mod common;
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use leakcheck::sync::mpsc;
 use leakcheck::{task, thread, Options, TaskKind, TaskState};
 
+use common::block_on;
+
 fn grace(ms: u64) -> Options {
     Options::new().timeout(Duration::from_millis(ms))
-}
-
-/// The smallest executor: polls one future on this thread and parks between wakes. No timer,
-/// no runtime, nothing from tokio or `futures`.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark {
-        thread: std::thread::Thread,
-        woken: AtomicBool,
-    }
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.woken.store(true, Ordering::Release);
-            self.thread.unpark();
-        }
-    }
-    let unpark = Arc::new(Unpark {
-        thread: std::thread::current(),
-        woken: AtomicBool::new(false),
-    });
-    let waker = Waker::from(Arc::clone(&unpark));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        while !unpark.woken.swap(false, Ordering::Acquire) {
-            std::thread::park();
-        }
-    }
 }
 
 /// Polls `a` and `b` in turn until both are done: two tasks of one single-threaded executor.

@@ -6,7 +6,12 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
+use std::pin::pin;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 /// What a fixture test run printed, and whether it passed.
 pub struct FixtureRun {
@@ -156,4 +161,34 @@ pub fn marked_line<'a>(source: &'a str, marker: &str) -> (u32, &'a str) {
         .unwrap_or_else(|| panic!("no line ends with `{needle}`"));
     assert!(found.next().is_none(), "two lines end with `{needle}`");
     (index as u32 + 1, line)
+}
+
+/// The smallest executor: polls one future on this thread and parks between wakes. No timer,
+/// no runtime, nothing from tokio or `futures`.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark {
+        thread: std::thread::Thread,
+        woken: AtomicBool,
+    }
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.woken.store(true, Ordering::Release);
+            self.thread.unpark();
+        }
+    }
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(Arc::clone(&unpark));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        while !unpark.woken.swap(false, Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
 }
