@@ -22,7 +22,7 @@ impl BlockedMark {
                 site,
                 stack: task.blocking_stack(),
             };
-            let saved = task.state.block(blocked, clock::now());
+            let saved = task.block(blocked, clock::now());
             (task, saved)
         });
         BlockedMark { task }
@@ -32,7 +32,7 @@ impl BlockedMark {
 impl Drop for BlockedMark {
     fn drop(&mut self) {
         if let Some((task, saved)) = self.task.take() {
-            task.state.unblock(saved, clock::now());
+            task.unblock(saved, clock::now());
         }
     }
 }
@@ -71,16 +71,16 @@ mod tests {
         let scope = open_scope(ScopeLabel::Named("blocking".into()));
         let task = {
             let _in_scope = context::enter(Arc::clone(&scope), None);
-            context::register(TaskKind::Thread, None, Location::caller(), "test")
+            context::register(TaskKind::Thread, None, Location::caller(), || "test")
         };
         context::in_task(&task, || {
             let site = blocking("db", || {
                 assert_eq!(task.state.observe().state, TaskState::Blocked);
-                task.state.blocked().unwrap().site
+                task.blocked().unwrap().site
             });
             assert_eq!(site.file(), file!());
             assert_eq!(task.state.observe().state, TaskState::Running);
-            assert!(task.state.blocked().is_none());
+            assert!(task.blocked().is_none());
         });
         task.exit();
     }

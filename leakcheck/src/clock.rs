@@ -34,8 +34,66 @@ pub(crate) fn now() -> u64 {
     u64::try_from(nanos).unwrap_or(u64::MAX)
 }
 
+/// A reading of [`now`] kept in 32 bits, in units of 2^20 ns (about a millisecond, finer than the
+/// coarse clock itself), for the timestamps every task record carries: with them a record fits
+/// in two cache lines. [`Stamp::expand`] restores a reading exactly to the unit, as long as it is
+/// less than 2^52 ns (52 days) old; a task alive for longer reads younger by a multiple of that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp(u32);
+
+/// Nanoseconds per [`Stamp`] unit, as a shift.
+const STAMP_SHIFT: u32 = 20;
+
+impl Stamp {
+    #[inline]
+    pub(crate) fn of(reading: u64) -> Stamp {
+        Stamp((reading >> STAMP_SHIFT) as u32)
+    }
+
+    /// The stamp as a `u32` that is never zero, for atomics where zero means "never".
+    #[inline]
+    pub(crate) fn to_nonzero_bits(self) -> u32 {
+        self.0.max(1)
+    }
+
+    /// The stamp stored by [`to_nonzero_bits`](Self::to_nonzero_bits); `None` for zero.
+    #[inline]
+    pub(crate) fn from_nonzero_bits(bits: u32) -> Option<Stamp> {
+        (bits != 0).then_some(Stamp(bits))
+    }
+
+    /// The reading this stamp was made from (to the unit), given a later reading `now`.
+    pub(crate) fn expand(self, now: u64) -> u64 {
+        let units_ago = Stamp::of(now).0.wrapping_sub(self.0);
+        let now_in_units = now >> STAMP_SHIFT << STAMP_SHIFT;
+        now_in_units.saturating_sub(u64::from(units_ago) << STAMP_SHIFT)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::Stamp;
+
+    #[test]
+    fn a_stamp_expands_to_its_reading_to_the_unit() {
+        let unit = 1 << 20;
+        for reading in [0, 5 * unit + 7, 1 << 40, (1 << 52) + 3 * unit] {
+            let stamp = Stamp::of(reading);
+            for later in [reading, reading + unit, reading + 1_000 * unit] {
+                let expanded = stamp.expand(later);
+                assert!(
+                    expanded <= reading && reading - expanded < unit,
+                    "{reading} {later}"
+                );
+            }
+        }
+        assert_eq!(Stamp::from_nonzero_bits(0), None);
+        assert_eq!(
+            Stamp::from_nonzero_bits(Stamp::of(9 * unit).to_nonzero_bits()),
+            Some(Stamp::of(9 * unit))
+        );
+    }
+
     #[test]
     fn is_monotonic_and_moves() {
         let start = super::now();

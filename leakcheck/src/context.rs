@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{open_scope, Listed, Scope, ScopeLabel, TaskRecord};
+use crate::registry::{open_scope, EntryName, Listed, Scope, ScopeLabel, TaskRecord};
 use crate::vocab::TaskKind;
 
 enum Frame {
@@ -263,7 +263,7 @@ pub(crate) fn register(
     kind: TaskKind,
     name: Option<Box<str>>,
     spawn_site: &'static Location<'static>,
-    entry: &'static str,
+    entry: EntryName,
 ) -> Arc<TaskRecord> {
     let (scope, parent) = spawn_context();
     TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
@@ -276,7 +276,7 @@ pub(crate) fn register_listed(
     kind: TaskKind,
     name: Option<Box<str>>,
     spawn_site: &'static Location<'static>,
-    entry: &'static str,
+    entry: EntryName,
 ) -> Listed<TaskRecord> {
     let (scope, parent) = spawn_context();
     TaskRecord::register_listed_in(scope, parent, kind, name, spawn_site, entry)
@@ -476,13 +476,13 @@ mod tests {
         let scope = open_scope(ScopeLabel::Named("borrowed".into()));
         let task = {
             let _scope = enter(Arc::clone(&scope), None);
-            register(TaskKind::Thread, None, Location::caller(), "outer")
+            register(TaskKind::Thread, None, Location::caller(), || "outer")
         };
         let child = in_task(&task, || {
             assert_eq!(current_task().map(|t| t.id), Some(task.id));
             assert_eq!(current_scope().id, scope.id, "a task frame gives its scope");
             with_current_task(|t| assert_eq!(t.map(|t| t.id), Some(task.id)));
-            register(TaskKind::Thread, None, Location::caller(), "child")
+            register(TaskKind::Thread, None, Location::caller(), || "child")
         });
         assert!(current_task().is_none());
         assert_eq!(child.parent.as_ref().map(|p| p.id), Some(task.id));
@@ -523,7 +523,7 @@ mod tests {
         let scope = open_scope(ScopeLabel::Named("unwinding".into()));
         let task = {
             let _scope = enter(Arc::clone(&scope), None);
-            register(TaskKind::Thread, None, Location::caller(), "unwinds")
+            register(TaskKind::Thread, None, Location::caller(), || "unwinds")
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             in_task(&task, || panic!("the task's body panics"))

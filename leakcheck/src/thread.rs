@@ -144,7 +144,7 @@ impl Builder {
 
     fn register<F>(&self, site: &'static Location<'static>) -> Arc<TaskRecord> {
         let name = self.name.as_deref().map(Box::from);
-        context::register(TaskKind::Thread, name, site, std::any::type_name::<F>())
+        context::register(TaskKind::Thread, name, site, std::any::type_name::<F>)
     }
 }
 
@@ -155,7 +155,7 @@ where
     F: FnOnce() -> T,
 {
     move || {
-        let _ = record.os_thread.set(ThreadHandle::current());
+        record.set_os_thread(ThreadHandle::current());
         let exit = ExitOnDrop(record);
         context::in_task(&exit.0, f)
     }

@@ -12,7 +12,7 @@ use crate::clock;
 use crate::context;
 use crate::registry::TaskRecord;
 use crate::state::{Blocked, SavedState};
-use crate::vocab::TaskState;
+use crate::vocab::{TaskKind, TaskState};
 
 /// Marks an `.await` as blocking, so that a report shows the task `blocked` in `reason` at this
 /// call site, and since when, instead of merely `idle`.
@@ -71,29 +71,28 @@ impl<F> Waiting<F> {
             site: self.site,
             stack: task.blocking_stack(),
         };
-        match task.state.polling() {
-            Some(state) => {
-                if state.blocked_since().is_some() {
-                    return;
-                }
-                let poll_started = state.last_polled();
-                let saved = task.state.block(blocked, clock::now());
-                state.set_blocked_since(Some(clock::now()));
-                // Still inside the poll: `running` until it ends, then `blocked`.
-                task.state
-                    .set(TaskState::Running, poll_started.unwrap_or_else(clock::now));
-                self.mark = Some(Mark { task, saved });
+        if task.kind() == TaskKind::Async {
+            let details = task.state_details();
+            if details.blocked_since().is_some() {
+                return;
             }
-            None => {
-                // A thread driving the future: blocked for as long as the future is pending.
-                // Already blocked by an inner `waiting` (or a `blocking` call): the innermost
-                // reason stands, as for async tasks.
-                if task.state.load().0 == TaskState::Blocked {
-                    return;
-                }
-                let saved = task.state.block(blocked, clock::now());
-                self.mark = Some(Mark { task, saved });
+            let now = clock::now();
+            let poll_started = task.state.last_polled(now);
+            let saved = task.block(blocked, now);
+            details.set_blocked_since(Some(now));
+            // Still inside the poll: `running` until it ends, then `blocked`.
+            task.state
+                .set(TaskState::Running, poll_started.unwrap_or(now));
+            self.mark = Some(Mark { task, saved });
+        } else {
+            // A thread driving the future: blocked for as long as the future is pending.
+            // Already blocked by an inner `waiting` (or a `blocking` call): the innermost
+            // reason stands, as for async tasks.
+            if task.state.load().0 == TaskState::Blocked {
+                return;
             }
+            let saved = task.block(blocked, clock::now());
+            self.mark = Some(Mark { task, saved });
         }
     }
 
@@ -102,17 +101,17 @@ impl<F> Waiting<F> {
         let Some(Mark { task, saved }) = self.mark.take() else {
             return;
         };
-        let Some(state) = task.state.polling() else {
-            task.state.unblock(saved, clock::now());
+        if task.kind() != TaskKind::Async {
+            task.unblock(saved, clock::now());
             return;
-        };
-        state.set_blocked_since(None);
-        task.state.unblock(saved, clock::now());
+        }
+        task.state_details().set_blocked_since(None);
+        task.unblock(saved, clock::now());
         let in_its_poll =
             context::with_current_task(|current| current.is_some_and(|c| std::ptr::eq(c, &*task)));
         if !in_its_poll {
             // Dropped between polls: the task is still pending (or ending), not running.
-            task.state.end_pending_poll(clock::now());
+            task.end_pending_poll(clock::now());
         }
     }
 }

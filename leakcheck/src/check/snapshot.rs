@@ -11,7 +11,7 @@ use crate::registry::TaskRecord;
 use crate::report::{
     resolve_stacks_whole, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
 };
-use crate::vocab::{TaskId, TaskState};
+use crate::vocab::{TaskId, TaskKind, TaskState};
 
 /// How many ancestors a report shows per survivor.
 const PARENTS_SHOWN: usize = 8;
@@ -46,7 +46,7 @@ pub(crate) fn leaked_tasks(
     for record in records {
         let observed = record.state.observe();
         let blocked = (observed.state == TaskState::Blocked)
-            .then(|| record.state.blocked())
+            .then(|| record.blocked())
             .flatten();
         let blocked_at = blocked.as_ref().map(|b| Site::from_location(b.site));
         let mut stack_unavailable = None;
@@ -58,8 +58,8 @@ pub(crate) fn leaked_tasks(
         let stack = if let Some(stack) = dumped_stack {
             Some(PendingStack::Resolved(stack))
         } else {
-            let live_stack = record.os_thread.get().and_then(|thread| {
-                let spawn = match record.created {
+            let live_stack = record.os_thread().and_then(|thread| {
+                let spawn = match record.created() {
                     Some(_) => SpawnKey::Thread(record.id),
                     None => SpawnKey::Location(record.spawn_site),
                 };
@@ -84,7 +84,7 @@ pub(crate) fn leaked_tasks(
                     Some(PendingStack::Backtrace(StackOrigin::WhenBlocked, stack))
                 })
                 .or_else(|| {
-                    let backtrace = Arc::clone(record.spawn_backtrace.as_ref()?);
+                    let backtrace = Arc::clone(record.spawn_backtrace()?);
                     Some(PendingStack::Backtrace(StackOrigin::AtSpawn, backtrace))
                 })
         };
@@ -92,25 +92,25 @@ pub(crate) fn leaked_tasks(
             stack_unavailable = None;
         }
         pending.push(stack);
-        let (name, runs) = match record.created {
+        let (name, runs) = match record.created() {
             Some(_) => (plain_threads::name_of(record), None),
             None => (
-                record.name.as_deref().map(str::to_owned),
+                record.name().map(str::to_owned),
                 Some(
                     entry_names
-                        .entry(record.entry.as_ptr())
-                        .or_insert_with(|| entry_name(record.entry))
+                        .entry(record.entry().as_ptr())
+                        .or_insert_with(|| entry_name(record.entry()))
                         .clone(),
                 ),
             ),
         };
         tasks.push(LeakedTask {
             id: Some(record.id),
-            kind: record.kind,
+            kind: record.kind(),
             name,
             spawned_at: plain_threads::spawn_site_of(record),
             user_site: plain_threads::user_site_of(record),
-            age: Duration::from_nanos(now.saturating_sub(record.spawned_at)),
+            age: Duration::from_nanos(now.saturating_sub(record.spawned_at(now))),
             scope: Some(
                 scope_labels
                     .entry(record.scope.id)
@@ -127,10 +127,7 @@ pub(crate) fn leaked_tasks(
             last_polled_ago: observed
                 .last_polled
                 .map(|at| Duration::from_nanos(now.saturating_sub(at))),
-            wakers_observed: record
-                .state
-                .polling()
-                .is_some_and(|polling| polling.observes_wakers()),
+            wakers_observed: record.kind() == TaskKind::Async && record.state.observes_wakers(),
             parents: parents_of(record),
             stack: None,
             stack_unavailable,
@@ -147,7 +144,7 @@ pub(crate) fn leaked_tasks(
         };
         // A plain thread says what it waits on in its live stack (leakcheck's own threads keep
         // what their instrumented calls and annotations recorded).
-        if record.created.is_some()
+        if record.created().is_some()
             && task.state == TaskState::Running
             && stack.origin == StackOrigin::Live
         {
@@ -181,8 +178,8 @@ fn parents_of(record: &TaskRecord) -> Vec<ParentTask> {
         .take(PARENTS_SHOWN)
         .map(|parent| ParentTask {
             id: parent.id,
-            kind: parent.kind,
-            name: parent.name.as_deref().map(str::to_owned),
+            kind: parent.kind(),
+            name: parent.name().map(str::to_owned),
             spawned_at: plain_threads::spawn_site_of(parent)
                 .unwrap_or_else(|| Site::new("(unknown)", 0, 0)),
             exited: parent.has_exited(),

@@ -57,8 +57,7 @@ fn decide(
 /// recorded, with the pid of its process, when the thread started. (A thread that had not started
 /// yet when its parent forked has no handle, and is the one case it misses.)
 fn lost_to_fork(task: &TaskRecord) -> bool {
-    task.os_thread
-        .get()
+    task.os_thread()
         .is_some_and(|thread| !thread.in_this_process())
 }
 
@@ -92,7 +91,7 @@ impl Check {
     /// task running on them, and (per test) pool threads waiting for a job.
     /// Before [`SETTLE`] is over (except at the deadline), only notes that some are left.
     pub(super) fn drop_excused(&mut self, tasks: &mut Vec<Arc<TaskRecord>>, scan: Scan) {
-        let has_threads = || tasks.iter().any(|t| t.kind == TaskKind::Thread);
+        let has_threads = || tasks.iter().any(|t| t.kind() == TaskKind::Thread);
         if scan == Scan::Waiting && self.began.elapsed() < SETTLE {
             self.unclassified = has_threads();
             return;
@@ -106,7 +105,7 @@ impl Check {
             // the others need no verdict, and 100,000 async survivors no map entry each.
             if std::iter::once(&**task)
                 .chain(task.ancestors())
-                .all(|t| t.created.is_none())
+                .all(|t| t.created().is_none())
             {
                 return true;
             }
@@ -125,16 +124,15 @@ impl Check {
         // job on a pool thread) is reported as that task.
         let running_tracked: HashSet<i32> = tasks
             .iter()
-            .filter(|task| task.created.is_none())
-            .filter_map(|task| Some(task.os_thread.get()?.tid()))
+            .filter(|task| task.created().is_none())
+            .filter_map(|task| Some(task.os_thread()?.tid()))
             .collect();
         let per_test = !self.options.process_wide;
         let budget = &self.live_stacks;
         tasks.retain(|task| {
-            task.created.is_none()
+            task.created().is_none()
                 || !(task
-                    .os_thread
-                    .get()
+                    .os_thread()
                     .is_some_and(|thread| running_tracked.contains(&thread.tid()))
                     // Idle pool threads are a live runtime's, not this test's; the process-wide
                     // check still sees those of a runtime nobody shut down.
@@ -196,7 +194,7 @@ impl Check {
                     || project.is_some_and(|file| file.rules.iter().any(|r| r.looks_at_stacks())));
             tasks.retain(|task| {
                 // A plain thread's name is set by the thread itself once it runs: decide again.
-                let again = redecide || scan == Scan::Final && task.created.is_some();
+                let again = redecide || scan == Scan::Final && task.created().is_some();
                 let verdict = match ignored.get(&task.id) {
                     Some(&verdict) if verdict != Verdict::Counts || !again => verdict,
                     _ => {

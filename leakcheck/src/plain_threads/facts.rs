@@ -50,7 +50,7 @@ type FactsByStack = HashMap<Box<[usize]>, Arc<CreationFacts>>;
 
 /// The facts of `record`'s creation stack, if it was created plainly.
 pub(crate) fn facts_of(record: &TaskRecord) -> Option<Arc<CreationFacts>> {
-    let creation = record.created.as_deref()?;
+    let creation = record.created()?;
     if creation.stack.is_empty() {
         return Some(Arc::default());
     }

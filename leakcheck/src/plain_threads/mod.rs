@@ -267,8 +267,8 @@ impl crate::os::pthread::ThreadStart for HandOver {
         // Exits the record if anything below unwinds, or if there are no thread-locals to keep
         // it in (not at a thread's start): never a record without a thread.
         let exit = ExitOnDrop(Arc::clone(&record));
-        let _ = record.os_thread.set(crate::os::ThreadHandle::current());
-        if let Some(created) = &record.created {
+        record.set_os_thread(crate::os::ThreadHandle::current());
+        if let Some(created) = record.created() {
             let _ = created
                 .start_name
                 .set(crate::os::pthread::own_kernel_name());

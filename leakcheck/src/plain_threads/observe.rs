@@ -12,8 +12,8 @@ use crate::report::{resolve_stacks_whole, Frame, PendingStack, Site, StackOrigin
 /// The name a plain thread shows: its kernel name, unless that is still the one it started with,
 /// inherited from its creator: an unnamed thread, which must not read as its creator (a test).
 pub(crate) fn name_of(record: &TaskRecord) -> Option<String> {
-    let creation = record.created.as_deref()?;
-    let status = os::thread_status(record.os_thread.get()?)?;
+    let creation = record.created()?;
+    let status = os::thread_status(record.os_thread()?)?;
     let started_as = creation.start_name.get()?;
     let started_as = started_as.split(|&b| b == 0).next().unwrap_or_default();
     (status.name.as_bytes() != started_as).then_some(status.name)
@@ -47,7 +47,7 @@ pub(crate) fn is_idle_pool_thread(record: &TaskRecord, budget: &os::LiveStackBud
     let Some(facts) = super::facts::facts_of(record) else {
         return false;
     };
-    let Some(thread) = record.os_thread.get() else {
+    let Some(thread) = record.os_thread() else {
         return false;
     };
     if !facts.pool {

@@ -25,7 +25,7 @@ mod scope;
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
 pub(crate) use list::Listed;
-pub(crate) use record::{id_watermark, ExitOnDrop, TaskRecord};
+pub(crate) use record::{id_watermark, EntryName, ExitOnDrop, TaskRecord};
 // Made only by the `pthread_create` interposer's front end (`plain_threads`).
 #[cfg(leakcheck_interpose)]
 pub(crate) use record::Creation;
@@ -47,7 +47,7 @@ mod tests {
             TaskKind::Thread,
             None,
             Location::caller(),
-            "test",
+            || "test",
         )
     }
 
@@ -149,6 +149,36 @@ mod tests {
             .collect();
         workers.into_iter().for_each(|w| w.join().unwrap());
         assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_record_and_its_counts_fit_in_two_cache_lines() {
+        // The `Arc`'s two counts and the record: 120 bytes, allocators' fastest size class.
+        assert_eq!(std::mem::size_of::<TaskRecord>(), 104);
+    }
+
+    #[test]
+    fn what_only_some_tasks_have_is_kept_aside_until_needed() {
+        let scope = open_scope(ScopeLabel::Named("side".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let future = crate::context::register(TaskKind::Async, None, Location::caller(), || "f");
+        assert!(future.state_details_if_any().is_none(), "nothing to keep");
+        assert!(future.blocked().is_none());
+        let named = crate::context::register(
+            TaskKind::Async,
+            Some("named".into()),
+            Location::caller(),
+            || "f",
+        );
+        assert_eq!(named.name(), Some("named"));
+        let thread = register(&scope, None);
+        thread.set_os_thread(crate::os::ThreadHandle::current());
+        assert!(thread.os_thread().is_some());
+        assert_eq!(thread.entry(), "test");
+        for record in [future, named, thread] {
+            record.exit();
+        }
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
-use super::list::{Linked, Links, Listed};
+use super::list::{new_in_place, Linked, Links, Listed};
 use super::scope::{Member, Scope};
 use crate::clock;
 use crate::config::CaptureLevel;
 use crate::os::ThreadHandle;
-use crate::state::StateCell;
+use crate::state::{Blocked, SavedState, StateCell, StateDetails};
 use crate::vocab::{TaskId, TaskKind};
 
 /// Ids are handed out in blocks, one thread at a time, so that a spawn takes no shared atomic.
@@ -85,31 +85,48 @@ pub(crate) struct Creation {
     pub(crate) start_name: OnceLock<[u8; 16]>,
 }
 
+/// The type name of what a task runs, on demand: `std::any::type_name::<F>` as a function is
+/// half the size of the name it returns.
+pub(crate) type EntryName = fn() -> &'static str;
+
 /// Everything leakcheck knows about one live tracked task.
+///
+/// Spawning and ending an async task write and read the whole record, so its hot part is 104
+/// bytes: with the `Arc`'s counts, 120, which is two cache lines and the largest size allocators
+/// keep in their fastest lists (glibc's fast bins, for one; a larger record measured a third of a
+/// tracked spawn's cost in bursts of 10,000, in `malloc` merging freed chunks). What only some
+/// tasks have lives in [`Side`], made when first needed.
 pub(crate) struct TaskRecord {
     pub(crate) id: TaskId,
-    pub(crate) kind: TaskKind,
-    pub(crate) name: Option<Box<str>>,
     /// Where `spawn`/`track` was called, through `#[track_caller]`.
     pub(crate) spawn_site: &'static Location<'static>,
     /// The type name of the closure or future the task runs, for example
     /// `my_crate::pool::Pool::new::{{closure}}`: names the function that spawned it, for free.
-    pub(crate) entry: &'static str,
-    /// An unresolved backtrace of the spawn, at capture level `backtrace`.
-    /// Shared, so that reports and ignore checks use it without copying its frames.
-    pub(crate) spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+    entry: EntryName,
     /// The task that spawned this one, if it was a tracked task.
     pub(crate) parent: Option<Arc<TaskRecord>>,
     pub(crate) scope: Arc<Scope<TaskRecord>>,
-    pub(crate) spawned_at: u64,
+    /// The kind, the spawn time, the state and the wakers.
     pub(crate) state: StateCell,
-    /// Threads only: the OS identity of the thread, set by the thread itself when it starts.
-    pub(crate) os_thread: OnceLock<ThreadHandle>,
-    /// Threads created without leakcheck's wrappers: how, as the `pthread_create` interposer saw
-    /// it. Their `spawn_site` is only a placeholder; the creation stack says where.
-    pub(crate) created: Option<Box<Creation>>,
+    side: OnceLock<Box<Side>>,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,
+}
+
+/// What only some tasks have: a name, a spawn backtrace, an OS thread, details of a `blocked`
+/// state, an executor's claim.
+#[derive(Default)]
+struct Side {
+    name: Option<Box<str>>,
+    /// An unresolved backtrace of the spawn, at capture level `backtrace`.
+    /// Shared, so that reports and ignore checks use it without copying its frames.
+    spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+    /// Threads created without leakcheck's wrappers: how, as the `pthread_create` interposer saw
+    /// it. Their `spawn_site` is only a placeholder; the creation stack says where.
+    created: Option<Creation>,
+    /// Threads only: the OS identity of the thread, set by the thread itself when it starts.
+    os_thread: OnceLock<ThreadHandle>,
+    state: StateDetails,
 }
 
 // SAFETY: `links` is a field of the record's own, returned every time and used by nothing but
@@ -134,19 +151,10 @@ impl TaskRecord {
         kind: TaskKind,
         name: Option<Box<str>>,
         spawn_site: &'static Location<'static>,
-        entry: &'static str,
+        entry: EntryName,
     ) -> Arc<TaskRecord> {
-        let spawn_backtrace = Self::captured_backtrace(&scope);
-        Self::insert(Self::new(
-            scope,
-            parent,
-            kind,
-            name,
-            spawn_site,
-            entry,
-            spawn_backtrace,
-            None,
-        ))
+        let side = Side::at_spawn(kind, name, Self::captured_backtrace(&scope), None);
+        Self::insert(|| Self::new(scope, parent, kind, spawn_site, entry, side))
     }
 
     /// Like [`register_in`](Self::register_in), for a task with one owner (a tracked future):
@@ -158,20 +166,13 @@ impl TaskRecord {
         kind: TaskKind,
         name: Option<Box<str>>,
         spawn_site: &'static Location<'static>,
-        entry: &'static str,
+        entry: EntryName,
     ) -> Listed<TaskRecord> {
-        let spawn_backtrace = Self::captured_backtrace(&scope);
-        let record = Self::new(
-            scope,
-            parent,
-            kind,
-            name,
-            spawn_site,
-            entry,
-            spawn_backtrace,
-            None,
-        );
-        Listed::new_in(record, |record| record.scope.shard(record.id))
+        let side = Side::at_spawn(kind, name, Self::captured_backtrace(&scope), None);
+        Listed::new_in(
+            || Self::new(scope, parent, kind, spawn_site, entry, side),
+            |record| record.scope.shard(record.id),
+        )
     }
 
     /// Ends a task registered with [`register_listed_in`](Self::register_listed_in): it leaves
@@ -202,52 +203,110 @@ impl TaskRecord {
         parent: Option<Arc<TaskRecord>>,
         creation: Creation,
     ) -> Arc<TaskRecord> {
-        Self::insert(Self::new(
-            scope,
-            parent,
-            TaskKind::Thread,
-            None,
-            Location::caller(),
-            "",
-            None,
-            Some(Box::new(creation)),
-        ))
+        let site = Location::caller();
+        let side = Side::at_spawn(TaskKind::Thread, None, None, Some(creation));
+        Self::insert(|| Self::new(scope, parent, TaskKind::Thread, site, || "", side))
     }
 
     /// Lists `record` in its scope, which then holds a reference to it until it exits.
-    fn insert(record: TaskRecord) -> Arc<TaskRecord> {
-        let record = Arc::new(record);
+    #[inline]
+    fn insert(make: impl FnOnce() -> TaskRecord) -> Arc<TaskRecord> {
+        let record = new_in_place(make);
         record.scope.insert(&record);
         record
     }
 
-    #[allow(clippy::too_many_arguments)] // The fields of a record, each said once.
+    #[inline(always)] // Into `new_in_place`'s closure, so that the record is built in place.
     fn new(
         scope: Arc<Scope<TaskRecord>>,
         parent: Option<Arc<TaskRecord>>,
         kind: TaskKind,
-        name: Option<Box<str>>,
         spawn_site: &'static Location<'static>,
-        entry: &'static str,
-        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
-        created: Option<Box<Creation>>,
+        entry: EntryName,
+        side: Option<Box<Side>>,
     ) -> TaskRecord {
-        let now = clock::now();
         TaskRecord {
             id: next_task_id(),
-            kind,
-            name,
             spawn_site,
             entry,
-            spawn_backtrace,
             parent,
             scope,
-            spawned_at: now,
-            state: StateCell::new(kind, now),
-            os_thread: OnceLock::new(),
-            created,
+            state: StateCell::new(kind, clock::now()),
+            side: side.map_or_else(OnceLock::new, OnceLock::from),
             links: Links::default(),
         }
+    }
+
+    pub(crate) fn kind(&self) -> TaskKind {
+        self.state.kind()
+    }
+
+    /// The type name of the closure or future the task runs.
+    pub(crate) fn entry(&self) -> &'static str {
+        (self.entry)()
+    }
+
+    /// When the task was spawned, on [`clock`] (to about a millisecond), given a later reading.
+    pub(crate) fn spawned_at(&self, now: u64) -> u64 {
+        self.state.spawned_at(now)
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.side.get()?.name.as_deref()
+    }
+
+    pub(crate) fn spawn_backtrace(&self) -> Option<&Arc<backtrace::Backtrace>> {
+        self.side.get()?.spawn_backtrace.as_ref()
+    }
+
+    /// How a thread leakcheck did not spawn itself was created; `None` for every other task.
+    pub(crate) fn created(&self) -> Option<&Creation> {
+        self.side.get()?.created.as_ref()
+    }
+
+    /// The OS identity of a thread, once it has started.
+    pub(crate) fn os_thread(&self) -> Option<&ThreadHandle> {
+        self.side.get()?.os_thread.get()
+    }
+
+    /// Called by a thread as it starts: its OS identity. A second call changes nothing.
+    pub(crate) fn set_os_thread(&self, thread: ThreadHandle) {
+        let _ = self.side().os_thread.set(thread);
+    }
+
+    /// The details of the task's state, made on first use.
+    pub(crate) fn state_details(&self) -> &StateDetails {
+        &self.side().state
+    }
+
+    /// The details of the task's state, if it ever needed any.
+    pub(crate) fn state_details_if_any(&self) -> Option<&StateDetails> {
+        Some(&self.side.get()?.state)
+    }
+
+    /// The details of the current `blocked` state, if any.
+    pub(crate) fn blocked(&self) -> Option<Blocked> {
+        self.state_details_if_any()?.blocked()
+    }
+
+    /// Enters `blocked` at `now`, returning what to restore when the blocking call returns.
+    pub(crate) fn block(&self, blocked: Blocked, now: u64) -> SavedState {
+        self.state.block(self.state_details(), blocked, now)
+    }
+
+    /// Leaves `blocked` at `now`, back to what [`block`](Self::block) saved.
+    pub(crate) fn unblock(&self, saved: SavedState, now: u64) {
+        self.state.unblock(self.state_details(), saved, now);
+    }
+
+    /// A poll of this async task returned `Pending` at `now`: settles the state it waits in.
+    pub(crate) fn end_pending_poll(&self, now: u64) {
+        self.state
+            .end_pending_poll(self.state_details_if_any(), now);
+    }
+
+    fn side(&self) -> &Side {
+        self.side.get_or_init(Box::default)
     }
 
     /// Marks the task as ended: it leaves its scope and waiting checks are woken. Idempotent, so
@@ -290,6 +349,27 @@ impl Drop for TaskRecord {
                 Err(_) => None,
             };
         }
+    }
+}
+
+impl Side {
+    /// What a task being spawned keeps out of line, if anything: a thread always has a side (for
+    /// its OS identity), an async task only with a name or a spawn backtrace.
+    fn at_spawn(
+        kind: TaskKind,
+        name: Option<Box<str>>,
+        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+        created: Option<Creation>,
+    ) -> Option<Box<Side>> {
+        let needed = kind != TaskKind::Async || name.is_some() || spawn_backtrace.is_some();
+        needed.then(|| {
+            Box::new(Side {
+                name,
+                spawn_backtrace,
+                created,
+                ..Side::default()
+            })
+        })
     }
 }
 

@@ -1,24 +1,26 @@
 //! Every change of a task's state (SPEC §3) happens here, and nowhere else.
 //!
-//! A [`StateCell`] holds a task's state and since when in one atomic [word](word::StateWord), the
-//! details of a `blocked` state (reason, site, stack) beside it under a lock that only blocking
-//! calls and reports touch, and for an async task the waker bookkeeping of [`polling`] that tells
-//! `scheduled`, `idle` and `lost` apart. Callers (the front ends: threads, tracked futures, the
-//! annotations, runtime hooks) say what happened; this module decides the state.
+//! A [`StateCell`] holds a task's state and since when in one atomic [word](word::StateWord), and
+//! for an async task the waker bookkeeping of [`polling`] that tells `scheduled`, `idle` and `lost`
+//! apart: 24 bytes, so that a task record fits in two cache lines. What only some tasks need —
+//! the details of a `blocked` state (reason, site, stack), an executor's claim — is in
+//! [`StateDetails`], which the record keeps out of line and makes when a task first needs it.
+//! Callers (the front ends: threads, tracked futures, the annotations, runtime hooks) say what
+//! happened; this module decides the state.
 
 mod polling;
 mod word;
 
 use std::panic::Location;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use crate::clock::{self, Stamp};
 use crate::vocab::{TaskKind, TaskState};
 use word::{PackedState, StateWord};
 
-pub(crate) use polling::AsyncState;
-#[cfg(all(feature = "tokio", not(tokio_unstable)))]
 pub(crate) use polling::ExecutorClaim;
 
 /// Why and where a task is blocked.
@@ -30,12 +32,37 @@ pub(crate) struct Blocked {
     pub(crate) stack: Option<Arc<backtrace::Backtrace>>,
 }
 
-/// A task's state, since when, the details of a `blocked` state, and (async tasks) its wakers.
+/// A task's kind, when it was spawned, its state and since when, and (async tasks) its wakers.
 pub(crate) struct StateCell {
     word: StateWord,
+    spawned: Stamp,
+    kind: TaskKind,
+    /// Async tasks only: the bookkeeping behind `scheduled`, `idle` and `lost` (see [`polling`]).
+    /// Set by every wake; cleared when a poll starts.
+    woken: AtomicBool,
+    /// Set while a poll runs. The state then belongs to the poll (`running`, or `blocked` in a
+    /// `blocking` call made inside it): wakers leave it alone, and the end of the poll settles
+    /// what they did.
+    in_poll: AtomicBool,
+    /// Whether a `Tracked` wraps the executor's waker, so that `live_wakers` means something.
+    /// Runtime-hook tasks leave it unset.
+    observes_wakers: AtomicBool,
+    /// Clones of our waker alive outside the task. Zero while pending means nothing can wake it.
+    live_wakers: AtomicU32,
+    /// When the last poll started, as [`Stamp`] bits; zero for never.
+    last_polled: AtomicU32,
+}
+
+/// The part of a task's state that only some tasks need, kept out of line.
+#[derive(Default)]
+pub(crate) struct StateDetails {
+    /// The details of the current `blocked` state, if any.
     blocked: Mutex<Option<Blocked>>,
-    /// Async tasks only: the bookkeeping behind `scheduled`, `idle` and `lost`.
-    polling: Option<AsyncState>,
+    /// Async tasks: when the task entered a `waiting` that is still pending, plus one; zero when
+    /// it is not inside one.
+    blocked_since: AtomicU64,
+    /// The executor task this future runs in, claimed by an executor integration.
+    executor_claim: OnceLock<Box<dyn ExecutorClaim>>,
 }
 
 /// What a task is doing right now, as a report shows it.
@@ -51,15 +78,29 @@ impl StateCell {
     /// The state of a task of `kind` spawned at `now`: a thread runs from the start; a future
     /// waits for its first poll.
     pub(crate) fn new(kind: TaskKind, now: u64) -> StateCell {
-        let (initial, polling) = match kind {
-            TaskKind::Async => (TaskState::Scheduled, Some(AsyncState::default())),
-            _ => (TaskState::Running, None),
+        let initial = match kind {
+            TaskKind::Async => TaskState::Scheduled,
+            _ => TaskState::Running,
         };
         StateCell {
             word: StateWord::new(initial, now),
-            blocked: Mutex::new(None),
-            polling,
+            spawned: Stamp::of(now),
+            kind,
+            woken: AtomicBool::new(false),
+            in_poll: AtomicBool::new(false),
+            observes_wakers: AtomicBool::new(false),
+            live_wakers: AtomicU32::new(0),
+            last_polled: AtomicU32::new(0),
         }
+    }
+
+    pub(crate) fn kind(&self) -> TaskKind {
+        self.kind
+    }
+
+    /// When the task was spawned (to about a millisecond), given a later reading `now`.
+    pub(crate) fn spawned_at(&self, now: u64) -> u64 {
+        self.spawned.expand(now)
     }
 
     /// The state and the clock reading when it was entered.
@@ -68,27 +109,19 @@ impl StateCell {
         self.word.load()
     }
 
-    /// The waker bookkeeping of an async task; `None` for a thread.
-    #[inline]
-    pub(crate) fn polling(&self) -> Option<&AsyncState> {
-        self.polling.as_ref()
-    }
-
-    /// The details of the current `blocked` state, if any.
-    pub(crate) fn blocked(&self) -> Option<Blocked> {
-        self.blocked.lock().clone()
-    }
-
     /// Enters `blocked` at `now`, returning what to restore when the blocking call returns.
-    pub(crate) fn block(&self, blocked: Blocked, now: u64) -> SavedState {
-        let details = self.blocked.lock().replace(blocked);
+    pub(crate) fn block(&self, details: &StateDetails, blocked: Blocked, now: u64) -> SavedState {
+        let saved_details = details.blocked.lock().replace(blocked);
         let word = self.word.swap(TaskState::Blocked, now);
-        SavedState { word, details }
+        SavedState {
+            word,
+            details: saved_details,
+        }
     }
 
     /// Leaves `blocked` at `now`, back to what [`block`](Self::block) saved.
-    pub(crate) fn unblock(&self, saved: SavedState, now: u64) {
-        *self.blocked.lock() = saved.details;
+    pub(crate) fn unblock(&self, details: &StateDetails, saved: SavedState, now: u64) {
+        *details.blocked.lock() = saved.details;
         let (state, since) = saved.word.unpack();
         // Back in an outer blocking call (`blocking("db", || rx.recv())`), the task has been
         // blocked in it all along; any other state starts now.
@@ -106,43 +139,6 @@ impl StateCell {
         self.word.set(state, since);
     }
 
-    /// A poll of this async task starts at `now`: it is `running`, and earlier wakes are consumed.
-    #[inline]
-    pub(crate) fn begin_poll(&self, now: u64) {
-        if let Some(polling) = &self.polling {
-            polling::begin_poll(&self.word, polling, now);
-        }
-    }
-
-    /// A poll of this async task returned `Pending` at `now`: settles the state it waits in.
-    pub(crate) fn end_pending_poll(&self, now: u64) {
-        if let Some(polling) = &self.polling {
-            polling::end_pending_poll(&self.word, polling, now);
-        }
-    }
-
-    /// One of the task's wakers was woken.
-    pub(crate) fn note_wake(&self) {
-        if let Some(polling) = &self.polling {
-            polling::note_wake(&self.word, polling);
-        }
-    }
-
-    /// A clone of the task's waker was made.
-    #[inline]
-    pub(crate) fn note_waker_cloned(&self) {
-        if let Some(polling) = &self.polling {
-            polling::note_waker_cloned(polling);
-        }
-    }
-
-    /// A clone of the task's waker was dropped (or consumed by `wake`).
-    pub(crate) fn note_waker_dropped(&self) {
-        if let Some(polling) = &self.polling {
-            polling::note_waker_dropped(&self.word, polling);
-        }
-    }
-
     /// The state a report shows, and since when.
     ///
     /// For a future whose wakers are observed, an `idle` state with no live waker reads `lost`:
@@ -150,20 +146,20 @@ impl StateCell {
     /// was overtaken.
     pub(crate) fn observe(&self) -> Observed {
         let (mut state, since) = self.word.load();
-        let Some(polling) = &self.polling else {
+        if self.kind != TaskKind::Async {
             return Observed {
                 state,
                 since,
                 last_polled: None,
             };
-        };
-        if state == TaskState::Idle && polling.observes_wakers() && polling.live_wakers() == 0 {
+        }
+        if state == TaskState::Idle && self.observes_wakers() && self.live_wakers() == 0 {
             state = TaskState::Lost;
         }
         Observed {
             state,
             since,
-            last_polled: polling.last_polled(),
+            last_polled: self.last_polled(clock::now()),
         }
     }
 }
@@ -188,26 +184,29 @@ mod tests {
 
     #[test]
     fn nested_blocking_restores_the_outer_reason_and_its_start() {
-        let cell = StateCell::new(TaskKind::Thread, 10);
-        let outer = cell.block(blocked("db"), 20);
-        let inner = cell.block(blocked("chan receive"), 30);
-        assert_eq!(cell.blocked().unwrap().reason, "chan receive");
-        cell.unblock(inner, 40);
+        let (cell, details) = (
+            StateCell::new(TaskKind::Thread, 10),
+            StateDetails::default(),
+        );
+        let outer = cell.block(&details, blocked("db"), 20);
+        let inner = cell.block(&details, blocked("chan receive"), 30);
+        assert_eq!(details.blocked().unwrap().reason, "chan receive");
+        cell.unblock(&details, inner, 40);
         assert_eq!(
             cell.load(),
             (TaskState::Blocked, 20),
             "blocked in `db` since 20"
         );
-        assert_eq!(cell.blocked().unwrap().reason, "db");
-        cell.unblock(outer, 50);
+        assert_eq!(details.blocked().unwrap().reason, "db");
+        cell.unblock(&details, outer, 50);
         assert_eq!(cell.load(), (TaskState::Running, 50));
-        assert!(cell.blocked().is_none());
+        assert!(details.blocked().is_none());
     }
 
     /// An async task whose wakers are observed, as `task::track` makes it.
     fn tracked_future() -> StateCell {
         let cell = StateCell::new(TaskKind::Async, 0);
-        cell.polling().unwrap().observe_wakers();
+        cell.observe_wakers();
         cell
     }
 
@@ -219,20 +218,25 @@ mod tests {
         cell.begin_poll(1);
         assert_eq!(cell.observe().state, TaskState::Running);
         cell.note_waker_cloned();
-        cell.end_pending_poll(2);
+        cell.end_pending_poll(None, 2);
         assert_eq!(cell.observe().state, TaskState::Idle);
 
         cell.note_wake();
         assert_eq!(cell.observe().state, TaskState::Scheduled);
 
-        cell.begin_poll(3);
-        cell.end_pending_poll(4);
+        let third_poll = clock::now();
+        cell.begin_poll(third_poll);
+        cell.end_pending_poll(None, third_poll);
         assert_eq!(
             cell.observe().state,
             TaskState::Idle,
             "the clone is still alive"
         );
-        assert_eq!(cell.observe().last_polled, Some(3));
+        let last_polled = cell.observe().last_polled.expect("polled");
+        assert!(
+            last_polled <= third_poll && third_poll - last_polled < 1 << 20,
+            "kept to the unit of a stamp"
+        );
         cell.note_waker_dropped();
         assert_eq!(cell.observe().state, TaskState::Lost);
     }
@@ -247,7 +251,7 @@ mod tests {
             TaskState::Running,
             "a wake does not interrupt a poll"
         );
-        cell.end_pending_poll(2);
+        cell.end_pending_poll(None, 2);
         assert_eq!(cell.observe().state, TaskState::Scheduled);
     }
 
@@ -255,7 +259,7 @@ mod tests {
     fn pending_without_any_waker_is_lost_at_once() {
         let cell = tracked_future();
         cell.begin_poll(1);
-        cell.end_pending_poll(2);
+        cell.end_pending_poll(None, 2);
         assert_eq!(cell.observe().state, TaskState::Lost);
     }
 
@@ -264,7 +268,7 @@ mod tests {
         // A runtime hook's task: leakcheck does not see its wakers.
         let cell = StateCell::new(TaskKind::Async, 0);
         cell.begin_poll(1);
-        cell.end_pending_poll(2);
+        cell.end_pending_poll(None, 2);
         assert_eq!(cell.observe().state, TaskState::Idle);
     }
 
@@ -273,15 +277,13 @@ mod tests {
         let cell = std::sync::Arc::new(tracked_future());
         cell.begin_poll(1);
         cell.note_waker_cloned();
-        cell.end_pending_poll(2);
+        cell.end_pending_poll(None, 2);
         let dropper = std::sync::Arc::clone(&cell);
         std::thread::spawn(move || dropper.note_waker_dropped())
             .join()
             .unwrap();
         assert_eq!(cell.observe().state, TaskState::Lost);
     }
-
-    use super::polling::ExecutorClaim;
 
     struct CountedClaim(std::sync::atomic::AtomicUsize);
 
@@ -294,12 +296,11 @@ mod tests {
     #[test]
     fn an_executor_claims_once_and_is_released() {
         static CLAIM: CountedClaim = CountedClaim(std::sync::atomic::AtomicUsize::new(0));
-        let cell = tracked_future();
-        let polling = cell.polling().unwrap();
-        assert!(!polling.is_claimed());
-        assert!(polling.claim(Box::new(&CLAIM)).is_ok());
-        assert!(polling.claim(Box::new(&CLAIM)).is_err(), "claimed already");
-        polling.release_claim();
+        let details = StateDetails::default();
+        assert!(!details.is_claimed());
+        assert!(details.claim(Box::new(&CLAIM)).is_ok());
+        assert!(details.claim(Box::new(&CLAIM)).is_err(), "claimed already");
+        details.release_claim();
         assert_eq!(CLAIM.0.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
@@ -312,5 +313,11 @@ mod tests {
         let future = StateCell::new(TaskKind::Async, 1);
         assert_eq!(future.observe().state, TaskState::Scheduled);
         assert_eq!(future.observe().last_polled, None);
+        assert!(!future.was_polled());
+        assert_eq!(
+            std::mem::size_of::<StateCell>(),
+            24,
+            "a record's state fits beside its links in two cache lines"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The async side of a task's state: what tells `scheduled`, `idle`, `lost` and `blocked` apart.
 //!
 //! A tracked future (`task::Tracked`) hands its inner future a waker of its own
-//! that forwards to the executor's waker and counts, in [`AsyncState`], how many clones of it are
+//! that forwards to the executor's waker and counts, in the [`StateCell`], how many clones of it are
 //! alive. From that count and a "woken" flag, the end of every poll decides the state:
 //!
 //! | at the end of a `Pending` poll                 | state       |
@@ -19,15 +19,14 @@
 //! other side's fact: whichever comes second sees what the first stored, so a wake or a last drop
 //! is never lost between the two.
 //!
-//! Tasks registered by a runtime hook (tokio with `--cfg tokio_unstable`) have an `AsyncState` but
+//! Tasks registered by a runtime hook (tokio with `--cfg tokio_unstable`) have this bookkeeping but
 //! no waker of ours: for them a `Pending` poll ends in `idle` (or `blocked`), never in `lost`.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{fence, Ordering};
 
-use super::word::StateWord;
-use crate::clock;
-use crate::vocab::TaskState;
+use super::{StateCell, StateDetails};
+use crate::clock::{self, Stamp};
+use crate::vocab::{TaskKind, TaskState};
 
 /// What an executor integration keeps in a task it claimed (tokio's stable-runtime bookkeeping,
 /// for one), given back when the tracked future ends. The core defines the slot; the
@@ -38,31 +37,7 @@ pub(crate) trait ExecutorClaim: Send + Sync {
     fn release(&self);
 }
 
-/// Per-task bookkeeping of an async task. Created zeroed by the registry ([`Default`]): never
-/// polled, not blocked, no wakers, wakers not observed.
-#[derive(Default)]
-pub(crate) struct AsyncState {
-    /// Clones of our waker alive outside the task. Zero while pending means nothing can wake it.
-    live_wakers: AtomicUsize,
-    /// Set by every wake; cleared when a poll starts.
-    woken: AtomicBool,
-    /// Set while a poll runs. The state then belongs to the poll (`running`, or `blocked` in a
-    /// `blocking` call made inside it): wakers leave it alone, and the end of
-    /// the poll settles what they did.
-    in_poll: AtomicBool,
-    /// Whether a `Tracked` wraps the executor's waker, so that the counts
-    /// above mean something. Runtime-hook tasks leave it unset.
-    observes_wakers: AtomicBool,
-    /// When the last poll started, plus one; zero for never.
-    last_polled: AtomicU64,
-    /// When the task entered a `waiting` that is still pending, plus one; zero
-    /// when it is not inside one.
-    blocked_since: AtomicU64,
-    /// The executor task this future runs in, claimed by an executor integration.
-    executor_claim: OnceLock<Box<dyn ExecutorClaim>>,
-}
-
-/// `0` stands for "none" in the timestamp fields, so every stored timestamp is shifted by one.
+/// `0` stands for "none" in `blocked_since`, so every stored timestamp is shifted by one.
 #[inline]
 fn encode(timestamp: u64) -> u64 {
     timestamp.saturating_add(1)
@@ -73,26 +48,13 @@ fn decode(stored: u64) -> Option<u64> {
     stored.checked_sub(1)
 }
 
-impl AsyncState {
-    /// Declares that this task's wakers are ours, so that their count is meaningful.
-    pub(crate) fn observe_wakers(&self) {
-        self.observes_wakers.store(true, Ordering::Relaxed);
+impl StateDetails {
+    /// The details of the current `blocked` state, if any.
+    pub(crate) fn blocked(&self) -> Option<super::Blocked> {
+        self.blocked.lock().clone()
     }
 
-    pub(crate) fn observes_wakers(&self) -> bool {
-        self.observes_wakers.load(Ordering::Relaxed)
-    }
-
-    /// When the last poll started, if it was ever polled.
-    pub(crate) fn last_polled(&self) -> Option<u64> {
-        decode(self.last_polled.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn live_wakers(&self) -> usize {
-        self.live_wakers.load(Ordering::Relaxed)
-    }
-
-    /// Since when the task is inside a pending `waiting`, if it is.
+    /// Since when the async task is inside a pending `waiting`, if it is.
     pub(crate) fn blocked_since(&self) -> Option<u64> {
         decode(self.blocked_since.load(Ordering::Relaxed))
     }
@@ -125,78 +87,116 @@ impl AsyncState {
     }
 }
 
-/// A poll starts at `now`: it is `running`, and earlier wakes are consumed.
-#[inline]
-pub(super) fn begin_poll(word: &StateWord, state: &AsyncState, now: u64) {
-    state.woken.store(false, Ordering::Relaxed);
-    state.in_poll.store(true, Ordering::Relaxed);
-    state.last_polled.store(encode(now), Ordering::Relaxed);
-    word.set(TaskState::Running, now);
-}
+impl StateCell {
+    /// Declares that this async task's wakers are ours, so that their count is meaningful.
+    pub(crate) fn observe_wakers(&self) {
+        self.observes_wakers.store(true, Ordering::Relaxed);
+    }
 
-/// A poll returned `Pending` at `now`: settles the state it waits in.
-pub(super) fn end_pending_poll(word: &StateWord, state: &AsyncState, now: u64) {
-    let (waiting_state, since) = match state.blocked_since() {
-        Some(since) => (TaskState::Blocked, since),
-        None => (TaskState::Idle, now),
-    };
-    word.set(waiting_state, since);
-    state.in_poll.store(false, Ordering::Relaxed);
-    if !state.observes_wakers() {
-        return;
+    pub(crate) fn observes_wakers(&self) -> bool {
+        self.observes_wakers.load(Ordering::Relaxed)
     }
-    // Pairs with the fences in `note_wake` and `note_waker_dropped`: either they see the poll
-    // over, or this sees what they stored.
-    fence(Ordering::SeqCst);
-    if state.woken.load(Ordering::Relaxed) {
-        word.transition(waiting_state, TaskState::Scheduled, now);
-    } else if state.live_wakers.load(Ordering::Relaxed) == 0 {
-        word.transition(waiting_state, TaskState::Lost, now);
-    }
-}
 
-/// One of the task's wakers was woken.
-pub(super) fn note_wake(word: &StateWord, state: &AsyncState) {
-    state.woken.store(true, Ordering::Relaxed);
-    // Pairs with the fence in `end_pending_poll`.
-    fence(Ordering::SeqCst);
-    if state.in_poll.load(Ordering::Relaxed) {
-        return; // The end of the poll sees `woken`.
+    /// Whether this async task was ever polled.
+    #[inline]
+    pub(crate) fn was_polled(&self) -> bool {
+        self.last_polled.load(Ordering::Relaxed) != 0
     }
-    let (current, _) = word.load();
-    if matches!(
-        current,
-        TaskState::Idle | TaskState::Blocked | TaskState::Lost
-    ) {
-        word.transition(current, TaskState::Scheduled, clock::now());
-    }
-}
 
-/// A clone of the task's waker was made.
-#[inline]
-pub(super) fn note_waker_cloned(state: &AsyncState) {
-    state.live_wakers.fetch_add(1, Ordering::Relaxed);
-}
+    /// When the last poll started (to about a millisecond), if it was ever polled, given a later
+    /// reading `now`.
+    pub(crate) fn last_polled(&self, now: u64) -> Option<u64> {
+        Stamp::from_nonzero_bits(self.last_polled.load(Ordering::Relaxed))
+            .map(|stamp| stamp.expand(now))
+    }
 
-/// A clone of the task's waker was dropped (or consumed by `wake`).
-pub(super) fn note_waker_dropped(word: &StateWord, state: &AsyncState) {
-    if state.live_wakers.fetch_sub(1, Ordering::AcqRel) != 1 {
-        return;
+    pub(crate) fn live_wakers(&self) -> u32 {
+        self.live_wakers.load(Ordering::Relaxed)
     }
-    // The last one: if the task is pending, nothing can wake it any more.
-    // Pairs with the fence in `end_pending_poll`.
-    fence(Ordering::SeqCst);
-    if state.in_poll.load(Ordering::Relaxed) {
-        return; // The end of the poll sees the count.
+
+    /// A poll of this async task starts at `now`: it is `running`, and earlier wakes are consumed.
+    #[inline]
+    pub(crate) fn begin_poll(&self, now: u64) {
+        if self.kind != TaskKind::Async {
+            return;
+        }
+        self.woken.store(false, Ordering::Relaxed);
+        self.in_poll.store(true, Ordering::Relaxed);
+        self.last_polled
+            .store(Stamp::of(now).to_nonzero_bits(), Ordering::Relaxed);
+        self.word.set(TaskState::Running, now);
     }
-    let (current, _) = word.load();
-    if matches!(current, TaskState::Idle | TaskState::Blocked)
-        && word.transition(current, TaskState::Lost, clock::now())
-        // A poll may have run between our last drop and the transition, and left a new waker
-        // behind: then the task is waiting in `current` again, not lost.
-        && state.live_wakers.load(Ordering::SeqCst) > 0
-    {
-        word.transition(TaskState::Lost, current, clock::now());
+
+    /// A poll of this async task returned `Pending` at `now`: settles the state it waits in.
+    /// `details` are the task's, if it has any (a task inside `waiting` has).
+    pub(crate) fn end_pending_poll(&self, details: Option<&StateDetails>, now: u64) {
+        if self.kind != TaskKind::Async {
+            return;
+        }
+        let (waiting_state, since) = match details.and_then(StateDetails::blocked_since) {
+            Some(since) => (TaskState::Blocked, since),
+            None => (TaskState::Idle, now),
+        };
+        self.word.set(waiting_state, since);
+        self.in_poll.store(false, Ordering::Relaxed);
+        if !self.observes_wakers() {
+            return;
+        }
+        // Pairs with the fences in `note_wake` and `note_waker_dropped`: either they see the poll
+        // over, or this sees what they stored.
+        fence(Ordering::SeqCst);
+        if self.woken.load(Ordering::Relaxed) {
+            self.word
+                .transition(waiting_state, TaskState::Scheduled, now);
+        } else if self.live_wakers.load(Ordering::Relaxed) == 0 {
+            self.word.transition(waiting_state, TaskState::Lost, now);
+        }
+    }
+
+    /// One of the async task's wakers was woken.
+    pub(crate) fn note_wake(&self) {
+        self.woken.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `end_pending_poll`.
+        fence(Ordering::SeqCst);
+        if self.in_poll.load(Ordering::Relaxed) {
+            return; // The end of the poll sees `woken`.
+        }
+        let (current, _) = self.word.load();
+        if matches!(
+            current,
+            TaskState::Idle | TaskState::Blocked | TaskState::Lost
+        ) {
+            self.word
+                .transition(current, TaskState::Scheduled, clock::now());
+        }
+    }
+
+    /// A clone of the async task's waker was made.
+    #[inline]
+    pub(crate) fn note_waker_cloned(&self) {
+        self.live_wakers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A clone of the async task's waker was dropped (or consumed by `wake`).
+    pub(crate) fn note_waker_dropped(&self) {
+        if self.live_wakers.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // The last one: if the task is pending, nothing can wake it any more.
+        // Pairs with the fence in `end_pending_poll`.
+        fence(Ordering::SeqCst);
+        if self.in_poll.load(Ordering::Relaxed) {
+            return; // The end of the poll sees the count.
+        }
+        let (current, _) = self.word.load();
+        if matches!(current, TaskState::Idle | TaskState::Blocked)
+            && self.word.transition(current, TaskState::Lost, clock::now())
+            // A poll may have run between our last drop and the transition, and left a new
+            // waker behind: then the task is waiting in `current` again, not lost.
+            && self.live_wakers.load(Ordering::SeqCst) > 0
+        {
+            self.word.transition(TaskState::Lost, current, clock::now());
+        }
     }
 }
 

@@ -43,7 +43,6 @@ use std::task::{Context, Poll};
 use crate::clock;
 use crate::context;
 use crate::registry::{Listed, TaskRecord};
-use crate::state::AsyncState;
 use crate::vocab::{TaskId, TaskKind};
 
 mod block_on;
@@ -132,8 +131,8 @@ impl<F: Future> Tracked<F> {
         future: F,
     ) -> Tracked<F> {
         let record =
-            context::register_listed(TaskKind::Async, name, site, std::any::type_name::<F>());
-        polling_of(&record).observe_wakers();
+            context::register_listed(TaskKind::Async, name, site, std::any::type_name::<F>);
+        record.state.observe_wakers();
         Tracked {
             id: record.id,
             record: Some(record),
@@ -159,16 +158,11 @@ impl<F> Tracked<F> {
     fn finish(&mut self) {
         if let Some(listed) = self.record.take() {
             let record = TaskRecord::exit_listed(listed);
-            polling_of(&record).release_claim();
+            if let Some(details) = record.state_details_if_any() {
+                details.release_claim();
+            }
         }
     }
-}
-
-fn polling_of(record: &TaskRecord) -> &AsyncState {
-    record
-        .state
-        .polling()
-        .expect("an async task record has an async state")
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -187,7 +181,7 @@ impl<F: Future> Future for Tracked<F> {
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
 
         let now = clock::now();
-        let first_poll = polling_of(record).last_polled().is_none();
+        let first_poll = !record.state.was_polled();
         record.state.begin_poll(now);
         if first_poll {
             if let Some(hooks) = EXECUTOR_HOOKS.get() {
@@ -204,7 +198,7 @@ impl<F: Future> Future for Tracked<F> {
                 Poll::Ready(output)
             }
             Poll::Pending => {
-                record.state.end_pending_poll(now);
+                record.end_pending_poll(now);
                 Poll::Pending
             }
         }
@@ -226,7 +220,7 @@ impl<F> fmt::Debug for Tracked<F> {
         if let Some(record) = &self.record {
             debug
                 .field("spawned_at", &record.spawn_site)
-                .field("name", &record.name);
+                .field("name", &record.name());
         }
         debug.finish_non_exhaustive()
     }
@@ -372,7 +366,7 @@ mod tests {
         let scope = open_scope(ScopeLabel::Named("dropped".into()));
         let _in_scope = crate::context::enter(Arc::clone(&scope), None);
         let tracked = track_named("never-polled", async { 1 });
-        assert_eq!(scope.live_tasks()[0].name.as_deref(), Some("never-polled"));
+        assert_eq!(scope.live_tasks()[0].name(), Some("never-polled"));
         drop(tracked);
         assert_eq!(scope.live_count(), 0);
     }
@@ -393,11 +387,11 @@ mod tests {
         assert!(tracked.as_mut().poll(&mut cx).is_pending());
         let task = &scope.live_tasks()[0];
         assert_eq!(task.state.observe().state, TaskState::Blocked);
-        assert_eq!(task.state.blocked().unwrap().reason, "response");
+        assert_eq!(task.blocked().unwrap().reason, "response");
         done.store(true, Ordering::SeqCst);
         slot.lock().unwrap().take().unwrap().wake();
         assert_eq!(tracked.as_mut().poll(&mut cx), Poll::Ready(7));
-        assert!(task.state.blocked().is_none());
+        assert!(task.blocked().is_none());
         assert_eq!(scope.live_count(), 0);
     }
 

@@ -194,8 +194,8 @@ where
     R: Send + 'static,
 {
     let site = Location::caller();
-    let record = context::register(TaskKind::Thread, None, site, std::any::type_name::<F>());
-    let queued = record.state.block(
+    let record = context::register(TaskKind::Thread, None, site, std::any::type_name::<F>);
+    let queued = record.block(
         Blocked {
             reason: QUEUED,
             site,
@@ -207,8 +207,8 @@ where
     let exit = ExitOnDrop(record);
     ::tokio::task::spawn_blocking(move || {
         let record = &exit.0;
-        record.state.unblock(queued, clock::now());
-        let _ = record.os_thread.set(ThreadHandle::current());
+        record.unblock(queued, clock::now());
+        record.set_os_thread(ThreadHandle::current());
         let output = context::in_task(record, f);
         drop(exit);
         output

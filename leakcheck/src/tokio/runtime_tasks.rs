@@ -186,8 +186,9 @@ mod claims {
 
     use super::{wants_spawn_record, TestRuntime};
     use crate::registry::TaskRecord;
-    use crate::state::ExecutorClaim;
+    use crate::state::{ExecutorClaim, StateDetails};
     use crate::task::{install_executor_hooks, ExecutorHooks};
+    use crate::vocab::TaskKind;
 
     /// Every live test runtime, by tokio runtime id.
     pub(super) static RUNTIMES: Mutex<Vec<(::tokio::runtime::Id, Weak<TestRuntime>)>> =
@@ -233,10 +234,11 @@ mod claims {
     }
 
     fn claim(record: &TaskRecord, task: ::tokio::task::Id) {
-        let Some(state) = record.state.polling() else {
-            return;
-        };
-        if state.is_claimed() {
+        if record.kind() != TaskKind::Async
+            || record
+                .state_details_if_any()
+                .is_some_and(StateDetails::is_claimed)
+        {
             return;
         }
         let Ok(handle) = Handle::try_current() else {
@@ -246,7 +248,10 @@ mod claims {
             return;
         };
         *runtime.known.of(task).lock().entry(task).or_insert(0) += 1;
-        if let Err(lost) = state.claim(Box::new(Claim { runtime, task })) {
+        if let Err(lost) = record
+            .state_details()
+            .claim(Box::new(Claim { runtime, task }))
+        {
             // Claimed by a concurrent first poll in between.
             lost.release();
         }
@@ -314,7 +319,9 @@ mod hooks {
     use crate::vocab::TaskKind;
 
     /// What a report says a plain `tokio::spawn` task runs: tokio does not say.
-    const PLAIN_TASK: &str = "(unknown: a future spawned with plain `tokio::spawn`)";
+    fn plain_task() -> &'static str {
+        "(unknown: a future spawned with plain `tokio::spawn`)"
+    }
 
     /// A runtime task leakcheck knows.
     pub(crate) enum Known {
@@ -395,7 +402,7 @@ mod hooks {
                     TaskKind::Async,
                     None,
                     site,
-                    PLAIN_TASK,
+                    plain_task,
                 ))
             }
         };

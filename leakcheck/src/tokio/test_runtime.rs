@@ -219,7 +219,7 @@ async fn check_inside(
         if grace_over.get()
             && cfg!(tokio_unstable)
             && !dump::AVAILABLE
-            && survivors.iter().any(|task| task.kind == TaskKind::Async)
+            && survivors.iter().any(|task| task.kind() == TaskKind::Async)
         {
             extras.notes.push(
                 "for the async stacks of these tasks, add `--cfg tokio_taskdump` to `--cfg tokio_unstable` (Linux)"

@@ -505,7 +505,7 @@ fn tracked_tids() -> HashSet<i32> {
     registry::all_scopes()
         .iter()
         .flat_map(|scope| scope.live_tasks())
-        .filter_map(|task| task.os_thread.get().copied())
+        .filter_map(|task| task.os_thread().copied())
         // A thread of the process this one was forked from is not here, whatever its tid.
         .filter(ThreadHandle::in_this_process)
         .map(|thread| thread.tid())
