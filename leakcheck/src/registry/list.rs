@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::spare::Spare;
+
 /// An element's neighbours in the one list it may be in, which only that list's lock may touch.
 pub(crate) struct Links<T> {
     /// The id of the shard the element is in (0: none). Written only under that shard's lock, so
@@ -171,7 +173,7 @@ impl<T: Linked> Shard<T> {
     /// own reference, and that alone may take it out again.
     #[cfg(test)]
     pub(crate) fn push_new(&self, element: T) -> Listed<T> {
-        self.push_new_raw(Arc::into_raw(new_in_place(|| element)))
+        self.push_new_raw(Arc::into_raw(Arc::new(element)))
     }
 
     /// [`push_new`](Self::push_new) of the element at `new`, fresh from `Arc::into_raw`.
@@ -279,22 +281,6 @@ impl<T: Linked> Drop for Shard<T> {
     }
 }
 
-/// A new `Arc` of what `make` returns, written straight into the allocation: an element is a few
-/// cache lines, which `Arc::new(make())` would build on the stack and copy (twice, through a
-/// constructor that is not inlined), and that copy cost a quarter of a registration.
-#[inline]
-pub(crate) fn new_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
-    let uninit = Arc::into_raw(Arc::<T>::new_uninit()).cast_mut();
-    // SAFETY: `uninit` is the only reference to a fresh allocation, from `Arc::into_raw`, so
-    // it may be written through; `MaybeUninit<T>` has the layout of `T`, so the reference
-    // `Arc::from_raw` takes back (with the allocation's provenance) owns a `T`, written just
-    // before. If `make` panics, the empty allocation is leaked, which is safe.
-    unsafe {
-        (*uninit).write(make());
-        Arc::from_raw(uninit.cast::<T>().cast_const())
-    }
-}
-
 /// An element listed by [`Shard::push_new`]: reaches it through the list's reference, and is
 /// the only way to take it out of its list, so that reference outlives every borrow of it.
 ///
@@ -323,14 +309,15 @@ impl<T: Linked> std::ops::Deref for Listed<T> {
 }
 
 impl<T: Linked> Listed<T> {
-    /// Lists a new `element` in the shard `shard_of` names (one the element itself may refer
-    /// to, such as its scope's); see [`Shard::push_new`].
+    /// Lists a new element, which `make` writes into `spare`, in the shard `shard_of` names (one
+    /// the element itself may refer to, such as its scope's); see [`Shard::push_new`].
     #[inline]
     pub(crate) fn new_in(
+        spare: Spare<T>,
         make: impl FnOnce() -> T,
         shard_of: impl FnOnce(&T) -> &Shard<T>,
     ) -> Listed<T> {
-        let new = Arc::into_raw(new_in_place(make));
+        let new = Arc::into_raw(spare.fill(make));
         // SAFETY: `new` is alive: its only reference, made just now, is leaked to the list.
         let shard = shard_of(unsafe { &*new });
         shard.push_new_raw(new)

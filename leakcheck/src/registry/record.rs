@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
-use super::list::{new_in_place, Linked, Links, Listed};
+use super::list::{Linked, Links, Listed};
 use super::scope::{Member, Scope};
+use super::spare::Spare;
 use crate::clock;
 use crate::config::CaptureLevel;
 use crate::os::ThreadHandle;
@@ -34,6 +35,27 @@ struct IdBlock {
 
 thread_local! {
     static IDS: Cell<IdBlock> = const { Cell::new(IdBlock { next: 0, end: 0, epoch: 0 }) };
+}
+
+/// How many record allocations a thread keeps for its next spawns (120 bytes each): enough for
+/// a thread that spawns and ends tasks one after another, few enough that a burst of a million
+/// tasks gives its memory back.
+const SPARES_KEPT: usize = 32;
+
+thread_local! {
+    /// Allocations of records that ended on this thread: see [`TaskRecord::retire`].
+    static SPARES: std::cell::RefCell<Vec<Spare<TaskRecord>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An allocation for a new record: one this thread kept, or a fresh one.
+#[inline]
+fn spare_record() -> Spare<TaskRecord> {
+    SPARES
+        .try_with(|spares| spares.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(Spare::new)
 }
 
 /// A new task's id. Ids grow in spawn order on each thread; across threads, a task spawned after
@@ -170,6 +192,7 @@ impl TaskRecord {
     ) -> Listed<TaskRecord> {
         let side = Side::at_spawn(kind, name, Self::captured_backtrace(&scope), None);
         Listed::new_in(
+            spare_record(),
             || Self::new(scope, parent, kind, spawn_site, entry, side),
             |record| record.scope.shard(record.id),
         )
@@ -184,6 +207,22 @@ impl TaskRecord {
         };
         exit_signal().notify();
         record
+    }
+
+    /// Drops a reference to an ended record; if it was the last, the allocation is kept for the
+    /// next spawn on this thread.
+    pub(crate) fn retire(record: Arc<TaskRecord>) {
+        let Ok(spare) = Spare::reclaim(record) else {
+            return; // Someone else still holds it: the last of them frees it.
+        };
+        // Unless kept, `spare` is dropped, which frees it (enough are kept, or the thread ends).
+        let _ = SPARES.try_with(|spares| {
+            if let Ok(mut spares) = spares.try_borrow_mut() {
+                if spares.len() < SPARES_KEPT {
+                    spares.push(spare);
+                }
+            }
+        });
     }
 
     /// A backtrace of here to keep (at spawn, or as a task blocks), at `scope`'s capture level.
@@ -211,12 +250,12 @@ impl TaskRecord {
     /// Lists `record` in its scope, which then holds a reference to it until it exits.
     #[inline]
     fn insert(make: impl FnOnce() -> TaskRecord) -> Arc<TaskRecord> {
-        let record = new_in_place(make);
+        let record = spare_record().fill(make);
         record.scope.insert(&record);
         record
     }
 
-    #[inline(always)] // Into `new_in_place`'s closure, so that the record is built in place.
+    #[inline(always)] // Into `Spare::fill`'s closure, so that the record is built in place.
     fn new(
         scope: Arc<Scope<TaskRecord>>,
         parent: Option<Arc<TaskRecord>>,

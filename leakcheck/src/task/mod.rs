@@ -161,6 +161,7 @@ impl<F> Tracked<F> {
             if let Some(details) = record.state_details_if_any() {
                 details.release_claim();
             }
+            TaskRecord::retire(record);
         }
     }
 }

@@ -413,7 +413,7 @@ mod hooks {
     fn on_terminate(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
         let known = runtime.known.of(meta.id()).lock().remove(&meta.id());
         if let Some(Known::HookDriven(record)) = known {
-            drop(TaskRecord::exit_listed(record));
+            TaskRecord::retire(TaskRecord::exit_listed(record));
         }
     }
 
@@ -446,7 +446,7 @@ mod hooks {
             // The innermost task frame is this poll's: what the poll itself entered is gone.
             context::with_current_task(|record| {
                 if let Some(record) = record.filter(|record| !record.has_exited()) {
-                    record.state.end_pending_poll(clock::now());
+                    record.end_pending_poll(clock::now());
                 }
             });
         }
