@@ -75,8 +75,17 @@ impl SymbolCache {
     }
 }
 
-/// The functions at the instruction `ip`.
+/// The functions at the instruction `ip`: from debug info, but in the C runtime's objects
+/// (whose frames reports hide) from the loader's symbol tables, which costs no debug info load.
 fn resolve_with_debug_info(ip: usize) -> Vec<Symbol> {
+    if let Some(function) = crate::os::c_runtime_function(ip) {
+        return vec![Symbol {
+            function,
+            file: None,
+            line: None,
+            column: None,
+        }];
+    }
     let mut symbols = Vec::new();
     // `backtrace::resolve` takes a return address and looks up the byte before it; `ip` is
     // already the instruction to look up, so it is handed over as the address just after it.

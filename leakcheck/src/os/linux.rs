@@ -1,6 +1,7 @@
 //! Linux: the thread list and thread details from `/proc/self/task`, exits observed through
 //! thread pidfds, and live stacks taken by a real-time signal (see [`live_stack`]).
 
+mod c_runtime;
 mod elf;
 mod exit_wait;
 mod live_stack;
@@ -8,6 +9,7 @@ mod proc;
 #[cfg(leakcheck_interpose)]
 pub(crate) mod pthread;
 
+pub(crate) use c_runtime::c_runtime_function;
 pub(crate) use exit_wait::{wait_for_any_exit, ExitWait};
 pub(crate) use live_stack::live_stack;
 pub(crate) use proc::list_threads;

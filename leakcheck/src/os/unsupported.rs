@@ -87,3 +87,8 @@ pub(crate) fn wait_for_any_exit(_tids: &[i32], _deadline: Instant) -> ExitWait {
 pub(crate) fn live_stack(_thread: &ThreadHandle, _timeout: Duration) -> Result<Vec<usize>, String> {
     Err(format!("live stacks are {NOT_HERE}"))
 }
+
+/// Elsewhere every address is symbolised through debug info.
+pub(crate) fn c_runtime_function(_ip: usize) -> Option<String> {
+    None
+}
