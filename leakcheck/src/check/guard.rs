@@ -5,8 +5,8 @@ use std::panic::Location;
 use std::future::Future;
 
 use super::outcome;
-use super::survivors::SETTLE;
 use super::timer;
+use super::wait::SETTLE;
 use super::wait::{Check, ReportExtras};
 use crate::context;
 use crate::options::Options;

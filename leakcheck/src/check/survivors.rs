@@ -4,30 +4,17 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::ignore;
 use super::ignore_file::IgnoreFile;
-use super::wait::{Check, Scan};
+use super::wait::{Check, Scan, Verdict, SETTLE};
 use crate::options::Options;
 use crate::os::LiveStackBudget;
 use crate::plain_threads;
 use crate::registry::{self, TaskRecord};
 use crate::report::LeakedTask;
 use crate::vocab::{TaskId, TaskKind};
-
-/// Whether a survivor counts, and if not, what forgave it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
-    Counts,
-    IgnoredByOptions,
-    /// Hidden by the project's rule at this index.
-    HiddenByRule(usize),
-}
-
-/// How long a plain thread that is about to exit (joined, in its thread-local teardown) gets
-/// before a check spends time reading its stacks to classify it.
-pub(super) const SETTLE: Duration = Duration::from_millis(5);
 
 /// What forgives `task`: the check's options first, then the project's rules.
 fn decide(

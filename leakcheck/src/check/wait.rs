@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use super::census::UntrackedWatch;
 use super::ignore_file::{self, IgnoreFile};
-use super::survivors::{Verdict, SETTLE};
 use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
@@ -19,6 +18,19 @@ use crate::plain_threads;
 use crate::registry::{exit_signal, ExitSubscription, Scope, TaskRecord};
 use crate::report::{LeakReport, Site, Stack};
 use crate::vocab::TaskId;
+
+/// Whether a survivor counts, and if not, what forgave it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Counts,
+    IgnoredByOptions,
+    /// Hidden by the project's rule at this index.
+    HiddenByRule(usize),
+}
+
+/// How long a plain thread that is about to exit (joined, in its thread-local teardown) gets
+/// before a check spends time reading its stacks to classify it.
+pub(super) const SETTLE: Duration = Duration::from_millis(5);
 
 /// One check in progress: what it looks at, and what it has seen.
 pub(crate) struct Check {
