@@ -34,10 +34,11 @@ pub(crate) fn now() -> u64 {
     u64::try_from(nanos).unwrap_or(u64::MAX)
 }
 
-/// A reading of [`now`] kept in 32 bits, in units of 2^20 ns (about a millisecond, finer than the
-/// coarse clock itself), for the timestamps every task record carries: with them a record fits
-/// in two cache lines. [`Stamp::expand`] restores a reading exactly to the unit, as long as it is
-/// less than 2^52 ns (52 days) old; a task alive for longer reads younger by a multiple of that.
+/// A reading of [`now`] kept in 32 bits, in units of 2^20 ns (about a millisecond, about the
+/// coarse clock's own resolution), for the timestamps every task record carries: with them a
+/// record fits in two cache lines. [`Stamp::expand`] restores a reading to the unit, as long as
+/// it is less than 2^51 ns (26 days) old; a task alive for longer reads younger by a multiple of
+/// that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stamp(u32);
 
@@ -62,10 +63,15 @@ impl Stamp {
         (bits != 0).then_some(Stamp(bits))
     }
 
-    /// The reading this stamp was made from (to the unit), given a later reading `now`.
+    /// The reading this stamp was made from (to the unit), given a reading `now` taken after it.
+    /// A stamp from after `now` (another thread stamped between our reading and our load of the
+    /// stamp) expands to `now`'s unit: it is that recent.
     pub(crate) fn expand(self, now: u64) -> u64 {
-        let units_ago = Stamp::of(now).0.wrapping_sub(self.0);
         let now_in_units = now >> STAMP_SHIFT << STAMP_SHIFT;
+        let units_ago = Stamp::of(now).0.wrapping_sub(self.0);
+        if units_ago > i32::MAX as u32 {
+            return now_in_units; // Newer than `now`.
+        }
         now_in_units.saturating_sub(u64::from(units_ago) << STAMP_SHIFT)
     }
 }
@@ -77,9 +83,14 @@ mod tests {
     #[test]
     fn a_stamp_expands_to_its_reading_to_the_unit() {
         let unit = 1 << 20;
-        for reading in [0, 5 * unit + 7, 1 << 40, (1 << 52) + 3 * unit] {
+        for reading in [0, 5 * unit + 7, 1 << 40, (1 << 53) + 3 * unit] {
             let stamp = Stamp::of(reading);
-            for later in [reading, reading + unit, reading + 1_000 * unit] {
+            for later in [
+                reading,
+                reading + unit,
+                reading + 1_000 * unit,
+                reading + (1 << 50),
+            ] {
                 let expanded = stamp.expand(later);
                 assert!(
                     expanded <= reading && reading - expanded < unit,
@@ -87,6 +98,10 @@ mod tests {
                 );
             }
         }
+        // Stamped on another thread after this one read `now`: that recent, not 26 days ago.
+        let now = 1 << 40;
+        let just_after = Stamp::of(now + unit);
+        assert_eq!(just_after.expand(now), now >> 20 << 20);
         assert_eq!(Stamp::from_nonzero_bits(0), None);
         assert_eq!(
             Stamp::from_nonzero_bits(Stamp::of(9 * unit).to_nonzero_bits()),

@@ -1,5 +1,6 @@
-//! The sharded intrusive list that holds a scope's live tasks: all of the crate's list and
-//! pointer `unsafe` is here, behind a safe API.
+//! The sharded intrusive list that holds a scope's live tasks: all of the list's pointer `unsafe`
+//! is here, behind a safe API (the only other `unsafe` of the registry is `spare`'s reuse of an
+//! `Arc` allocation).
 //!
 //! Each element carries its own [`Links`]. A [`Shard`] owns one strong reference to each element
 //! in it (taken with `Arc::into_raw` on insertion, given back on removal), so a listed element is

@@ -42,7 +42,8 @@ impl<T> Spare<T> {
     /// Writes what `make` returns into the allocation, and gives it back as an `Arc<T>`.
     ///
     /// `make` is called with the allocation already made, so that the value (a few cache lines)
-    /// is built in place, not on the stack and then copied.
+    /// may be built in place rather than on the stack and then copied (what the compiler does
+    /// once `make` is inlined: `TaskRecord::new` is `inline(always)` for this).
     #[inline]
     pub(crate) fn fill(self, make: impl FnOnce() -> T) -> Arc<T> {
         let slot = Arc::into_raw(self.0).cast_mut();

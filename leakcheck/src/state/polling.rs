@@ -155,6 +155,11 @@ impl StateCell {
 
     /// One of the async task's wakers was woken.
     pub(crate) fn note_wake(&self) {
+        debug_assert_eq!(
+            self.kind,
+            TaskKind::Async,
+            "only async tasks have our wakers"
+        );
         self.woken.store(true, Ordering::Relaxed);
         // Pairs with the fence in `end_pending_poll`.
         fence(Ordering::SeqCst);
@@ -174,11 +179,21 @@ impl StateCell {
     /// A clone of the async task's waker was made.
     #[inline]
     pub(crate) fn note_waker_cloned(&self) {
+        debug_assert_eq!(
+            self.kind,
+            TaskKind::Async,
+            "only async tasks have our wakers"
+        );
         self.live_wakers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A clone of the async task's waker was dropped (or consumed by `wake`).
     pub(crate) fn note_waker_dropped(&self) {
+        debug_assert_eq!(
+            self.kind,
+            TaskKind::Async,
+            "only async tasks have our wakers"
+        );
         if self.live_wakers.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
