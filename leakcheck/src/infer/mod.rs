@@ -78,9 +78,30 @@ const RUNTIME_CRATES: &[&str] = &["std", "core", "alloc", "leakcheck", "backtrac
 
 /// Whether `frame` is the language runtime's or the C library's: std, core, alloc, leakcheck,
 /// or a C function (no Rust path).
+///
+/// A frame in the toolchain's std, core or alloc sources is the runtime's whatever its name
+/// says: built with `debug = "line-tables-only"`, inlined frames are named without their path
+/// (`do_call`, not `std::panicking::catch_unwind::do_call`).
 pub(crate) fn is_runtime_frame(frame: &Frame) -> bool {
     let name = normalise(frame.function());
-    is_c_function(&name) || RUNTIME_CRATES.contains(&first_segment(&name))
+    is_c_function(&name)
+        || RUNTIME_CRATES.contains(&first_segment(&name))
+        || frame.file().is_some_and(is_runtime_source)
+}
+
+/// The toolchain's std, core or alloc sources, as debug info names them (under `/rustc/<hash>/`
+/// or a local toolchain's `lib/rustlib/`) or as symbolisation shortens them (`std/src/…`).
+fn is_runtime_source(file: &str) -> bool {
+    const RUNTIME_LIBRARIES: &[&str] = &["std", "core", "alloc", "panic_unwind"];
+    if let Some((first, rest)) = file.split_once('/') {
+        if RUNTIME_LIBRARIES.contains(&first) && rest.starts_with("src/") {
+            return true;
+        }
+    }
+    (file.contains("/rustc/") || file.contains("/lib/rustlib/"))
+        && RUNTIME_LIBRARIES
+            .iter()
+            .any(|library| file.contains(&format!("/library/{library}/src/")))
 }
 
 /// Whether `frame` is library code, not the user's: the runtime, and any crate whose source is
@@ -187,6 +208,26 @@ pub(crate) mod tests {
             file: None,
             line: None,
         }
+    }
+
+    #[test]
+    fn a_frame_in_std_sources_is_the_runtimes_even_with_a_bare_name() {
+        // As `debug = "line-tables-only"` names inlined frames: no path.
+        for file in [
+            "std/src/panicking.rs",
+            "/rustc/0123abcd/library/std/src/thread/lifecycle.rs",
+            "core/src/ops/function.rs",
+        ] {
+            assert!(is_runtime_frame(&frame("do_call", file)), "{file}");
+        }
+        assert!(!is_runtime_frame(&frame(
+            "my_app::spawn_worker",
+            "src/worker.rs"
+        )));
+        assert!(!is_runtime_frame(&frame(
+            "my_app::spawn_worker",
+            "stdx/src/lib.rs"
+        )));
     }
 
     #[test]
