@@ -11,7 +11,7 @@ use crate::registry::TaskRecord;
 use crate::report::{
     resolve_stacks_whole, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
 };
-use crate::vocab::{TaskId, TaskKind, TaskState};
+use crate::vocab::{TaskId, TaskState};
 
 /// How many ancestors a report shows per survivor.
 const PARENTS_SHOWN: usize = 8;
@@ -44,7 +44,7 @@ pub(crate) fn leaked_tasks(
     let mut scope_labels: HashMap<u64, String> = HashMap::new();
     let mut entry_names: HashMap<*const u8, String> = HashMap::new();
     for record in records {
-        let observed = record.state.observe();
+        let observed = record.state.observe_at(now);
         let blocked = (observed.state == TaskState::Blocked)
             .then(|| record.blocked())
             .flatten();
@@ -127,7 +127,7 @@ pub(crate) fn leaked_tasks(
             last_polled_ago: observed
                 .last_polled
                 .map(|at| Duration::from_nanos(now.saturating_sub(at))),
-            wakers_observed: record.kind() == TaskKind::Async && record.state.observes_wakers(),
+            wakers_observed: record.state.observes_wakers(),
             parents: parents_of(record),
             stack: None,
             stack_unavailable,

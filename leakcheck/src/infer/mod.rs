@@ -12,6 +12,7 @@ pub(crate) mod pool;
 pub(crate) mod wait;
 
 use crate::report::Frame;
+use crate::symbols::short_path;
 
 /// A function name with what varies between builds removed: a leading `<` and its `>`, the
 /// `as Trait` part of a trait method's self type, crate disambiguators (`std[1a2b…]`), generic
@@ -93,15 +94,14 @@ pub(crate) fn is_runtime_frame(frame: &Frame) -> bool {
 /// or a local toolchain's `lib/rustlib/`) or as symbolisation shortens them (`std/src/…`).
 fn is_runtime_source(file: &str) -> bool {
     const RUNTIME_LIBRARIES: &[&str] = &["std", "core", "alloc", "panic_unwind"];
-    if let Some((first, rest)) = file.split_once('/') {
-        if RUNTIME_LIBRARIES.contains(&first) && rest.starts_with("src/") {
-            return true;
-        }
-    }
-    (file.contains("/rustc/") || file.contains("/lib/rustlib/"))
-        && RUNTIME_LIBRARIES
-            .iter()
-            .any(|library| file.contains(&format!("/library/{library}/src/")))
+    toolchain_library(&short_path(file)).is_some_and(|library| RUNTIME_LIBRARIES.contains(&library))
+}
+
+/// The toolchain library a shortened source path is in (`std` for `std/src/sync/mpsc.rs`).
+fn toolchain_library(file: &str) -> Option<&str> {
+    const TOOLCHAIN: &[&str] = &["std", "core", "alloc", "proc_macro", "test", "panic_unwind"];
+    let (first, rest) = file.split_once('/')?;
+    (TOOLCHAIN.contains(&first) && rest.starts_with("src/")).then_some(first)
 }
 
 /// Whether `frame` is library code, not the user's: the runtime, and any crate whose source is
@@ -130,7 +130,6 @@ const LIBRARY_CRATES: &[&str] = &[
 /// names them (absolute), or as symbolisation shortens them (`tokio-1.54.1/src/…`,
 /// `std/src/…`, `name-<hash>/…` for a git checkout).
 fn is_dependency_file(file: &str) -> bool {
-    const TOOLCHAIN: &[&str] = &["std", "core", "alloc", "proc_macro", "test", "panic_unwind"];
     if file.contains("/.cargo/registry/")
         || file.contains("/.cargo/git/checkouts/")
         || file.contains("/rustc/")
@@ -138,12 +137,12 @@ fn is_dependency_file(file: &str) -> bool {
     {
         return true;
     }
-    let Some((first, rest)) = file.split_once('/') else {
-        return false;
-    };
-    if TOOLCHAIN.contains(&first) && rest.starts_with("src/") {
+    if toolchain_library(file).is_some() {
         return true;
     }
+    let Some((first, _)) = file.split_once('/') else {
+        return false;
+    };
     // `name-1.8.1` (a registry package) or `name-0123abcd…` (a git checkout).
     first.rsplit_once('-').is_some_and(|(name, suffix)| {
         !name.is_empty()

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::clock::{self, Stamp};
+use crate::clock::Stamp;
 use crate::vocab::{TaskKind, TaskState};
 use word::{PackedState, StateWord};
 
@@ -143,8 +143,9 @@ impl StateCell {
     ///
     /// For a future whose wakers are observed, an `idle` state with no live waker reads `lost`:
     /// the transitions make that the state already, and this keeps a report right even if one
-    /// was overtaken.
-    pub(crate) fn observe(&self) -> Observed {
+    /// was overtaken. `now` is the reading the caller measures ages from (one per report, not
+    /// one per task).
+    pub(crate) fn observe_at(&self, now: u64) -> Observed {
         let (mut state, since) = self.word.load();
         if self.kind != TaskKind::Async {
             return Observed {
@@ -159,8 +160,14 @@ impl StateCell {
         Observed {
             state,
             since,
-            last_polled: self.last_polled(clock::now()),
+            last_polled: self.last_polled(now),
         }
+    }
+
+    /// [`observe_at`](Self::observe_at) now.
+    #[cfg(test)]
+    pub(crate) fn observe(&self) -> Observed {
+        self.observe_at(crate::clock::now())
     }
 }
 
@@ -224,7 +231,7 @@ mod tests {
         cell.note_wake();
         assert_eq!(cell.observe().state, TaskState::Scheduled);
 
-        let third_poll = clock::now();
+        let third_poll = crate::clock::now();
         cell.begin_poll(third_poll);
         cell.end_pending_poll(None, third_poll);
         assert_eq!(
