@@ -10,14 +10,16 @@
 //! and its scope is its creator's.
 //!
 //! Entering a task is on the hot path of every poll, so [`in_task`] borrows the record instead
-//! of cloning `Arc`s: the frame holds the record's `Arc` pointer for the duration of a closure,
-//! which the borrow keeps valid. That pointer is the one `unsafe` here. (A closure, not a guard:
-//! a guard could be leaked with `mem::forget`, leaving the pointer behind after the borrow.)
+//! of cloning `Arc`s, and keeps it apart from the stack of frames: a thread-local slot holds the
+//! record's `Arc` pointer for the duration of a closure, which the borrow keeps valid, and the
+//! token of the first frame entered inside it, which tells the frames inside the task from those
+//! outside. That pointer is the one `unsafe` here. (A closure, not a guard: a guard could be
+//! leaked with `mem::forget`, leaving the pointer behind after the borrow.)
 //!
 //! Guards are `!Send` (a frame belongs to the thread that pushed it), and each removes exactly
 //! the frames it pushed, found by a token, even if guards are dropped out of order.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
@@ -28,54 +30,70 @@ use crate::vocab::TaskKind;
 enum Frame {
     Scope(Arc<Scope>),
     OwnedTask(Arc<TaskRecord>),
-    /// `Arc::as_ptr` of a record (or `Listed::as_ptr`, the same allocation's), valid while the
-    /// [`in_task`] (or [`in_listed_task`]) call that pushed it runs, which borrows the `Arc` (or
-    /// the handle).
-    BorrowedTask(*const TaskRecord),
 }
 
 impl Frame {
-    fn task(&self) -> Option<&TaskRecord> {
+    fn task(&self) -> Option<&Arc<TaskRecord>> {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(task),
-            // SAFETY: the `in_task` (or `in_listed_task`) call that pushed this frame borrows
-            // the record's `Arc` (or its listed handle) and removes the frame before it returns
-            // or unwinds (its private guard cannot be leaked); frames are only read on their
-            // own thread.
-            Frame::BorrowedTask(task) => Some(unsafe { &**task }),
-        }
-    }
-
-    /// Another strong reference to this frame's task.
-    fn share_task(&self) -> Option<Arc<TaskRecord>> {
-        match self {
-            Frame::Scope(_) => None,
-            Frame::OwnedTask(task) => Some(Arc::clone(task)),
-            // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc` or `Listed::as_ptr` of a live
-            // handle (see `task`), so it has the provenance of the whole `Arc` allocation,
-            // counts included; the reference added here is the one the returned `Arc` owns.
-            Frame::BorrowedTask(task) => unsafe {
-                Arc::increment_strong_count(*task);
-                Some(Arc::from_raw(*task))
-            },
         }
     }
 
     fn scope(&self) -> &Arc<Scope> {
         match self {
             Frame::Scope(scope) => scope,
-            _ => &self.task().expect("a task frame").scope,
+            Frame::OwnedTask(task) => &task.scope,
         }
     }
 }
 
-#[derive(Default)]
+/// The task whose closure [`in_task`] runs on this thread right now, which borrows its record for
+/// the closure: every poll of a tracked future enters one, so it is two words of a thread local,
+/// saved and restored, not a frame on the stack.
+#[derive(Clone, Copy)]
+struct Borrowed {
+    /// `Arc::as_ptr` of the record (or `Listed::as_ptr`, the same allocation's); null for none.
+    task: *const TaskRecord,
+    /// The token the next guard got when the task was entered: frames with a token at least this
+    /// were entered inside its closure, so they are inside the task. (Tokens grow as frames are
+    /// pushed, and frames stay in push order, so those are the top ones.)
+    mark: u64,
+}
+
+impl Borrowed {
+    const NONE: Borrowed = Borrowed {
+        task: std::ptr::null(),
+        mark: 0,
+    };
+
+    fn task(&self) -> Option<&TaskRecord> {
+        // SAFETY: a non-null `task` was set by the `in_task` (or `in_listed_task`) call that
+        // runs now on this thread, lower on the stack: it borrows the record's `Arc` (or its
+        // listed handle) for as long as it runs, and puts the previous value back before it
+        // returns or unwinds (its private guard cannot be leaked). The reference is tied to this
+        // copy, which lives no longer than the caller's look at the context.
+        unsafe { self.task.as_ref() }
+    }
+
+    /// Another strong reference to the borrowed task.
+    fn share(&self) -> Option<Arc<TaskRecord>> {
+        self.task()?;
+        // SAFETY: the record is alive (see `task`), and the pointer is `Arc::as_ptr` of a live
+        // `Arc` or `Listed::as_ptr` of a live handle, so it has the provenance of the whole
+        // `Arc` allocation, counts included; the reference added here is the one the returned
+        // `Arc` owns.
+        unsafe {
+            Arc::increment_strong_count(self.task);
+            Some(Arc::from_raw(self.task))
+        }
+    }
+}
+
 struct Context {
-    /// Entered scopes and tasks, innermost last, each with the token of the guard that pushed it.
+    /// Entered scopes and tasks, innermost last, each with the token of the guard that pushed it
+    /// (so in token order).
     frames: Vec<(u64, Frame)>,
-    /// The token of the next guard.
-    next_token: u64,
     /// The scope of the thread itself, created on first use.
     implicit: Option<Arc<Scope>>,
     /// A plain thread's own record (see [`inherit`]): current beneath every entered frame.
@@ -121,9 +139,31 @@ impl Inherited {
 }
 
 impl Context {
-    fn scope(&mut self) -> Arc<Scope> {
-        if let Some((_, frame)) = self.frames.last() {
+    const NEW: Context = Context {
+        frames: Vec::new(),
+        implicit: None,
+        inherited: None,
+    };
+
+    /// The frames entered inside the borrowed task, or all of them when none is borrowed: the
+    /// ones that are more current than it.
+    fn frames_inside(&self, borrowed: Borrowed) -> impl DoubleEndedIterator<Item = &Frame> {
+        let first = match self.frames.last() {
+            Some((top, _)) if *top >= borrowed.mark => self
+                .frames
+                .partition_point(|(token, _)| *token < borrowed.mark),
+            _ => self.frames.len(),
+        };
+        self.frames[first..].iter().map(|(_, frame)| frame)
+    }
+
+    fn scope(&mut self, borrowed: Borrowed) -> Arc<Scope> {
+        if let Some(frame) = self.frames_inside(borrowed).next_back() {
             return Arc::clone(frame.scope());
+        }
+        // Frames entered before the borrowed task are outside it: its scope is current.
+        if let Some(task) = borrowed.task() {
+            return Arc::clone(&task.scope);
         }
         if let Some(task) = self.inherited.as_ref().and_then(Inherited::task) {
             return Arc::clone(&task.scope);
@@ -134,31 +174,34 @@ impl Context {
         )
     }
 
-    fn task_frame(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .rev()
-            .map(|(_, frame)| frame)
-            .find(|frame| !matches!(frame, Frame::Scope(_)))
+    fn inner_task(&self, borrowed: Borrowed) -> Option<&Arc<TaskRecord>> {
+        self.frames_inside(borrowed).rev().find_map(Frame::task)
     }
 
-    fn task(&self) -> Option<&TaskRecord> {
-        self.task_frame()
-            .and_then(Frame::task)
-            .or_else(|| self.inherited.as_ref()?.task())
+    fn task<'a>(&'a self, borrowed: &'a Borrowed) -> Option<&'a TaskRecord> {
+        if let Some(task) = self.inner_task(*borrowed) {
+            return Some(task);
+        }
+        if borrowed.task.is_null() {
+            return self.inherited.as_ref()?.task();
+        }
+        borrowed.task()
     }
 
     /// Another strong reference to the current task.
-    fn share_task(&self) -> Option<Arc<TaskRecord>> {
-        match self.task_frame() {
-            Some(frame) => frame.share_task(),
-            None => self.inherited.as_ref()?.share(),
+    fn share_task(&self, borrowed: Borrowed) -> Option<Arc<TaskRecord>> {
+        if let Some(task) = self.inner_task(borrowed) {
+            return Some(Arc::clone(task));
         }
+        if borrowed.task.is_null() {
+            return self.inherited.as_ref()?.share();
+        }
+        borrowed.share()
     }
 
     fn push(&mut self, frames: impl IntoIterator<Item = Frame>) -> u64 {
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = NEXT_TOKEN.get();
+        NEXT_TOKEN.set(token + 1);
         self.frames
             .extend(frames.into_iter().map(|frame| (token, frame)));
         token
@@ -229,16 +272,22 @@ pub(crate) fn is_main_threads_scope(label: &ScopeLabel) -> bool {
 }
 
 thread_local! {
-    static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
+    static CONTEXT: RefCell<Context> = const { RefCell::new(Context::NEW) };
+    /// The task [`in_task`] runs now; kept apart from [`CONTEXT`] so that entering it touches
+    /// neither the `RefCell` nor the frames.
+    static BORROWED: Cell<Borrowed> = const { Cell::new(Borrowed::NONE) };
+    /// The token of the next guard.
+    static NEXT_TOKEN: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The scope a task spawned here joins, and the task that spawns it.
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
     CONTEXT
         .try_with(|cx| {
+            let borrowed = BORROWED.get();
             let mut cx = cx.borrow_mut();
-            let parent = cx.share_task();
-            (cx.scope(), parent)
+            let parent = cx.share_task(borrowed);
+            (cx.scope(borrowed), parent)
         })
         .unwrap_or_else(|_| (teardown_scope(), None))
 }
@@ -250,9 +299,10 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
 pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Arc<TaskRecord>>)> {
     CONTEXT
         .try_with(|cx| {
+            let borrowed = BORROWED.get();
             let mut cx = cx.try_borrow_mut().ok()?;
-            let parent = cx.share_task();
-            Some((cx.scope(), parent))
+            let parent = cx.share_task(borrowed);
+            Some((cx.scope(borrowed), parent))
         })
         .unwrap_or_else(|_| Some((teardown_scope(), None)))
 }
@@ -287,13 +337,14 @@ pub(crate) fn register_listed(
 pub(crate) fn current_scope() -> Arc<Scope> {
     CONTEXT
         .try_with(|cx| {
+            let borrowed = BORROWED.get();
             let mut cx = cx.borrow_mut();
-            if cx.frames.is_empty() {
+            if cx.frames.is_empty() && borrowed.task.is_null() {
                 if let Some(inherited) = &cx.inherited {
                     inherited.checks_itself.set(true);
                 }
             }
-            cx.scope()
+            cx.scope(borrowed)
         })
         .unwrap_or_else(|_| teardown_scope())
 }
@@ -301,7 +352,7 @@ pub(crate) fn current_scope() -> Arc<Scope> {
 /// The tracked task running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
     CONTEXT
-        .try_with(|cx| cx.borrow().share_task())
+        .try_with(|cx| cx.borrow().share_task(BORROWED.get()))
         .ok()
         .flatten()
 }
@@ -309,7 +360,10 @@ pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
 /// Runs `f` with the tracked task running on this thread, if any, without cloning it.
 pub(crate) fn with_current_task<R>(f: impl FnOnce(Option<&TaskRecord>) -> R) -> R {
     let mut f = Some(f);
-    let result = CONTEXT.try_with(|cx| (f.take().expect("called once"))(cx.borrow().task()));
+    let result = CONTEXT.try_with(|cx| {
+        let borrowed = BORROWED.get();
+        (f.take().expect("called once"))(cx.borrow().task(&borrowed))
+    });
     result.unwrap_or_else(|_| (f.take().expect("not called while the context is gone"))(None))
 }
 
@@ -383,9 +437,12 @@ pub(crate) fn in_listed_task<R>(task: &Listed<TaskRecord>, f: impl FnOnce() -> R
 /// Runs `f` with the record at `task` current; the caller's borrow keeps it alive meanwhile.
 #[inline]
 fn in_borrowed_task<R>(task: *const TaskRecord, f: impl FnOnce() -> R) -> R {
-    let frame = Frame::BorrowedTask(task);
-    let _guard = TaskGuard {
-        token: CONTEXT.try_with(|cx| cx.borrow_mut().push([frame])).ok(),
+    let entered = Borrowed {
+        task,
+        mark: NEXT_TOKEN.get(),
+    };
+    let _restore = RestoreBorrowed {
+        previous: BORROWED.replace(entered),
         _task: PhantomData,
     };
     f()
@@ -405,17 +462,17 @@ impl Drop for ContextGuard {
     }
 }
 
-/// Restores the context that was current before [`in_task`]; borrows the task meanwhile.
-/// Not `Send`: its frame is this thread's. Private to [`in_task`], so it is never leaked.
-struct TaskGuard<'a> {
-    token: Option<u64>,
+/// Puts back the task that was borrowed before [`in_task`]; borrows the task meanwhile.
+/// Not `Send`: it restores this thread's context. Private to [`in_task`], so it is never leaked.
+struct RestoreBorrowed<'a> {
+    previous: Borrowed,
     _task: PhantomData<(&'a TaskRecord, *const ())>,
 }
 
-impl Drop for TaskGuard<'_> {
+impl Drop for RestoreBorrowed<'_> {
     #[inline]
     fn drop(&mut self) {
-        pop(self.token);
+        BORROWED.set(self.previous);
     }
 }
 
@@ -497,6 +554,41 @@ mod tests {
         assert_eq!(Arc::strong_count(&task), 1);
     }
 
+    #[test]
+    fn frames_entered_inside_a_borrowed_task_are_current_over_it_and_earlier_ones_are_not() {
+        let named = |name: &str| open_scope(ScopeLabel::Named(name.into()));
+        let (outside, tasks, inside) = (named("outside"), named("tasks"), named("inside"));
+        let spawn = |name| {
+            let _scope = enter(Arc::clone(&tasks), None);
+            register(TaskKind::Thread, None, Location::caller(), name)
+        };
+        let (task, nested) = (spawn(|| "task"), spawn(|| "nested"));
+        let _outside = enter(Arc::clone(&outside), None);
+        in_task(&task, || {
+            assert_eq!(
+                current_scope().id,
+                tasks.id,
+                "the task's, not the earlier frame's"
+            );
+            {
+                let _inside = enter(Arc::clone(&inside), None);
+                assert_eq!(current_scope().id, inside.id, "entered inside the task");
+                assert_eq!(current_task().map(|t| t.id), Some(task.id));
+                in_task(&nested, || {
+                    assert_eq!(current_task().map(|t| t.id), Some(nested.id));
+                    assert_eq!(current_scope().id, tasks.id);
+                });
+                assert_eq!(current_scope().id, inside.id);
+                assert_eq!(current_task().map(|t| t.id), Some(task.id));
+            }
+            assert_eq!(current_scope().id, tasks.id);
+        });
+        assert_eq!(current_scope().id, outside.id);
+        assert!(current_task().is_none());
+        task.exit();
+        nested.exit();
+    }
+
     /// Frames belong to the thread that pushed them: a guard that could move to another thread
     /// would remove its frames from the wrong stack.
     #[test]
@@ -514,7 +606,7 @@ mod tests {
         const {
             assert!(Probe::<Arc<Scope>>::SEND, "the probe tells a Send type");
             assert!(!Probe::<ContextGuard>::SEND);
-            assert!(!Probe::<TaskGuard<'static>>::SEND);
+            assert!(!Probe::<RestoreBorrowed<'static>>::SEND);
         }
     }
 

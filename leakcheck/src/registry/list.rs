@@ -1,6 +1,6 @@
 //! The sharded intrusive list that holds a scope's live tasks: all of the list's pointer `unsafe`
-//! is here, behind a safe API (the only other `unsafe` of the registry is `spare`'s reuse of an
-//! `Arc` allocation).
+//! is here, behind a safe API (the registry's other `unsafe` is the lock in `shard_lock` and
+//! `spare`'s reuse of an `Arc` allocation).
 //!
 //! Each element carries its own [`Links`]. A [`Shard`] owns one strong reference to each element
 //! in it (taken with `Arc::into_raw` on insertion, given back on removal), so a listed element is
@@ -21,8 +21,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
+use super::shard_lock::ShardLock;
 use super::spare::Spare;
 
 /// An element's neighbours in the one list it may be in, which only that list's lock may touch.
@@ -100,7 +99,7 @@ static NEXT_SHARD_ID: AtomicUsize = AtomicUsize::new(NO_SHARD + 1);
 /// One lock and its list, alone on a cache line; `len` is readable without the lock.
 #[repr(align(64))]
 pub(crate) struct Shard<T: Linked> {
-    head: Mutex<Head<T>>,
+    head: ShardLock<Head<T>>,
     len: AtomicUsize,
     id: usize,
 }
@@ -108,7 +107,7 @@ pub(crate) struct Shard<T: Linked> {
 impl<T: Linked> Shard<T> {
     pub(crate) fn new() -> Shard<T> {
         Shard {
-            head: Mutex::new(Head { first: ptr::null() }),
+            head: ShardLock::new(Head { first: ptr::null() }),
             len: AtomicUsize::new(0),
             id: NEXT_SHARD_ID.fetch_add(1, Ordering::Relaxed),
         }

@@ -8,9 +8,10 @@
 //! opens) and the exit signal that wakes checks waiting for survivors to finish.
 //!
 //! The registry knows nothing of what is current on a thread, of async tasks, executors, reports
-//! or checks. All of its `unsafe` is in [`list`] and [`spare`].
+//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`] and [`spare`].
 //!
 //! - `list`: the sharded intrusive list (`unsafe`, behind a safe API);
+//! - `shard_lock`: the lock of one shard, released with a store (`unsafe`, behind a safe API);
 //! - `spare`: record allocations, written in place and reused (`unsafe`, behind a safe API);
 //! - `scope`: a scope and its shards;
 //! - `record`: one task's record, its id, its exit;
@@ -22,6 +23,7 @@ mod exit_signal;
 mod list;
 mod record;
 mod scope;
+mod shard_lock;
 mod spare;
 
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
