@@ -78,6 +78,7 @@ pub(crate) fn being_read_here() -> bool {
 }
 
 /// The capture level, without waiting for anything else: read on every spawn.
+#[inline]
 pub(crate) fn capture_level() -> CaptureLevel {
     get().capture
 }

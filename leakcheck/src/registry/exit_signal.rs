@@ -20,6 +20,7 @@ pub(crate) struct ExitSignal {
     condvar: Condvar,
 }
 
+#[inline]
 pub(crate) fn exit_signal() -> &'static ExitSignal {
     static SIGNAL: ExitSignal = ExitSignal {
         epoch: AtomicU64::new(0),
@@ -32,13 +33,19 @@ pub(crate) fn exit_signal() -> &'static ExitSignal {
 
 impl ExitSignal {
     /// Called on every tracked exit.
+    #[inline]
     pub(crate) fn notify(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-            let wakers = std::mem::take(&mut *self.lock.lock());
-            self.condvar.notify_all();
-            wakers.into_iter().for_each(Waker::wake);
+            self.wake_waiters();
         }
+    }
+
+    #[cold]
+    fn wake_waiters(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let wakers = std::mem::take(&mut *self.lock.lock());
+        self.condvar.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Registers interest in exits until the returned guard is dropped.

@@ -124,6 +124,20 @@ mod tests {
     }
 
     #[test]
+    fn a_threads_tasks_in_a_row_share_a_shard() {
+        let scope = open_scope(ScopeLabel::Named("runs".into()));
+        id_watermark(); // The next spawn here takes a fresh block of ids.
+        let records: Vec<_> = (0..10).map(|_| register(&scope, None)).collect();
+        let first = scope.shard(records[0].id);
+        assert!(
+            records.iter().all(|r| std::ptr::eq(scope.shard(r.id), first)),
+            "ids {:?} span shards",
+            records.iter().map(|r| r.id).collect::<Vec<_>>()
+        );
+        records.iter().for_each(|r| r.exit());
+    }
+
+    #[test]
     fn a_deep_spawn_chain_drops_without_recursion() {
         let scope = open_scope(ScopeLabel::Named("chain".into()));
         let mut parent = None;

@@ -1,13 +1,13 @@
 //! The record of one tracked task: who it is, where it was spawned, its state, its scope.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
 use super::list::{Linked, Links, Listed};
-use super::scope::{Member, Scope};
+use super::scope::{Member, Scope, SHARD_RUN};
 use super::spare::Spare;
 use crate::clock;
 use crate::config::CaptureLevel;
@@ -15,11 +15,12 @@ use crate::os::ThreadHandle;
 use crate::state::{Blocked, SavedState, StateCell, StateDetails};
 use crate::vocab::{TaskId, TaskKind};
 
-/// Ids are handed out in blocks, one thread at a time, so that a spawn takes no shared atomic.
-const ID_BLOCK: u64 = 64;
+/// Ids are handed out in blocks, one thread at a time, so that a spawn takes no shared atomic;
+/// a block is a run of ids that share a shard of their scope.
+const ID_BLOCK: u64 = SHARD_RUN;
 
-/// The first id of the next block.
-static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+/// The first id of the next block (blocks start at multiples of [`ID_BLOCK`]).
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(ID_BLOCK);
 
 /// Moved by every [`id_watermark`]: a thread whose block predates it takes a fresh block first.
 static ID_EPOCH: AtomicU64 = AtomicU64::new(0);
@@ -44,8 +45,7 @@ const SPARES_KEPT: usize = 32;
 
 thread_local! {
     /// Allocations of records that ended on this thread: see [`TaskRecord::retire`].
-    static SPARES: std::cell::RefCell<Vec<Spare<TaskRecord>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static SPARES: RefCell<Vec<Spare<TaskRecord>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An allocation for a new record: one this thread kept, or a fresh one.
@@ -79,8 +79,9 @@ fn next_task_id() -> TaskId {
         });
         start
     });
-    // In a thread-local destructor, when the block is gone: an id of its own.
-    TaskId(id.unwrap_or_else(|_| NEXT_ID_BLOCK.fetch_add(1, Ordering::SeqCst)))
+    // In a thread-local destructor, when the block is gone: a block of its own, so that blocks
+    // stay aligned to shard runs.
+    TaskId(id.unwrap_or_else(|_| NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::SeqCst)))
 }
 
 /// An id that every task alive now has less of, and that every task spawned after this returns
@@ -226,6 +227,7 @@ impl TaskRecord {
     }
 
     /// A backtrace of here to keep (at spawn, or as a task blocks), at `scope`'s capture level.
+    #[inline]
     fn captured_backtrace(scope: &Scope<TaskRecord>) -> Option<Arc<backtrace::Backtrace>> {
         match scope.capture_level() {
             CaptureLevel::Location => None,
@@ -394,6 +396,7 @@ impl Drop for TaskRecord {
 impl Side {
     /// What a task being spawned keeps out of line, if anything: a thread always has a side (for
     /// its OS identity), an async task only with a name or a spawn backtrace.
+    #[inline]
     fn at_spawn(
         kind: TaskKind,
         name: Option<Box<str>>,
@@ -401,13 +404,20 @@ impl Side {
         created: Option<Creation>,
     ) -> Option<Box<Side>> {
         let needed = kind != TaskKind::Async || name.is_some() || spawn_backtrace.is_some();
-        needed.then(|| {
-            Box::new(Side {
-                name,
-                spawn_backtrace,
-                created,
-                ..Side::default()
-            })
+        needed.then(|| Side::boxed(name, spawn_backtrace, created))
+    }
+
+    #[inline(never)] // Off the path of a plain tracked future, which has no side.
+    fn boxed(
+        name: Option<Box<str>>,
+        spawn_backtrace: Option<Arc<backtrace::Backtrace>>,
+        created: Option<Creation>,
+    ) -> Box<Side> {
+        Box::new(Side {
+            name,
+            spawn_backtrace,
+            created,
+            ..Side::default()
         })
     }
 }

@@ -14,6 +14,11 @@ use crate::vocab::TaskId;
 /// locks on the machines tests run on, few enough that an empty scope is cheap to check.
 const SHARDS: usize = 8;
 
+/// How many ids in a row share a shard: a thread's block of ids (see `record::next_task_id`), so
+/// that a thread that spawns and ends tasks keeps to one shard's lock and cache line, instead of
+/// taking turns on all of them with every other thread.
+pub(crate) const SHARD_RUN: u64 = 64;
+
 /// What a scope is, for the report's headline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ScopeLabel {
@@ -79,6 +84,7 @@ impl<T: Member> Scope<T> {
     }
 
     /// How much to record for a task spawned in this scope.
+    #[inline]
     pub(crate) fn capture_level(&self) -> CaptureLevel {
         if self.capture_backtraces.load(Ordering::Relaxed) {
             CaptureLevel::Backtrace
@@ -89,7 +95,7 @@ impl<T: Member> Scope<T> {
 
     /// The shard a member with this id is kept in.
     pub(crate) fn shard(&self, id: TaskId) -> &Shard<T> {
-        &self.shards[(id.0 as usize) % SHARDS]
+        &self.shards[(id.0 / SHARD_RUN) as usize % SHARDS]
     }
 
     pub(crate) fn insert(&self, member: &Arc<T>) {
