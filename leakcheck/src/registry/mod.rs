@@ -130,7 +130,9 @@ mod tests {
         let records: Vec<_> = (0..10).map(|_| register(&scope, None)).collect();
         let first = scope.shard(records[0].id);
         assert!(
-            records.iter().all(|r| std::ptr::eq(scope.shard(r.id), first)),
+            records
+                .iter()
+                .all(|r| std::ptr::eq(scope.shard(r.id), first)),
             "ids {:?} span shards",
             records.iter().map(|r| r.id).collect::<Vec<_>>()
         );
