@@ -127,6 +127,13 @@ impl StateCell {
         self.word.set(TaskState::Running, now);
     }
 
+    /// Stamps the poll that runs now with `now` as its start, for a poll that began with an
+    /// earlier reading (see `task::Tracked`'s first poll).
+    pub(crate) fn stamp_poll(&self, now: u64) {
+        self.last_polled
+            .store(Stamp::of(now).to_nonzero_bits(), Ordering::Relaxed);
+    }
+
     /// A poll of this async task returned `Pending` at `now`: settles the state it waits in.
     /// `details` are the task's, if it has any (a task inside `waiting` has).
     pub(crate) fn end_pending_poll(&self, details: Option<&StateDetails>, now: u64) {
