@@ -161,6 +161,59 @@ fn a_tracked_future_spawned_with_plain_tokio_spawn_is_known_to_the_runtime() {
 }
 
 #[test]
+fn a_tracked_future_inside_a_tracked_spawn_is_not_counted_twice() {
+    for flavor in FLAVORS {
+        let (site_tx, site_rx) = std::sync::mpsc::channel();
+        let report = leak_report(
+            "tokio_runtime::nested_tracked",
+            quick(),
+            config(flavor),
+            async move {
+                let (handle, site) = spawned_here!(leakcheck::tokio::spawn(async {
+                    // Claims nothing of its own: it runs in the spawned task, known already.
+                    leakcheck::task::track(std::future::pending::<()>()).await;
+                }));
+                site_tx.send(site).unwrap();
+                drop(handle);
+                // And one task nobody told leakcheck about, which must not be counted as known.
+                drop(tokio::spawn(std::future::pending::<()>()));
+                tokio::task::yield_now().await;
+            },
+        );
+        let site = site_rx.recv().unwrap();
+        assert_contains(
+            &report,
+            "leakcheck: 3 unexpected tasks in test `nested_tracked`",
+        );
+        assert_contains(&report, &format!("spawned at   {site}"));
+        if !cfg!(tokio_unstable) {
+            // Exactly the plain one: the tracked spawn's task is known once, not twice (which
+            // would hide the plain one) and not zero times.
+            assert_contains(&report, "1 async task of this test's tokio runtime is alive that leakcheck did not see spawn");
+        }
+    }
+}
+
+#[test]
+fn a_finished_tracked_spawn_leaves_nothing_counted() {
+    for flavor in FLAVORS {
+        run_tokio_test(
+            "tokio_runtime::finished_tracked",
+            quick(),
+            config(flavor),
+            async {
+                let answers: Vec<_> = (0..100)
+                    .map(|i| leakcheck::tokio::spawn(async move { i * 2 }))
+                    .collect();
+                for (i, answer) in answers.into_iter().enumerate() {
+                    assert_eq!(answer.await.unwrap(), i * 2);
+                }
+            },
+        );
+    }
+}
+
+#[test]
 fn tasks_that_finish_during_the_grace_period_pass_on_a_current_thread_runtime() {
     for flavor in FLAVORS {
         let start = Instant::now();

@@ -149,7 +149,7 @@ impl<F> Tracked<F> {
     }
 
     /// A reference of its own to the task's record, while the task lives.
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", tokio_unstable))]
     pub(crate) fn share_record(&self) -> Option<std::sync::Arc<TaskRecord>> {
         self.record.as_ref().map(Listed::share)
     }

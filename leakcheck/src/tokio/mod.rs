@@ -151,18 +151,27 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let record = runtime_tasks::wants_spawn_record()
-        .then(|| tracked.share_record())
-        .flatten();
-    #[cfg(tokio_unstable)]
-    let _handoff = record.map(runtime_tasks::hand_off);
     // `tokio::spawn` is `#[track_caller]` too: its spawn location is our caller's.
-    let handle = ::tokio::spawn(tracked);
-    #[cfg(not(tokio_unstable))]
-    if let Some(record) = &record {
-        runtime_tasks::claim_spawned(record, handle.id());
+    #[cfg(tokio_unstable)]
+    {
+        // The runtime's spawn hook takes the record over instead of making one of its own.
+        let record = runtime_tasks::wants_spawn_record()
+            .then(|| tracked.share_record())
+            .flatten();
+        let _handoff = record.map(runtime_tasks::hand_off);
+        ::tokio::spawn(tracked)
     }
-    handle
+    #[cfg(not(tokio_unstable))]
+    {
+        // On a test runtime, the task is counted as known (its runtime counts every task).
+        if runtime_tasks::wants_spawn_record() {
+            return match runtime_tasks::ClaimedRoot::new(tracked) {
+                Ok(root) => ::tokio::spawn(root),
+                Err(tracked) => ::tokio::spawn(tracked),
+            };
+        }
+        ::tokio::spawn(tracked)
+    }
 }
 
 /// The reason a [`spawn_blocking`] closure is `blocked` until a pool thread picks it up.

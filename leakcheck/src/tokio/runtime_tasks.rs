@@ -35,6 +35,10 @@ pub(crate) struct TestRuntime {
     scope: Arc<Scope>,
     /// The runtime's tasks leakcheck knows, by tokio task id.
     known: KnownTasks,
+    /// The runtime's tasks that `leakcheck::tokio::spawn` spawned, alive (stable tokio): known
+    /// too, counted instead of kept in `known` (see `claims::ClaimedRoot`).
+    #[cfg(not(tokio_unstable))]
+    spawned_roots: AtomicUsize,
 }
 
 /// A map by tokio task id, looked up on every spawn, poll and exit of a test's tasks: hashed by
@@ -103,6 +107,8 @@ impl TestRuntime {
         Arc::new(TestRuntime {
             scope,
             known: KnownTasks::default(),
+            #[cfg(not(tokio_unstable))]
+            spawned_roots: AtomicUsize::new(0),
         })
     }
 
@@ -141,6 +147,8 @@ impl TestRuntime {
         // Read the count first: a task that ends in between is then at worst counted as known,
         // never as unidentified.
         let alive = handle.metrics().num_alive_tasks();
+        #[cfg(not(tokio_unstable))]
+        let alive = alive.saturating_sub(self.spawned_roots.load(Ordering::Relaxed));
         alive.saturating_sub(self.known.len())
     }
 
@@ -173,13 +181,17 @@ impl Drop for Registration {
 type Known = usize;
 
 #[cfg(not(tokio_unstable))]
-pub(crate) use claims::claim_spawned;
+pub(crate) use claims::ClaimedRoot;
 
 /// Stable tokio: tracked futures claim the runtime task they run in.
 #[cfg(not(tokio_unstable))]
 mod claims {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Weak};
+    use std::task::{Context, Poll};
 
     use ::tokio::runtime::Handle;
     use parking_lot::Mutex;
@@ -187,7 +199,7 @@ mod claims {
     use super::{wants_spawn_record, TestRuntime};
     use crate::registry::TaskRecord;
     use crate::state::{ExecutorClaim, StateDetails};
-    use crate::task::{install_executor_hooks, ExecutorHooks};
+    use crate::task::{install_executor_hooks, ExecutorHooks, Tracked};
     use crate::vocab::TaskKind;
 
     /// Every live test runtime, by tokio runtime id.
@@ -217,20 +229,91 @@ mod claims {
     struct TokioHooks;
 
     impl ExecutorHooks for TokioHooks {
-        /// At the first poll of a tracked future: claims the runtime task it is polled in.
+        /// At the first poll of a tracked future: claims the runtime task it is polled in,
+        /// unless a [`ClaimedRoot`] made that task known already.
         fn first_poll(&self, record: &TaskRecord) {
             if !wants_spawn_record() {
                 return;
             }
-            if let Some(task) = ::tokio::task::try_id() {
+            let Some(task) = ::tokio::task::try_id() else {
+                return;
+            };
+            if ROOT_POLLED.get() != Some(task) {
                 claim(record, task);
             }
         }
     }
 
-    /// Right after `leakcheck::tokio::spawn` spawned `record` as the runtime task `task`.
-    pub(crate) fn claim_spawned(record: &TaskRecord, task: ::tokio::task::Id) {
-        claim(record, task);
+    thread_local! {
+        /// The runtime task of the [`ClaimedRoot`] being polled on this thread, if any.
+        static ROOT_POLLED: Cell<Option<::tokio::task::Id>> = const { Cell::new(None) };
+    }
+
+    pin_project_lite::pin_project! {
+        /// A tracked future that `leakcheck::tokio::spawn` spawned on a test runtime, so the root
+        /// of its runtime task: it makes that task known for as long as it lives, by a count
+        /// of the runtime's, with no map entry and no allocation. A tracked future first polled
+        /// inside it runs in the same runtime task, so it claims nothing.
+        pub(crate) struct ClaimedRoot<F> {
+            #[pin]
+            tracked: Tracked<F>,
+            // Its runtime task, once polled.
+            task: Option<::tokio::task::Id>,
+            count: RootCount,
+        }
+    }
+
+    /// One of a runtime's `spawned_roots`, given back when dropped.
+    struct RootCount(Arc<TestRuntime>);
+
+    impl Drop for RootCount {
+        fn drop(&mut self) {
+            self.0.spawned_roots.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    impl<F: Future> ClaimedRoot<F> {
+        /// `tracked`, counted as a task of the test runtime it is about to be spawned on; given
+        /// back if the current runtime is not a test runtime.
+        pub(crate) fn new(tracked: Tracked<F>) -> Result<ClaimedRoot<F>, Tracked<F>> {
+            let Some(runtime) = current_test_runtime() else {
+                return Err(tracked);
+            };
+            runtime.spawned_roots.fetch_add(1, Ordering::Relaxed);
+            Ok(ClaimedRoot {
+                tracked,
+                task: None,
+                count: RootCount(runtime),
+            })
+        }
+    }
+
+    impl<F: Future> Future for ClaimedRoot<F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.project();
+            if this.task.is_none() {
+                *this.task = ::tokio::task::try_id();
+            }
+            let _restore = RestoreRootPolled(ROOT_POLLED.replace(*this.task));
+            this.tracked.poll(cx)
+        }
+    }
+
+    /// Puts back the root polled before, when a [`ClaimedRoot`]'s poll ends or unwinds.
+    struct RestoreRootPolled(Option<::tokio::task::Id>);
+
+    impl Drop for RestoreRootPolled {
+        fn drop(&mut self) {
+            ROOT_POLLED.set(self.0);
+        }
+    }
+
+    /// The test runtime that code running here spawns onto, if the current runtime is one.
+    fn current_test_runtime() -> Option<Arc<TestRuntime>> {
+        let handle = Handle::try_current().ok()?;
+        test_runtime(handle.id())
     }
 
     fn claim(record: &TaskRecord, task: ::tokio::task::Id) {
@@ -241,10 +324,7 @@ mod claims {
         {
             return;
         }
-        let Ok(handle) = Handle::try_current() else {
-            return;
-        };
-        let Some(runtime) = test_runtime(handle.id()) else {
+        let Some(runtime) = current_test_runtime() else {
             return;
         };
         *runtime.known.of(task).lock().entry(task).or_insert(0) += 1;
