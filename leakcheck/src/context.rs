@@ -456,9 +456,25 @@ pub(crate) struct ContextGuard {
     _not_send: PhantomData<*const ()>,
 }
 
+impl ContextGuard {
+    /// Restores the context, like dropping the guard, and hands back the task it made current
+    /// with [`enter_owned_task`], if it was still there.
+    #[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))] // The runtime hooks'.
+    pub(crate) fn leave_task(mut self) -> Option<Arc<TaskRecord>> {
+        match pop(self.token.take())? {
+            Removed::One(Frame::OwnedTask(task)) => Some(task),
+            Removed::One(Frame::Scope(_)) => None,
+            Removed::Many(frames) => frames.into_iter().find_map(|frame| match frame {
+                Frame::OwnedTask(task) => Some(task),
+                Frame::Scope(_) => None,
+            }),
+        }
+    }
+}
+
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        pop(self.token);
+        drop(pop(self.token.take()));
     }
 }
 
@@ -476,23 +492,17 @@ impl Drop for RestoreBorrowed<'_> {
     }
 }
 
-fn pop(token: Option<u64>) {
-    let Some(token) = token else {
-        return;
-    };
+/// Removes the frames pushed with `token` and returns them, to be dropped by the caller outside
+/// the context's borrow (a last reference may run arbitrary drops).
+fn pop(token: Option<u64>) -> Option<Removed> {
+    let token = token?;
     // During thread teardown the context may already be gone; there is nothing to restore.
-    let Ok((frames, in_order)) = CONTEXT.try_with(|cx| cx.borrow_mut().remove(token)) else {
-        return;
-    };
-    // Dropped outside the borrow: a last reference may run arbitrary drops.
-    match frames {
-        Removed::One(frame) => drop(frame),
-        Removed::Many(frames) => drop(frames),
-    }
+    let (frames, in_order) = CONTEXT.try_with(|cx| cx.borrow_mut().remove(token)).ok()?;
     debug_assert!(
         in_order || std::thread::panicking(),
         "a context guard was dropped out of order"
     );
+    Some(frames)
 }
 
 #[cfg(test)]

@@ -431,8 +431,9 @@ mod hooks {
     struct HookPoll {
         /// Makes the task current; its frame holds the task's record.
         context: ContextGuard,
-        /// Whether the end of the poll settles the record's state (a hook-driven task).
-        settle: bool,
+        /// For a hook-driven task, whose state the end of the poll settles: the clock reading the
+        /// poll started at, and whether it is the task's first.
+        settle: Option<(u64, bool)>,
     }
 
     /// Tells the spawn hook, until the guard drops, that the task spawned on this thread is
@@ -505,12 +506,21 @@ mod hooks {
             .get(&meta.id())
             .map(|known| (known.share(), matches!(known, Known::HookDriven(_))));
         let poll = found.map(|(record, hook_driven)| {
-            if hook_driven {
-                record.state.begin_poll(clock::now());
-            }
+            let settle = hook_driven.then(|| {
+                // As for a tracked future (`task::Tracked`), a first poll is stamped with the
+                // spawn's reading, and reads the clock as it ends.
+                let first = !record.state.was_polled();
+                let now = if first {
+                    record.state.load().1
+                } else {
+                    clock::now()
+                };
+                record.state.begin_poll(now);
+                (now, first)
+            });
             HookPoll {
                 context: context::enter_owned_task(record),
-                settle: hook_driven,
+                settle,
             }
         });
         POLLS.with(|polls| polls.borrow_mut().push(poll));
@@ -522,14 +532,18 @@ mod hooks {
         else {
             return;
         };
-        if settle {
-            // The innermost task frame is this poll's: what the poll itself entered is gone.
-            context::with_current_task(|record| {
-                if let Some(record) = record.filter(|record| !record.has_exited()) {
-                    record.end_pending_poll(clock::now());
-                }
-            });
+        let record = context.leave_task();
+        if let (Some((started, first)), Some(record)) = (settle, record) {
+            if !record.has_exited() {
+                let now = if first {
+                    let now = clock::now();
+                    record.state.stamp_poll(now);
+                    now
+                } else {
+                    started
+                };
+                record.end_pending_poll(now);
+            }
         }
-        drop(context);
     }
 }
