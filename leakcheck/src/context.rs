@@ -148,13 +148,54 @@ impl Context {
     /// The frames entered inside the borrowed task, or all of them when none is borrowed: the
     /// ones that are more current than it.
     fn frames_inside(&self, borrowed: Borrowed) -> impl DoubleEndedIterator<Item = &Frame> {
+        self.frames_inside_slice(borrowed)
+            .iter()
+            .map(|(_, frame)| frame)
+    }
+
+    #[inline]
+    fn frames_inside_slice(&self, borrowed: Borrowed) -> &[(u64, Frame)] {
         let first = match self.frames.last() {
             Some((top, _)) if *top >= borrowed.mark => self
                 .frames
                 .partition_point(|(token, _)| *token < borrowed.mark),
             _ => self.frames.len(),
         };
-        self.frames[first..].iter().map(|(_, frame)| frame)
+        &self.frames[first..]
+    }
+
+    /// The scope a task spawned here joins, and the task that spawns it (as [`scope`] and
+    /// [`share_task`] give them), in one pass: every spawn asks for both.
+    ///
+    /// [`scope`]: Self::scope
+    /// [`share_task`]: Self::share_task
+    #[inline]
+    fn spawn_target(&mut self, borrowed: Borrowed) -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
+        let inside = self.frames_inside_slice(borrowed);
+        if let Some((_, innermost)) = inside.last() {
+            let scope = Arc::clone(innermost.scope());
+            let parent = match inside.iter().rev().find_map(|(_, frame)| frame.task()) {
+                Some(task) => Some(Arc::clone(task)),
+                None if borrowed.task.is_null() => {
+                    self.inherited.as_ref().and_then(Inherited::share)
+                }
+                None => borrowed.share(),
+            };
+            return (scope, parent);
+        }
+        // Frames entered before the borrowed task are outside it.
+        if let Some(task) = borrowed.task() {
+            return (Arc::clone(&task.scope), borrowed.share());
+        }
+        if let Some(inherited) = &self.inherited {
+            if let Some(task) = inherited.task() {
+                return (Arc::clone(&task.scope), inherited.share());
+            }
+        }
+        let implicit = self
+            .implicit
+            .get_or_insert_with(|| open_scope(implicit_label()));
+        (Arc::clone(implicit), None)
     }
 
     fn scope(&mut self, borrowed: Borrowed) -> Arc<Scope> {
@@ -283,12 +324,7 @@ thread_local! {
 /// The scope a task spawned here joins, and the task that spawns it.
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
     CONTEXT
-        .try_with(|cx| {
-            let borrowed = BORROWED.get();
-            let mut cx = cx.borrow_mut();
-            let parent = cx.share_task(borrowed);
-            (cx.scope(borrowed), parent)
-        })
+        .try_with(|cx| cx.borrow_mut().spawn_target(BORROWED.get()))
         .unwrap_or_else(|_| (teardown_scope(), None))
 }
 
@@ -298,12 +334,7 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
 #[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
 pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Arc<TaskRecord>>)> {
     CONTEXT
-        .try_with(|cx| {
-            let borrowed = BORROWED.get();
-            let mut cx = cx.try_borrow_mut().ok()?;
-            let parent = cx.share_task(borrowed);
-            Some((cx.scope(borrowed), parent))
-        })
+        .try_with(|cx| Some(cx.try_borrow_mut().ok()?.spawn_target(BORROWED.get())))
         .unwrap_or_else(|_| Some((teardown_scope(), None)))
 }
 

@@ -16,6 +16,7 @@ use crate::registry::{Listed, TaskRecord};
 
 /// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours.
 /// `reuse` holds the wrapper waker of an earlier poll, and receives the one made in this poll.
+#[inline]
 pub(super) fn poll_tracking_wakers<F: Future>(
     record: &Listed<TaskRecord>,
     reuse: &mut Weak<WakerShared>,
