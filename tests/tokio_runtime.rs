@@ -195,9 +195,9 @@ fn a_tracked_future_inside_a_tracked_spawn_is_not_counted_twice() {
 }
 
 #[test]
-fn a_finished_tracked_spawn_leaves_nothing_counted() {
+fn finished_and_aborted_tracked_spawns_leave_nothing_counted() {
     for flavor in FLAVORS {
-        run_tokio_test(
+        let report = leak_report(
             "tokio_runtime::finished_tracked",
             quick(),
             config(flavor),
@@ -208,8 +208,21 @@ fn a_finished_tracked_spawn_leaves_nothing_counted() {
                 for (i, answer) in answers.into_iter().enumerate() {
                     assert_eq!(answer.await.unwrap(), i * 2);
                 }
+                let aborted = leakcheck::tokio::spawn(std::future::pending::<()>());
+                aborted.abort();
+                assert!(aborted.await.unwrap_err().is_cancelled());
+                // What is left: one plain task, which the runtime's count must still show (a
+                // tracked spawn counted after it ended would hide it).
+                drop(tokio::spawn(std::future::pending::<()>()));
             },
         );
+        assert_contains(
+            &report,
+            "leakcheck: 1 unexpected task in test `finished_tracked`",
+        );
+        if !cfg!(tokio_unstable) {
+            assert_contains(&report, "1 async task of this test's tokio runtime is alive that leakcheck did not see spawn");
+        }
     }
 }
 
@@ -398,6 +411,36 @@ fn with_hooks_plain_tasks_have_parents_and_blocking_reasons() {
     assert_contains(&report, &format!("blocked at   {blocked_at}"));
     assert_contains(&report, "spawned by   #");
     assert_contains(&report, "exited)");
+}
+
+/// With hooks, a plain task's first poll is stamped when it ends pending, not at its spawn:
+/// a task that waited in the run queue is pending since its poll, and polled then.
+#[cfg(tokio_unstable)]
+#[test]
+fn with_hooks_a_first_poll_that_ends_pending_is_stamped_when_it_ends() {
+    run_tokio_test(
+        "tokio_runtime::first_poll_stamp",
+        quick(),
+        config(TokioFlavor::CurrentThread),
+        async {
+            let guard =
+                leakcheck::verify_none_with(Options::new().timeout(Duration::from_millis(10)));
+            let task = tokio::spawn(std::future::pending::<()>());
+            // The only runtime thread is busy here: the task waits in the queue meanwhile.
+            std::thread::sleep(Duration::from_millis(60));
+            tokio::task::yield_now().await;
+            let report = guard.verify_async().await.unwrap_err();
+            let leaked = &report.tasks()[0];
+            assert!(leaked.age() >= Duration::from_millis(60), "{report}");
+            // Stamps are kept to about a millisecond, on a clock of a few milliseconds' tick.
+            assert!(
+                leaked.in_state_for() + Duration::from_millis(40) <= leaked.age(),
+                "pending since its spawn:\n{report}"
+            );
+            task.abort();
+            let _ = task.await;
+        },
+    );
 }
 
 /// With task dumps, a plain task's report carries its async stack from the runtime.

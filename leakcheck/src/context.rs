@@ -33,6 +33,13 @@ enum Frame {
 }
 
 impl Frame {
+    fn into_task(self) -> Option<Arc<TaskRecord>> {
+        match self {
+            Frame::Scope(_) => None,
+            Frame::OwnedTask(task) => Some(task),
+        }
+    }
+
     fn task(&self) -> Option<&Arc<TaskRecord>> {
         match self {
             Frame::Scope(_) => None,
@@ -123,18 +130,50 @@ struct Inherited {
 }
 
 impl Inherited {
-    fn task(&self) -> Option<&TaskRecord> {
+    /// The thread's own record, unless the thread acts as a test of its own (see [`Inherited`]).
+    fn task(&self) -> Option<&Arc<TaskRecord>> {
         let test_thread = *self.named_like_a_test.get_or_init(|| {
             (self.created_by_harness || !self.task.scope.is_checked())
                 && std::thread::current()
                     .name()
                     .is_some_and(|name| name.contains("::") && is_rust_path(name))
         });
-        (!test_thread && !self.checks_itself.get()).then_some(&*self.task)
+        (!test_thread && !self.checks_itself.get()).then_some(&self.task)
+    }
+}
+
+/// What is current on this thread, found in one pass: what every question about the context
+/// reads, so that the answers cannot drift apart.
+struct Current<'a> {
+    /// `None` for the thread's implicit scope, which may not be made yet.
+    scope: Option<&'a Arc<Scope>>,
+    task: CurrentTask<'a>,
+}
+
+enum CurrentTask<'a> {
+    None,
+    /// A task frame's, or the thread's inherited record.
+    Shared(&'a Arc<TaskRecord>),
+    /// The task [`in_task`] runs now.
+    Borrowed(&'a Borrowed),
+}
+
+impl CurrentTask<'_> {
+    fn get(&self) -> Option<&TaskRecord> {
+        match self {
+            CurrentTask::None => None,
+            CurrentTask::Shared(task) => Some(task),
+            CurrentTask::Borrowed(borrowed) => borrowed.task(),
+        }
     }
 
+    /// Another strong reference to the task.
     fn share(&self) -> Option<Arc<TaskRecord>> {
-        self.task().map(|_| Arc::clone(&self.task))
+        match self {
+            CurrentTask::None => None,
+            CurrentTask::Shared(task) => Some(Arc::clone(task)),
+            CurrentTask::Borrowed(borrowed) => borrowed.share(),
+        }
     }
 }
 
@@ -147,14 +186,8 @@ impl Context {
 
     /// The frames entered inside the borrowed task, or all of them when none is borrowed: the
     /// ones that are more current than it.
-    fn frames_inside(&self, borrowed: Borrowed) -> impl DoubleEndedIterator<Item = &Frame> {
-        self.frames_inside_slice(borrowed)
-            .iter()
-            .map(|(_, frame)| frame)
-    }
-
     #[inline]
-    fn frames_inside_slice(&self, borrowed: Borrowed) -> &[(u64, Frame)] {
+    fn frames_inside(&self, borrowed: Borrowed) -> &[(u64, Frame)] {
         let first = match self.frames.last() {
             Some((top, _)) if *top >= borrowed.mark => self
                 .frames
@@ -164,80 +197,65 @@ impl Context {
         &self.frames[first..]
     }
 
-    /// The scope a task spawned here joins, and the task that spawns it (as [`scope`] and
-    /// [`share_task`] give them), in one pass: every spawn asks for both.
-    ///
-    /// [`scope`]: Self::scope
-    /// [`share_task`]: Self::share_task
+    /// What is current: the innermost frame inside the borrowed task gives the scope (a task
+    /// frame gives its task's), and the innermost task frame inside it the task; failing those,
+    /// the borrowed task gives both; then the thread's inherited record; then the thread's
+    /// implicit scope, with no task.
+    #[inline]
+    fn current<'a>(&'a self, borrowed: &'a Borrowed) -> Current<'a> {
+        let inherited = || self.inherited.as_ref().and_then(Inherited::task);
+        let inside = self.frames_inside(*borrowed);
+        if let Some((_, innermost)) = inside.last() {
+            let task = match inside.iter().rev().find_map(|(_, frame)| frame.task()) {
+                Some(task) => CurrentTask::Shared(task),
+                // Frames entered before the borrowed task are outside it.
+                None if !borrowed.task.is_null() => CurrentTask::Borrowed(borrowed),
+                None => inherited().map_or(CurrentTask::None, CurrentTask::Shared),
+            };
+            return Current {
+                scope: Some(innermost.scope()),
+                task,
+            };
+        }
+        if let Some(task) = borrowed.task() {
+            return Current {
+                scope: Some(&task.scope),
+                task: CurrentTask::Borrowed(borrowed),
+            };
+        }
+        if let Some(task) = inherited() {
+            return Current {
+                scope: Some(&task.scope),
+                task: CurrentTask::Shared(task),
+            };
+        }
+        Current {
+            scope: self.implicit.as_ref(),
+            task: CurrentTask::None,
+        }
+    }
+
+    /// The current scope, made if it is the thread's implicit one and that is not made yet.
+    fn scope_of(&mut self, current_scope: Option<Arc<Scope>>) -> Arc<Scope> {
+        current_scope.unwrap_or_else(|| {
+            Arc::clone(
+                self.implicit
+                    .get_or_insert_with(|| open_scope(implicit_label())),
+            )
+        })
+    }
+
+    /// The scope a task spawned here joins, and the task that spawns it.
     #[inline]
     fn spawn_target(&mut self, borrowed: Borrowed) -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
-        let inside = self.frames_inside_slice(borrowed);
-        if let Some((_, innermost)) = inside.last() {
-            let scope = Arc::clone(innermost.scope());
-            let parent = match inside.iter().rev().find_map(|(_, frame)| frame.task()) {
-                Some(task) => Some(Arc::clone(task)),
-                None if borrowed.task.is_null() => {
-                    self.inherited.as_ref().and_then(Inherited::share)
-                }
-                None => borrowed.share(),
-            };
-            return (scope, parent);
-        }
-        // Frames entered before the borrowed task are outside it.
-        if let Some(task) = borrowed.task() {
-            return (Arc::clone(&task.scope), borrowed.share());
-        }
-        if let Some(inherited) = &self.inherited {
-            if let Some(task) = inherited.task() {
-                return (Arc::clone(&task.scope), inherited.share());
-            }
-        }
-        let implicit = self
-            .implicit
-            .get_or_insert_with(|| open_scope(implicit_label()));
-        (Arc::clone(implicit), None)
+        let current = self.current(&borrowed);
+        let (scope, parent) = (current.scope.map(Arc::clone), current.task.share());
+        (self.scope_of(scope), parent)
     }
 
     fn scope(&mut self, borrowed: Borrowed) -> Arc<Scope> {
-        if let Some(frame) = self.frames_inside(borrowed).next_back() {
-            return Arc::clone(frame.scope());
-        }
-        // Frames entered before the borrowed task are outside it: its scope is current.
-        if let Some(task) = borrowed.task() {
-            return Arc::clone(&task.scope);
-        }
-        if let Some(task) = self.inherited.as_ref().and_then(Inherited::task) {
-            return Arc::clone(&task.scope);
-        }
-        Arc::clone(
-            self.implicit
-                .get_or_insert_with(|| open_scope(implicit_label())),
-        )
-    }
-
-    fn inner_task(&self, borrowed: Borrowed) -> Option<&Arc<TaskRecord>> {
-        self.frames_inside(borrowed).rev().find_map(Frame::task)
-    }
-
-    fn task<'a>(&'a self, borrowed: &'a Borrowed) -> Option<&'a TaskRecord> {
-        if let Some(task) = self.inner_task(*borrowed) {
-            return Some(task);
-        }
-        if borrowed.task.is_null() {
-            return self.inherited.as_ref()?.task();
-        }
-        borrowed.task()
-    }
-
-    /// Another strong reference to the current task.
-    fn share_task(&self, borrowed: Borrowed) -> Option<Arc<TaskRecord>> {
-        if let Some(task) = self.inner_task(borrowed) {
-            return Some(Arc::clone(task));
-        }
-        if borrowed.task.is_null() {
-            return self.inherited.as_ref()?.share();
-        }
-        borrowed.share()
+        let scope = self.current(&borrowed).scope.map(Arc::clone);
+        self.scope_of(scope)
     }
 
     fn push(&mut self, frames: impl IntoIterator<Item = Frame>) -> u64 {
@@ -252,7 +270,8 @@ impl Context {
     /// order; then they are found where they are, and nobody else's frames are touched.
     /// Returns them, and whether they were on top.
     fn remove(&mut self, token: u64) -> (Removed, bool) {
-        // The common case, a task frame popped at the end of its poll: no allocation.
+        // The common case, one frame popped in order (a test's scope, a hook-driven poll): no
+        // allocation.
         if let Some((t, _)) = self.frames.last() {
             let below = self.frames.len().checked_sub(2).map(|at| self.frames[at].0);
             if *t == token && below != Some(token) {
@@ -383,7 +402,7 @@ pub(crate) fn current_scope() -> Arc<Scope> {
 /// The tracked task running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
     CONTEXT
-        .try_with(|cx| cx.borrow().share_task(BORROWED.get()))
+        .try_with(|cx| cx.borrow().current(&BORROWED.get()).task.share())
         .ok()
         .flatten()
 }
@@ -393,7 +412,7 @@ pub(crate) fn with_current_task<R>(f: impl FnOnce(Option<&TaskRecord>) -> R) -> 
     let mut f = Some(f);
     let result = CONTEXT.try_with(|cx| {
         let borrowed = BORROWED.get();
-        (f.take().expect("called once"))(cx.borrow().task(&borrowed))
+        (f.take().expect("called once"))(cx.borrow().current(&borrowed).task.get())
     });
     result.unwrap_or_else(|_| (f.take().expect("not called while the context is gone"))(None))
 }
@@ -474,7 +493,8 @@ fn in_borrowed_task<R>(task: *const TaskRecord, f: impl FnOnce() -> R) -> R {
     };
     let _restore = RestoreBorrowed {
         previous: BORROWED.replace(entered),
-        _task: PhantomData,
+        entered: task,
+        _not_send: PhantomData,
     };
     f()
 }
@@ -493,12 +513,8 @@ impl ContextGuard {
     #[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))] // The runtime hooks'.
     pub(crate) fn leave_task(mut self) -> Option<Arc<TaskRecord>> {
         match pop(self.token.take())? {
-            Removed::One(Frame::OwnedTask(task)) => Some(task),
-            Removed::One(Frame::Scope(_)) => None,
-            Removed::Many(frames) => frames.into_iter().find_map(|frame| match frame {
-                Frame::OwnedTask(task) => Some(task),
-                Frame::Scope(_) => None,
-            }),
+            Removed::One(frame) => frame.into_task(),
+            Removed::Many(frames) => frames.into_iter().find_map(Frame::into_task),
         }
     }
 }
@@ -509,16 +525,28 @@ impl Drop for ContextGuard {
     }
 }
 
-/// Puts back the task that was borrowed before [`in_task`]; borrows the task meanwhile.
-/// Not `Send`: it restores this thread's context. Private to [`in_task`], so it is never leaked.
-struct RestoreBorrowed<'a> {
+/// Puts back the task that was borrowed before [`in_task`]. Not `Send`: it restores this
+/// thread's context. Private to [`in_task`], so it is never leaked, and dropped as the closure
+/// returns or unwinds.
+///
+/// That makes the borrowed slot correct as long as closures on a thread return in the reverse of
+/// the order they were entered, which a call stack guarantees. (Stackful coroutines that
+/// suspend inside `in_task` and resume in another order would break it, as they break every
+/// scoped thread local; debug builds check for it.)
+struct RestoreBorrowed {
     previous: Borrowed,
-    _task: PhantomData<(&'a TaskRecord, *const ())>,
+    /// What this guard's `in_task` set: still the borrowed task when it ends.
+    entered: *const TaskRecord,
+    _not_send: PhantomData<*const ()>,
 }
 
-impl Drop for RestoreBorrowed<'_> {
+impl Drop for RestoreBorrowed {
     #[inline]
     fn drop(&mut self) {
+        debug_assert!(
+            std::ptr::eq(BORROWED.get().task, self.entered) || std::thread::panicking(),
+            "`in_task` closures on one thread ended out of order"
+        );
         BORROWED.set(self.previous);
     }
 }
@@ -605,16 +633,28 @@ mod tests {
         };
         let (task, nested) = (spawn(|| "task"), spawn(|| "nested"));
         let _outside = enter(Arc::clone(&outside), None);
+        // What a spawn here joins, and as whose child.
+        let spawn_here = || {
+            let child = register(TaskKind::Thread, None, Location::caller(), || "child");
+            child.exit();
+            (child.scope.id, child.parent.as_ref().map(|p| p.id))
+        };
         in_task(&task, || {
             assert_eq!(
                 current_scope().id,
                 tasks.id,
                 "the task's, not the earlier frame's"
             );
+            assert_eq!(spawn_here(), (tasks.id, Some(task.id)));
             {
                 let _inside = enter(Arc::clone(&inside), None);
                 assert_eq!(current_scope().id, inside.id, "entered inside the task");
                 assert_eq!(current_task().map(|t| t.id), Some(task.id));
+                assert_eq!(
+                    spawn_here(),
+                    (inside.id, Some(task.id)),
+                    "a scope frame, no task"
+                );
                 in_task(&nested, || {
                     assert_eq!(current_task().map(|t| t.id), Some(nested.id));
                     assert_eq!(current_scope().id, tasks.id);
@@ -647,7 +687,7 @@ mod tests {
         const {
             assert!(Probe::<Arc<Scope>>::SEND, "the probe tells a Send type");
             assert!(!Probe::<ContextGuard>::SEND);
-            assert!(!Probe::<RestoreBorrowed<'static>>::SEND);
+            assert!(!Probe::<RestoreBorrowed>::SEND);
         }
     }
 

@@ -22,6 +22,8 @@ use crate::vocab::{TaskKind, TaskState};
 use word::{PackedState, StateWord};
 
 pub(crate) use polling::ExecutorClaim;
+#[cfg(all(feature = "tokio", tokio_unstable))] // The runtime hooks'.
+pub(crate) use polling::PollStart;
 
 /// Why and where a task is blocked.
 #[derive(Clone)]
@@ -49,7 +51,8 @@ pub(crate) struct StateCell {
     observes_wakers: AtomicBool,
     /// Clones of our waker alive outside the task. Zero while pending means nothing can wake it.
     live_wakers: AtomicU32,
-    /// When the last poll started, as [`Stamp`] bits; zero for never.
+    /// When the last poll started (a first poll that ended pending: when it ended), as [`Stamp`]
+    /// bits; zero for never.
     last_polled: AtomicU32,
 }
 

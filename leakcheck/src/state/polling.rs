@@ -37,6 +37,14 @@ pub(crate) trait ExecutorClaim: Send + Sync {
     fn release(&self);
 }
 
+/// How a poll started: see [`StateCell::start_poll`].
+#[derive(Clone, Copy)]
+pub(crate) struct PollStart {
+    now: u64,
+    /// Whether it is the task's first poll.
+    pub(crate) first: bool,
+}
+
 /// `0` stands for "none" in `blocked_since`, so every stored timestamp is shifted by one.
 #[inline]
 fn encode(timestamp: u64) -> u64 {
@@ -127,11 +135,31 @@ impl StateCell {
         self.word.set(TaskState::Running, now);
     }
 
-    /// Stamps the poll that runs now with `now` as its start, for a poll that began with an
-    /// earlier reading (see `task::Tracked`'s first poll).
-    pub(crate) fn stamp_poll(&self, now: u64) {
+    /// A poll of this async task starts: [`begin_poll`](Self::begin_poll), at a reading taken
+    /// here for any poll but the first. A first poll is stamped with the spawn's reading, still in
+    /// the state word (a task is `scheduled` since its spawn until then), and reads the clock only
+    /// if it ends pending ([`pending_at`](Self::pending_at)): most tasks end in their first poll,
+    /// and a clock read is a fifth of what tracking costs them. (While a first poll runs, a
+    /// report counts it `running` since the spawn.)
+    #[inline]
+    pub(crate) fn start_poll(&self) -> PollStart {
+        let first = !self.was_polled();
+        let now = if first { self.load().1 } else { clock::now() };
+        self.begin_poll(now);
+        PollStart { now, first }
+    }
+
+    /// The reading a poll that [`start_poll`](Self::start_poll) began ends pending at: a first
+    /// poll's is read now, and stamps the poll as its last.
+    #[inline]
+    pub(crate) fn pending_at(&self, start: PollStart) -> u64 {
+        if !start.first {
+            return start.now;
+        }
+        let now = clock::now();
         self.last_polled
             .store(Stamp::of(now).to_nonzero_bits(), Ordering::Relaxed);
+        now
     }
 
     /// A poll of this async task returned `Pending` at `now`: settles the state it waits in.

@@ -40,7 +40,6 @@ use std::pin::Pin;
 use std::sync::{OnceLock, Weak};
 use std::task::{Context, Poll};
 
-use crate::clock;
 use crate::context;
 use crate::registry::{Listed, TaskRecord};
 use crate::vocab::{TaskId, TaskKind};
@@ -181,18 +180,8 @@ impl<F: Future> Future for Tracked<F> {
         // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
 
-        // A first poll is stamped with the spawn's reading, still in the state word (a task is
-        // `scheduled` since its spawn until then), and reads the clock only if it ends pending:
-        // most tasks end in their first poll, and a clock read is a tenth of what tracking
-        // costs them. (While a first poll runs, a report counts it `running` since the spawn.)
-        let first_poll = !record.state.was_polled();
-        let now = if first_poll {
-            record.state.load().1
-        } else {
-            clock::now()
-        };
-        record.state.begin_poll(now);
-        if first_poll {
+        let start = record.state.start_poll();
+        if start.first {
             if let Some(hooks) = EXECUTOR_HOOKS.get() {
                 hooks.first_poll(record);
             }
@@ -207,14 +196,7 @@ impl<F: Future> Future for Tracked<F> {
                 Poll::Ready(output)
             }
             Poll::Pending => {
-                let now = if first_poll {
-                    let now = clock::now();
-                    record.state.stamp_poll(now);
-                    now
-                } else {
-                    now
-                };
-                record.end_pending_poll(now);
+                record.end_pending_poll(record.state.pending_at(start));
                 Poll::Pending
             }
         }

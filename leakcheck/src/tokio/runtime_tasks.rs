@@ -4,9 +4,9 @@
 //! per tokio task id, the tasks leakcheck knows; the runtime's alive-task count less that is the
 //! number of tasks nobody told leakcheck about.
 //!
-//! - On stable tokio, a tracked future *claims* the tokio task it runs in: at spawn when spawned
-//!   by [`leakcheck::tokio::spawn`](super::spawn), else at its first poll (through the core's
-//!   executor hooks). Several tracked futures in one task claim it once between them.
+//! - On stable tokio, a task spawned by [`leakcheck::tokio::spawn`](super::spawn) is counted for
+//!   as long as it lives (`ClaimedRoot`); any other tracked future *claims* the tokio task it runs
+//!   in at its first poll (through the core's executor hooks), once per task between them.
 //! - With `--cfg tokio_unstable`, the runtime's hooks register every task at spawn (a task spawned
 //!   by [`leakcheck::tokio::spawn`](super::spawn) is handed over as the tracked record it already
 //!   has), make its record current while it is polled, and end it when it terminates.
@@ -144,8 +144,9 @@ impl TestRuntime {
 
     /// How many of the runtime's alive tasks leakcheck knows nothing about.
     pub(crate) fn unidentified(&self, handle: &Handle) -> usize {
-        // Read the count first: a task that ends in between is then at worst counted as known,
-        // never as unidentified.
+        // A task's future is dropped, which forgets it here, a moment before tokio stops counting
+        // it alive: for that moment it is counted as unidentified whatever the order of these
+        // reads. Harmless: a check looks again while any unidentified task is counted.
         let alive = handle.metrics().num_alive_tasks();
         #[cfg(not(tokio_unstable))]
         let alive = alive.saturating_sub(self.spawned_roots.load(Ordering::Relaxed));
@@ -183,7 +184,8 @@ type Known = usize;
 #[cfg(not(tokio_unstable))]
 pub(crate) use claims::ClaimedRoot;
 
-/// Stable tokio: tracked futures claim the runtime task they run in.
+/// Stable tokio: tracked spawns are counted, other tracked futures claim the runtime task they
+/// run in.
 #[cfg(not(tokio_unstable))]
 mod claims {
     use std::cell::{Cell, RefCell};
@@ -268,7 +270,8 @@ mod claims {
 
     impl Drop for RootCount {
         fn drop(&mut self) {
-            self.0.spawned_roots.fetch_sub(1, Ordering::Relaxed);
+            let before = self.0.spawned_roots.fetch_sub(1, Ordering::Relaxed);
+            debug_assert!(before > 0, "a spawned root given back twice");
         }
     }
 
@@ -393,9 +396,9 @@ mod hooks {
     use ::tokio::runtime::{Builder, TaskMeta};
 
     use super::TestRuntime;
-    use crate::clock;
     use crate::context::{self, ContextGuard};
     use crate::registry::{Listed, ScopeLabel, TaskRecord};
+    use crate::state::PollStart;
     use crate::vocab::TaskKind;
 
     /// What a report says a plain `tokio::spawn` task runs: tokio does not say.
@@ -431,9 +434,8 @@ mod hooks {
     struct HookPoll {
         /// Makes the task current; its frame holds the task's record.
         context: ContextGuard,
-        /// For a hook-driven task, whose state the end of the poll settles: the clock reading the
-        /// poll started at, and whether it is the task's first.
-        settle: Option<(u64, bool)>,
+        /// For a hook-driven task, whose state the end of the poll settles: how the poll started.
+        settle: Option<PollStart>,
     }
 
     /// Tells the spawn hook, until the guard drops, that the task spawned on this thread is
@@ -506,18 +508,7 @@ mod hooks {
             .get(&meta.id())
             .map(|known| (known.share(), matches!(known, Known::HookDriven(_))));
         let poll = found.map(|(record, hook_driven)| {
-            let settle = hook_driven.then(|| {
-                // As for a tracked future (`task::Tracked`), a first poll is stamped with the
-                // spawn's reading, and reads the clock as it ends.
-                let first = !record.state.was_polled();
-                let now = if first {
-                    record.state.load().1
-                } else {
-                    clock::now()
-                };
-                record.state.begin_poll(now);
-                (now, first)
-            });
+            let settle = hook_driven.then(|| record.state.start_poll());
             HookPoll {
                 context: context::enter_owned_task(record),
                 settle,
@@ -533,16 +524,10 @@ mod hooks {
             return;
         };
         let record = context.leave_task();
-        if let (Some((started, first)), Some(record)) = (settle, record) {
+        if let (Some(start), Some(record)) = (settle, record) {
+            // (The terminate hook runs inside the poll: a task that completed has exited.)
             if !record.has_exited() {
-                let now = if first {
-                    let now = clock::now();
-                    record.state.stamp_poll(now);
-                    now
-                } else {
-                    started
-                };
-                record.end_pending_poll(now);
+                record.end_pending_poll(record.state.pending_at(start));
             }
         }
     }
