@@ -168,6 +168,7 @@ impl CurrentTask<'_> {
     }
 
     /// Another strong reference to the task.
+    #[inline]
     fn share(&self) -> Option<Arc<TaskRecord>> {
         match self {
             CurrentTask::None => None,
@@ -201,7 +202,7 @@ impl Context {
     /// frame gives its task's), and the innermost task frame inside it the task; failing those,
     /// the borrowed task gives both; then the thread's inherited record; then the thread's
     /// implicit scope, with no task.
-    #[inline]
+    #[inline(always)] // Into `spawn_target`, on every spawn.
     fn current<'a>(&'a self, borrowed: &'a Borrowed) -> Current<'a> {
         let inherited = || self.inherited.as_ref().and_then(Inherited::task);
         let inside = self.frames_inside(*borrowed);
@@ -236,6 +237,7 @@ impl Context {
     }
 
     /// The current scope, made if it is the thread's implicit one and that is not made yet.
+    #[inline]
     fn scope_of(&mut self, current_scope: Option<Arc<Scope>>) -> Arc<Scope> {
         current_scope.unwrap_or_else(|| {
             Arc::clone(
