@@ -33,13 +33,6 @@ enum Frame {
 }
 
 impl Frame {
-    fn into_task(self) -> Option<Arc<TaskRecord>> {
-        match self {
-            Frame::Scope(_) => None,
-            Frame::OwnedTask(task) => Some(task),
-        }
-    }
-
     fn task(&self) -> Option<&Arc<TaskRecord>> {
         match self {
             Frame::Scope(_) => None,
@@ -462,15 +455,59 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
     }
 }
 
-/// Makes `task` (and so its scope) current on this thread until the guard is dropped: one frame,
-/// the task's, which gives its scope too.
-#[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))] // The runtime hooks'.
-pub(crate) fn enter_owned_task(task: Arc<TaskRecord>) -> ContextGuard {
-    ContextGuard {
-        token: CONTEXT
-            .try_with(|cx| cx.borrow_mut().push([Frame::OwnedTask(task)]))
-            .ok(),
+/// Makes `task` current on this thread for one poll that runtime hooks see begin and end, as
+/// [`in_task`] does for a poll it runs: the task is the borrowed one, held by the returned value
+/// until [`HookPoll::leave`]. Hooks run around a poll, not as a closure, so this relies on the
+/// runtime calling them strictly nested on each thread (each poll's end hook before the end hook
+/// of any poll it runs inside), as tokio does, and on the caller keeping them in a stack.
+#[cfg(all(feature = "tokio", tokio_unstable))]
+pub(crate) fn enter_hook_poll(task: Arc<TaskRecord>) -> HookPoll {
+    let entered = Borrowed {
+        task: Arc::as_ptr(&task),
+        mark: NEXT_TOKEN.get(),
+    };
+    HookPoll {
+        previous: BORROWED.replace(entered),
+        task: Some(task),
         _not_send: PhantomData,
+    }
+}
+
+/// A task a runtime hook made current: see [`enter_hook_poll`]. Not `Send`: it restores this
+/// thread's context.
+#[cfg(all(feature = "tokio", tokio_unstable))]
+#[must_use]
+pub(crate) struct HookPoll {
+    previous: Borrowed,
+    /// Keeps the task the borrowed slot points to alive until the slot is restored.
+    task: Option<Arc<TaskRecord>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+#[cfg(all(feature = "tokio", tokio_unstable))]
+impl HookPoll {
+    /// Ends the poll: puts back what was current before, and hands back the task.
+    pub(crate) fn leave(mut self) -> Arc<TaskRecord> {
+        self.restore();
+        self.task.take().expect("left once")
+    }
+
+    fn restore(&mut self) {
+        if let Some(task) = &self.task {
+            debug_assert!(
+                std::ptr::eq(BORROWED.get().task, Arc::as_ptr(task)) || std::thread::panicking(),
+                "hook polls on one thread ended out of order"
+            );
+            // Restored before the task can be released, so the slot never points to a freed one.
+            BORROWED.set(self.previous);
+        }
+    }
+}
+
+#[cfg(all(feature = "tokio", tokio_unstable))]
+impl Drop for HookPoll {
+    fn drop(&mut self) {
+        self.restore();
     }
 }
 
@@ -509,21 +546,9 @@ pub(crate) struct ContextGuard {
     _not_send: PhantomData<*const ()>,
 }
 
-impl ContextGuard {
-    /// Restores the context, like dropping the guard, and hands back the task it made current
-    /// with [`enter_owned_task`], if it was still there.
-    #[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))] // The runtime hooks'.
-    pub(crate) fn leave_task(mut self) -> Option<Arc<TaskRecord>> {
-        match pop(self.token.take())? {
-            Removed::One(frame) => frame.into_task(),
-            Removed::Many(frames) => frames.into_iter().find_map(Frame::into_task),
-        }
-    }
-}
-
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        drop(pop(self.token.take()));
+        pop(self.token);
     }
 }
 
@@ -553,17 +578,23 @@ impl Drop for RestoreBorrowed {
     }
 }
 
-/// Removes the frames pushed with `token` and returns them, to be dropped by the caller outside
-/// the context's borrow (a last reference may run arbitrary drops).
-fn pop(token: Option<u64>) -> Option<Removed> {
-    let token = token?;
+fn pop(token: Option<u64>) {
+    let Some(token) = token else {
+        return;
+    };
     // During thread teardown the context may already be gone; there is nothing to restore.
-    let (frames, in_order) = CONTEXT.try_with(|cx| cx.borrow_mut().remove(token)).ok()?;
+    let Ok((frames, in_order)) = CONTEXT.try_with(|cx| cx.borrow_mut().remove(token)) else {
+        return;
+    };
+    // Dropped outside the borrow: a last reference may run arbitrary drops.
+    match frames {
+        Removed::One(frame) => drop(frame),
+        Removed::Many(frames) => drop(frames),
+    }
     debug_assert!(
         in_order || std::thread::panicking(),
         "a context guard was dropped out of order"
     );
-    Some(frames)
 }
 
 #[cfg(test)]

@@ -396,7 +396,7 @@ mod hooks {
     use ::tokio::runtime::{Builder, TaskMeta};
 
     use super::TestRuntime;
-    use crate::context::{self, ContextGuard};
+    use crate::context::{self, HookPoll};
     use crate::registry::{Listed, ScopeLabel, TaskRecord};
     use crate::state::PollStart;
     use crate::vocab::TaskKind;
@@ -428,12 +428,24 @@ mod hooks {
         /// The tracked record `leakcheck::tokio::spawn` is spawning on this thread right now.
         static HANDOFF: Cell<Option<Arc<TaskRecord>>> = const { Cell::new(None) };
         /// What the poll hooks made current, innermost last (`None` for unknown tasks).
-        static POLLS: RefCell<Vec<Option<HookPoll>>> = const { RefCell::new(Vec::new()) };
+        static POLLS: RefCell<Polls> = const { RefCell::new(Polls(Vec::new())) };
     }
 
-    struct HookPoll {
-        /// Makes the task current; its frame holds the task's record.
-        context: ContextGuard,
+    /// The polls the hooks see running on a thread, innermost last.
+    struct Polls(Vec<Option<Polled>>);
+
+    impl Drop for Polls {
+        /// Innermost first, as the polls would have ended (see `context::enter_hook_poll`).
+        fn drop(&mut self) {
+            while let Some(poll) = self.0.pop() {
+                drop(poll);
+            }
+        }
+    }
+
+    struct Polled {
+        /// Makes the task current, and holds its record.
+        context: HookPoll,
         /// For a hook-driven task, whose state the end of the poll settles: how the poll started.
         settle: Option<PollStart>,
     }
@@ -509,22 +521,22 @@ mod hooks {
             .map(|known| (known.share(), matches!(known, Known::HookDriven(_))));
         let poll = found.map(|(record, hook_driven)| {
             let settle = hook_driven.then(|| record.state.start_poll());
-            HookPoll {
-                context: context::enter_owned_task(record),
+            Polled {
+                context: context::enter_hook_poll(record),
                 settle,
             }
         });
-        POLLS.with(|polls| polls.borrow_mut().push(poll));
+        POLLS.with(|polls| polls.borrow_mut().0.push(poll));
     }
 
     /// tokio calls it after every poll, also when the poll panicked or completed the task.
     fn on_after_poll() {
-        let Some(Some(HookPoll { context, settle })) = POLLS.with(|polls| polls.borrow_mut().pop())
+        let Some(Some(Polled { context, settle })) = POLLS.with(|polls| polls.borrow_mut().0.pop())
         else {
             return;
         };
-        let record = context.leave_task();
-        if let (Some(start), Some(record)) = (settle, record) {
+        let record = context.leave();
+        if let Some(start) = settle {
             // (The terminate hook runs inside the poll: a task that completed has exited.)
             if !record.has_exited() {
                 record.end_pending_poll(record.state.pending_at(start));
