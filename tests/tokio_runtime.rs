@@ -54,6 +54,18 @@ fn leak_report<F: std::future::Future<Output = ()>>(
     }
 }
 
+/// [`leak_report`] of a quick check of `body`, which sends the spawn site of the task it leaks
+/// through the sender it is given; and that site.
+fn leak_report_with_site<F: std::future::Future<Output = ()>>(
+    name: &'static str,
+    flavor: TokioFlavor,
+    body: impl FnOnce(std::sync::mpsc::Sender<String>) -> F,
+) -> (String, String) {
+    let (site_tx, site_rx) = std::sync::mpsc::channel();
+    let report = leak_report(name, quick(), config(flavor), body(site_tx));
+    (report, site_rx.recv().unwrap())
+}
+
 #[track_caller]
 fn assert_contains(report: &str, needle: &str) {
     assert!(
@@ -65,18 +77,12 @@ fn assert_contains(report: &str, needle: &str) {
 #[test]
 fn plain_tokio_spawn_survivors_are_caught_on_both_flavors() {
     for flavor in FLAVORS {
-        let (site_tx, site_rx) = std::sync::mpsc::channel();
-        let report = leak_report(
-            "tokio_runtime::plain_leak",
-            quick(),
-            config(flavor),
-            async move {
+        let (report, site) =
+            leak_report_with_site("tokio_runtime::plain_leak", flavor, |site_tx| async move {
                 let (handle, site) = spawned_here!(tokio::spawn(std::future::pending::<()>()));
                 site_tx.send(site).unwrap();
                 drop(handle);
-            },
-        );
-        let site = site_rx.recv().unwrap();
+            });
         assert_contains(&report, "leakcheck: 1 unexpected task in test `plain_leak`");
         if cfg!(tokio_unstable) {
             // Seen through the hooks: pending, with no claim about its wakers.
@@ -112,19 +118,16 @@ fn a_task_spawned_onto_the_test_runtime_from_a_plain_thread_belongs_to_the_test(
 #[test]
 fn tracked_survivors_are_reported_once_with_their_site() {
     for flavor in FLAVORS {
-        let (site_tx, site_rx) = std::sync::mpsc::channel();
-        let report = leak_report(
+        let (report, site) = leak_report_with_site(
             "tokio_runtime::tracked_leak",
-            quick(),
-            config(flavor),
-            async move {
+            flavor,
+            |site_tx| async move {
                 let (handle, site) =
                     spawned_here!(leakcheck::tokio::spawn(std::future::pending::<()>()));
                 site_tx.send(site).unwrap();
                 drop(handle);
             },
         );
-        let site = site_rx.recv().unwrap();
         assert_contains(
             &report,
             "leakcheck: 1 unexpected task in test `tracked_leak`",
@@ -163,12 +166,10 @@ fn a_tracked_future_spawned_with_plain_tokio_spawn_is_known_to_the_runtime() {
 #[test]
 fn a_tracked_future_inside_a_tracked_spawn_is_not_counted_twice() {
     for flavor in FLAVORS {
-        let (site_tx, site_rx) = std::sync::mpsc::channel();
-        let report = leak_report(
+        let (report, site) = leak_report_with_site(
             "tokio_runtime::nested_tracked",
-            quick(),
-            config(flavor),
-            async move {
+            flavor,
+            |site_tx| async move {
                 let (handle, site) = spawned_here!(leakcheck::tokio::spawn(async {
                     // Claims nothing of its own: it runs in the spawned task, known already.
                     leakcheck::task::track(std::future::pending::<()>()).await;
@@ -180,7 +181,6 @@ fn a_tracked_future_inside_a_tracked_spawn_is_not_counted_twice() {
                 tokio::task::yield_now().await;
             },
         );
-        let site = site_rx.recv().unwrap();
         assert_contains(
             &report,
             "leakcheck: 3 unexpected tasks in test `nested_tracked`",

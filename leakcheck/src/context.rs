@@ -49,8 +49,9 @@ impl Frame {
 }
 
 /// The task whose closure [`in_task`] runs on this thread right now, which borrows its record for
-/// the closure: every poll of a tracked future enters one, so it is two words of a thread local,
-/// saved and restored, not a frame on the stack.
+/// the closure (or whose poll the runtime hooks entered, `enter_hook_poll`): every poll of a
+/// tracked future enters one, so it is two words of a thread local, saved and restored, not a
+/// frame on the stack.
 #[derive(Clone, Copy)]
 struct Borrowed {
     /// `Arc::as_ptr` of the record (or `Listed::as_ptr`, the same allocation's); null for none.
@@ -68,11 +69,14 @@ impl Borrowed {
     };
 
     fn task(&self) -> Option<&TaskRecord> {
-        // SAFETY: a non-null `task` was set by the `in_task` (or `in_listed_task`) call that
-        // runs now on this thread, lower on the stack: it borrows the record's `Arc` (or its
-        // listed handle) for as long as it runs, and puts the previous value back before it
-        // returns or unwinds (its private guard cannot be leaked). The reference is tied to this
-        // copy, which lives no longer than the caller's look at the context.
+        // SAFETY: a non-null `task` was set on this thread either by the `in_task` (or
+        // `in_listed_task`) call that runs now, lower on the stack, which borrows the record's
+        // `Arc` (or its listed handle) for as long as it runs and puts the previous value back
+        // before it returns or unwinds (its private guard cannot be leaked); or by
+        // `enter_hook_poll`, whose `HookPoll` holds the record's `Arc` and puts the previous
+        // value back before it lets the `Arc` go. Both nest (see `RestoreBorrowed`). The
+        // reference is tied to this copy, which lives no longer than the caller's look at the
+        // context.
         unsafe { self.task.as_ref() }
     }
 

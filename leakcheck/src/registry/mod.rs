@@ -136,7 +136,11 @@ mod tests {
             if ids.windows(2).any(|pair| pair[1] != pair[0] + 1) {
                 continue;
             }
-            assert_eq!(ids[0] % 64, 0, "a fresh block starts a shard run: {ids:?}");
+            assert_eq!(
+                ids[0] % scope::SHARD_RUN,
+                0,
+                "a fresh block starts a shard run: {ids:?}"
+            );
             let first = scope.shard(records[0].id);
             assert!(
                 records
