@@ -13,7 +13,7 @@
 //!   2 × thread "query-N", blocked in `chan send` for 1.0s
 //!       spawned at   tests/pool.rs:18:9   (by test `pool::tests::query_all`, 1.0s ago)
 //!       blocked at   tests/pool.rs:19:26
-//!       tasks        #17 "query-1", #18 "query-2"
+//!       tasks        #64 "query-1", #65 "query-2"
 //! ```
 //!
 //! # Three ways to use it
