@@ -10,7 +10,7 @@
 //! holding a clone may [`remove`](Shard::remove). [`Shard::push_new`] lists a new element and
 //! returns a [`Listed`] handle instead of an `Arc`: the list's reference is then the only one its
 //! owner needs (no count of its own, no claim on a shared element to check), and only that handle
-//! can [`unlist`](Listed::unlist) it, which is what keeps the handle's borrow valid.
+//! can [`unlist`](Listed::unlist_in_place) it, which is what keeps the handle's borrow valid.
 //!
 //! Provenance: every pointer the list follows or gives back to `Arc` comes from `Arc::into_raw`
 //! or `Arc::as_ptr`, never from a shared reference to the element, so it may reach the `Arc`'s
@@ -74,6 +74,12 @@ unsafe impl<T: Send + Sync> Send for Links<T> {}
 pub(crate) unsafe trait Linked: Send + Sync + Sized {
     /// This element's links.
     fn links(&self) -> &Links<Self>;
+
+    /// What becomes of the reference a [`Listed`] handle unlisted in place holds, when the
+    /// handle is dropped: by default, it is dropped.
+    fn release(this: Arc<Self>) {
+        drop(this);
+    }
 }
 
 /// The head of one shard's list, only read or written under the shard's lock.
@@ -284,10 +290,14 @@ impl<T: Linked> Drop for Shard<T> {
 /// An element listed by [`Shard::push_new`]: reaches it through the list's reference, and is
 /// the only way to take it out of its list, so that reference outlives every borrow of it.
 ///
-/// Dropping the handle without [`unlist`](Self::unlist) leaves the element listed for good.
+/// The handle may also [`unlist_in_place`](Self::unlist_in_place): the list's reference becomes
+/// the handle's own, so that one word reaches the element before and after, and dropping the
+/// handle then [releases](Linked::release) it. Dropping a handle whose element is still listed
+/// leaves the element listed for good.
 #[must_use = "an element whose handle is dropped stays listed for good"]
 pub(crate) struct Listed<T: Linked> {
-    /// From `Arc::into_raw`: the list's own reference, which it keeps while the handle lives.
+    /// From `Arc::into_raw`: one strong reference, the list's while the element is listed (it
+    /// keeps it while the handle lives), the handle's own once unlisted in place.
     element: ptr::NonNull<T>,
 }
 
@@ -301,10 +311,20 @@ impl<T: Linked> std::ops::Deref for Listed<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: the element is listed while its handle lives (only `unlist`, which consumes
-        // the handle, takes it out: `Shard::remove` refuses it), and the list holds a strong
-        // reference to every element in it.
+        // SAFETY: the handle holds a strong reference for as long as it lives. While the element
+        // is listed, the list holds it for the handle: only the handle takes the element out
+        // (`Shard::remove` refuses it), and keeps the reference as it does.
         unsafe { self.element.as_ref() }
+    }
+}
+
+impl<T: Linked> Drop for Listed<T> {
+    fn drop(&mut self) {
+        if !self.is_listed() {
+            // SAFETY: unlisted in place (the handle itself may not be listed twice), so the
+            // handle holds the reference `Arc::into_raw` leaked, which is given back once, here.
+            T::release(unsafe { Arc::from_raw(self.as_ptr()) });
+        }
     }
 }
 
@@ -329,6 +349,11 @@ impl<T: Linked> Listed<T> {
         self.element.as_ptr().cast_const()
     }
 
+    /// Whether the element is listed, which it is until the handle unlists it.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.links().is_listed()
+    }
+
     /// A strong reference of its own to the element, which outlives the handle.
     pub(crate) fn share(&self) -> Arc<T> {
         // SAFETY: the pointer came from `Arc::into_raw` and the allocation is alive (see
@@ -339,33 +364,26 @@ impl<T: Linked> Listed<T> {
         }
     }
 
-    /// Takes the element out of its list, which `shard_of` names, and gives back the list's
-    /// reference to it; gives the handle back if the element is not in that shard.
-    pub(crate) fn unlist(
-        self,
-        shard_of: impl FnOnce(&T) -> &Shard<T>,
-    ) -> Result<Arc<T>, Listed<T>> {
-        // SAFETY: alive while this handle is (see `deref`), and until the reference the list
-        // owns is given back by `unlist_from` and dropped by our caller.
+    /// Takes the element out of its list, which `shard_of` names, and keeps the list's
+    /// reference to it in the handle; `false` if the element was not in that shard (or no
+    /// longer listed).
+    pub(crate) fn unlist_in_place(&mut self, shard_of: impl FnOnce(&T) -> &Shard<T>) -> bool {
+        // SAFETY: alive while this handle is (see `deref`); the reference it holds stays held.
         let element = unsafe { &*self.as_ptr() };
-        self.unlist_from(shard_of(element))
+        self.unlist_in_place_from(shard_of(element))
     }
 
-    /// [`unlist`](Self::unlist) from `shard`.
-    pub(crate) fn unlist_from(self, shard: &Shard<T>) -> Result<Arc<T>, Listed<T>> {
-        let this = self.as_ptr();
-        // SAFETY: as in `unlist`.
-        let element = unsafe { &*this };
+    /// [`unlist_in_place`](Self::unlist_in_place) from `shard`.
+    fn unlist_in_place_from(&mut self, shard: &Shard<T>) -> bool {
         let mut head = shard.head.lock();
-        if element.links().owner.load(Ordering::Acquire) != shard.handle_owned_id() {
-            return Err(self);
+        if self.links().owner.load(Ordering::Acquire) != shard.handle_owned_id() {
+            return false;
         }
-        // SAFETY: we hold the lock, and the owner says the element is in this shard.
+        let element: &T = self;
+        // SAFETY: we hold the lock, and the owner says the element is in this shard. The
+        // reference `push_new` leaked with `Arc::into_raw` stays leaked: the handle holds it now.
         unsafe { shard.unlink(&mut head, element) };
-        drop(head);
-        // SAFETY: `push_new` leaked exactly one reference with `Arc::into_raw`, not given back
-        // until now (only this handle, consumed here, unlists the element).
-        Ok(unsafe { Arc::from_raw(this) })
+        true
     }
 }
 
@@ -518,28 +536,59 @@ mod tests {
             "list, `other`, `shared_ref`"
         );
         drop((other, shared_ref));
-        let given_back = listed.unlist_from(&shard).ok().expect("in this shard");
-        assert_eq!(Arc::strong_count(&given_back), 1, "the list's, given back");
-        assert!(!given_back.links().is_listed());
+        let mut listed = listed;
+        assert!(listed.unlist_in_place_from(&shard), "in this shard");
+        assert!(!listed.is_listed());
         assert_eq!(values(&shard), [1]);
+        assert_eq!(listed.value, 2, "still reached through the handle");
+        let kept = listed.share();
+        assert_eq!(Arc::strong_count(&kept), 2, "the handle's, and `kept`");
+        assert!(!listed.unlist_in_place_from(&shard), "unlisted once");
+        drop(listed);
+        assert_eq!(Arc::strong_count(&kept), 1, "released with the handle");
         assert!(shard.remove(&shared).is_some());
+        assert_eq!(shard.len(), 0);
+    }
+
+    #[test]
+    fn a_released_handle_hands_its_reference_to_the_element_type() {
+        static RELEASED: AtomicUsize = AtomicUsize::new(0);
+        struct Released(Links<Released>);
+        // SAFETY: the links are a field of its own, used by nothing else.
+        unsafe impl Linked for Released {
+            fn links(&self) -> &Links<Self> {
+                &self.0
+            }
+            fn release(this: Arc<Self>) {
+                assert_eq!(Arc::strong_count(&this), 1, "the handle's own reference");
+                RELEASED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let shard = Shard::new();
+        let mut listed = shard.push_new(Released(Links::default()));
+        assert!(listed.unlist_in_place_from(&shard));
+        assert_eq!(RELEASED.load(Ordering::SeqCst), 0, "held by the handle");
+        drop(listed);
+        assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
         assert_eq!(shard.len(), 0);
     }
 
     #[test]
     fn a_listed_element_is_not_unlisted_from_another_shard() {
         let (one, other) = (Shard::new(), Shard::new());
-        let listed = one.push_new(Element {
+        let mut listed = one.push_new(Element {
             value: 3,
             links: Links::default(),
         });
-        let Err(listed) = listed.unlist_from(&other) else {
-            panic!("unlisted from a shard it is not in");
-        };
+        assert!(
+            !listed.unlist_in_place_from(&other),
+            "unlisted from a shard it is not in"
+        );
+        assert!(listed.is_listed());
         assert_eq!(one.len(), 1, "still in its own shard");
         assert_eq!(other.len(), 0);
-        let given_back = listed.unlist_from(&one).ok().expect("in its own shard");
-        assert_eq!(given_back.value, 3);
+        assert!(listed.unlist_in_place_from(&one), "in its own shard");
+        assert_eq!(listed.value, 3);
         assert_eq!(one.len(), 0);
     }
 

@@ -8,11 +8,13 @@
 //! opens) and the exit signal that wakes checks waiting for survivors to finish.
 //!
 //! The registry knows nothing of what is current on a thread, of async tasks, executors, reports
-//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`] and [`spare`].
+//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`], [`spare`] and [`once_box`].
 //!
 //! - `list`: the sharded intrusive list (`unsafe`, behind a safe API);
 //! - `shard_lock`: the lock of one shard, released with a store (`unsafe`, behind a safe API);
 //! - `spare`: record allocations, written in place and reused (`unsafe`, behind a safe API);
+//! - `once_box`: what a record keeps out of line, set once, in one word (`unsafe`, behind a safe
+//!   API);
 //! - `scope`: a scope and its shards;
 //! - `record`: one task's record, its id, its exit;
 //! - `directory`: the open scopes, for process-wide checks;
@@ -21,6 +23,7 @@
 mod directory;
 mod exit_signal;
 mod list;
+mod once_box;
 mod record;
 mod scope;
 mod shard_lock;
@@ -225,21 +228,26 @@ mod tests {
         let _in_scope = crate::context::enter(Arc::clone(&scope), None);
         let spawn =
             || crate::context::register_listed(TaskKind::Async, None, Location::caller(), || "f");
+        let end = |mut listed| {
+            assert!(TaskRecord::exit_in_place(&mut listed));
+            assert!(listed.has_exited(), "kept by its handle after it ended");
+            drop(listed);
+        };
         let first = spawn();
         let address = first.as_ptr();
-        TaskRecord::retire(TaskRecord::exit_listed(first));
+        end(first);
         let second = spawn();
         assert_eq!(second.as_ptr(), address, "built in the kept allocation");
         assert_eq!(second.kind(), TaskKind::Async);
         assert!(!second.has_exited(), "listed again");
         // A record someone else still holds is not reused: it stays theirs.
         let shared = second.share();
-        TaskRecord::retire(TaskRecord::exit_listed(second));
+        end(second);
         let third = spawn();
         assert_ne!(third.as_ptr(), address);
         assert!(shared.has_exited());
         assert_eq!(scope.live_count(), 1);
-        TaskRecord::retire(TaskRecord::exit_listed(third));
+        end(third);
         assert_eq!(scope.live_count(), 0);
     }
 

@@ -2,11 +2,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::exit_signal::exit_signal;
 use super::list::{Linked, Links, Listed};
+use super::once_box::OnceBox;
 use super::scope::{Member, Scope, SHARD_RUN};
 use super::spare::Spare;
 use crate::clock;
@@ -131,7 +132,12 @@ pub(crate) struct TaskRecord {
     pub(crate) scope: Arc<Scope<TaskRecord>>,
     /// The kind, the spawn time, the state and the wakers.
     pub(crate) state: StateCell,
-    side: OnceLock<Box<Side>>,
+    side: OnceBox<Side>,
+    /// A word for the one holder of a [`Listed`] record's handle, which nothing else reads or
+    /// writes: a tracked future keeps its reusable waker here (see `task::waker`), so that it is
+    /// one word larger than the future it wraps. Null, or the holder's; cleared by the holder
+    /// before it lets the record go.
+    owner_word: AtomicPtr<()>,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,
 }
@@ -158,6 +164,12 @@ unsafe impl Linked for TaskRecord {
     fn links(&self) -> &Links<Self> {
         &self.links
     }
+
+    /// The record a [`Listed`] handle kept after its task ended: its allocation is kept for the
+    /// next spawn on this thread.
+    fn release(this: Arc<Self>) {
+        Self::retire(this);
+    }
 }
 
 impl Member for TaskRecord {
@@ -182,7 +194,7 @@ impl TaskRecord {
 
     /// Like [`register_in`](Self::register_in), for a task with one owner (a tracked future):
     /// the owner reaches the record through its scope's reference, with no count of its own,
-    /// and ends it with [`exit_listed`](Self::exit_listed).
+    /// and ends it with [`exit_in_place`](Self::exit_in_place).
     pub(crate) fn register_listed_in(
         scope: Arc<Scope<TaskRecord>>,
         parent: Option<Arc<TaskRecord>>,
@@ -199,15 +211,20 @@ impl TaskRecord {
         )
     }
 
-    /// Ends a task registered with [`register_listed_in`](Self::register_listed_in): it leaves
-    /// its scope and waiting checks are woken. Returns the scope's reference to the record,
-    /// often the last.
-    pub(crate) fn exit_listed(listed: Listed<TaskRecord>) -> Arc<TaskRecord> {
-        let Ok(record) = listed.unlist(|record| record.scope.shard(record.id)) else {
-            unreachable!("a record stays in the shard of its id until it exits");
-        };
-        exit_signal().notify();
-        record
+    /// Ends a task registered with [`register_listed_in`](Self::register_listed_in), keeping
+    /// the record in the handle: it leaves its scope and waiting checks are woken. `false` if it
+    /// had ended already.
+    pub(crate) fn exit_in_place(listed: &mut Listed<TaskRecord>) -> bool {
+        let exited = listed.unlist_in_place(|record| record.scope.shard(record.id));
+        if exited {
+            exit_signal().notify();
+        }
+        exited
+    }
+
+    /// The word the holder of `listed`, a record's one handle, keeps in it (see `owner_word`).
+    pub(crate) fn owner_word(listed: &Listed<TaskRecord>) -> &AtomicPtr<()> {
+        &listed.owner_word
     }
 
     /// Drops a reference to an ended record; if it was the last, the allocation is kept for the
@@ -273,7 +290,8 @@ impl TaskRecord {
             parent,
             scope,
             state: StateCell::new(kind, clock::now()),
-            side: side.map_or_else(OnceLock::new, OnceLock::from),
+            side: side.map_or_else(OnceBox::new, OnceBox::from_box),
+            owner_word: AtomicPtr::new(std::ptr::null_mut()),
             links: Links::default(),
         }
     }

@@ -37,7 +37,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{OnceLock, Weak};
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use crate::context;
@@ -112,15 +112,13 @@ pub fn track_named<F: Future>(name: impl Into<String>, future: F) -> Tracked<F> 
 /// for an `async` block.
 #[must_use = "a tracked future does nothing unless polled; dropping it ends the task"]
 pub struct Tracked<F> {
-    /// The task's record, reached through its scope's reference; taken when the task ends.
-    record: Option<Listed<TaskRecord>>,
-    id: TaskId,
-    /// The wrapper waker handed out in an earlier poll: reused while a clone of it is alive.
-    /// Weak, so that the task does not keep its own executor waker (and with it, in many
-    /// executors, itself) alive.
-    waker: Weak<waker::WakerShared>,
     /// Structurally pinned: never moved out of a pinned `Tracked`, never exposed unpinned.
     future: F,
+    /// The task's record: listed in its scope while the task lives, kept after it ends (for its
+    /// id) and released with the future. One word, which is all a tracked future adds to the
+    /// future it wraps (the record keeps the reusable waker too): an executor that allocates
+    /// tasks in size classes (tokio's are 128 bytes) keeps a small future in its class.
+    record: Listed<TaskRecord>,
 }
 
 impl<F: Future> Tracked<F> {
@@ -132,35 +130,29 @@ impl<F: Future> Tracked<F> {
         let record =
             context::register_listed(TaskKind::Async, name, site, std::any::type_name::<F>);
         record.state.observe_wakers();
-        Tracked {
-            id: record.id,
-            record: Some(record),
-            waker: Weak::new(),
-            future,
-        }
+        Tracked { future, record }
     }
 }
 
 impl<F> Tracked<F> {
     /// The id of the task, as reports show it ([`LeakedTask::id`](crate::LeakedTask::id)).
     pub fn id(&self) -> TaskId {
-        self.id
+        self.record.id
     }
 
-    /// A reference of its own to the task's record, while the task lives.
+    /// A reference of its own to the task's record.
     #[cfg(all(feature = "tokio", tokio_unstable))]
-    pub(crate) fn share_record(&self) -> Option<std::sync::Arc<TaskRecord>> {
-        self.record.as_ref().map(Listed::share)
+    pub(crate) fn share_record(&self) -> std::sync::Arc<TaskRecord> {
+        self.record.share()
     }
 
     /// Ends the task, once: it leaves its scope, and an executor that claimed it forgets it.
     fn finish(&mut self) {
-        if let Some(listed) = self.record.take() {
-            let record = TaskRecord::exit_listed(listed);
-            if let Some(details) = record.state_details_if_any() {
+        if TaskRecord::exit_in_place(&mut self.record) {
+            waker::forget_reusable(&self.record);
+            if let Some(details) = self.record.state_details_if_any() {
                 details.release_claim();
             }
-            TaskRecord::retire(record);
         }
     }
 }
@@ -173,10 +165,8 @@ impl<F: Future> Future for Tracked<F> {
         // through the `Pin` made here, never moved (the `Drop` impl does not touch it), and
         // `Tracked` implements `Unpin` only through the auto trait, that is when `F: Unpin`.
         let this = unsafe { self.get_unchecked_mut() };
-        let record = this
-            .record
-            .as_ref()
-            .expect("`Tracked` polled after completion");
+        let record = &this.record;
+        assert!(record.is_listed(), "`Tracked` polled after completion");
         // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
 
@@ -186,9 +176,8 @@ impl<F: Future> Future for Tracked<F> {
                 hooks.first_poll(record);
             }
         }
-        let result = context::in_listed_task(record, || {
-            waker::poll_tracking_wakers(record, &mut this.waker, cx, future)
-        });
+        let result =
+            context::in_listed_task(record, || waker::poll_tracking_wakers(record, cx, future));
 
         match result {
             Poll::Ready(output) => {
@@ -213,14 +202,11 @@ impl<F> Drop for Tracked<F> {
 
 impl<F> fmt::Debug for Tracked<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("Tracked");
-        debug.field("id", &self.id);
-        if let Some(record) = &self.record {
-            debug
-                .field("spawned_at", &record.spawn_site)
-                .field("name", &record.name());
-        }
-        debug.finish_non_exhaustive()
+        f.debug_struct("Tracked")
+            .field("id", &self.record.id)
+            .field("spawned_at", &self.record.spawn_site)
+            .field("name", &self.record.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -307,8 +293,25 @@ mod tests {
         assert_eq!(state_of(&scope), TaskState::Lost, "nothing can wake it");
 
         done.store(true, Ordering::SeqCst);
+        let id = tracked.id();
         assert_eq!(tracked.as_mut().poll(&mut cx), Poll::Ready(7));
         assert_eq!(scope.live_count(), 0);
+        assert_eq!(tracked.id(), id, "known after the task ended");
+        let polled_again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tracked.as_mut().poll(&mut cx);
+        }));
+        assert!(polled_again.is_err(), "a completed future is not polled");
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_tracked_future_is_one_word_larger_than_its_future() {
+        // So that a small future stays in its executor's size class (tokio's task cells are
+        // 128 bytes, which fit futures up to 24 bytes).
+        let value = 3_u64;
+        let future = async move { value };
+        assert_eq!(std::mem::size_of_val(&future), 16);
+        assert_eq!(std::mem::size_of_val(&track(future)), 16 + 8);
     }
 
     #[test]

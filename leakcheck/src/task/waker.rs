@@ -9,20 +9,23 @@
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use crate::registry::{Listed, TaskRecord};
 
-/// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours.
-/// `reuse` holds the wrapper waker of an earlier poll, and receives the one made in this poll.
+/// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours: the
+/// wrapper waker of an earlier poll if it is still alive and fits, kept in the record (see
+/// [`Reusable`]).
 #[inline]
 pub(super) fn poll_tracking_wakers<F: Future>(
     record: &Listed<TaskRecord>,
-    reuse: &mut Weak<WakerShared>,
     cx: &Context<'_>,
     future: Pin<&mut F>,
 ) -> Poll<F::Output> {
+    let reuse = Reusable::of(record);
     let reusable = reuse
         .upgrade()
         .filter(|shared| shared.inner.will_wake(cx.waker()));
@@ -47,9 +50,64 @@ pub(super) fn poll_tracking_wakers<F: Future>(
             let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
             let result = future.poll(&mut Context::from_waker(&waker));
             if let Some(shared) = frame.created.into_inner() {
-                *reuse = Arc::downgrade(&shared);
+                reuse.set(&shared);
             }
             result
+        }
+    }
+}
+
+/// Forgets the wrapper waker kept for reuse, as the task of `record` ends.
+pub(super) fn forget_reusable(record: &Listed<TaskRecord>) {
+    Reusable::of(record).clear();
+}
+
+/// The wrapper waker a tracked future handed out in an earlier poll, reused while a clone of it
+/// is alive. Weak, so that the task does not keep its own executor waker (and with it, in many
+/// executors, itself) alive. Kept in the record's owner word, which only this type reads or
+/// writes: null, or a pointer from `Weak::into_raw` that the word owns.
+struct Reusable<'a>(&'a AtomicPtr<()>);
+
+impl<'a> Reusable<'a> {
+    /// The slot of `record`, whose handle the caller holds: nobody else uses the slot meanwhile
+    /// (the orderings are `Relaxed`: the slot moves between threads with the handle).
+    fn of(record: &'a Listed<TaskRecord>) -> Reusable<'a> {
+        Reusable(TaskRecord::owner_word(record))
+    }
+
+    fn upgrade(&self) -> Option<Arc<WakerShared>> {
+        let raw = self.0.load(Ordering::Relaxed);
+        if raw.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null word came from `Weak::into_raw` of a `Weak<WakerShared>` (`set`),
+        // and the word still owns that reference; it is borrowed here, not taken: `ManuallyDrop`
+        // keeps it from being released.
+        let weak =
+            ManuallyDrop::new(unsafe { Weak::from_raw(raw.cast_const().cast::<WakerShared>()) });
+        weak.upgrade()
+    }
+
+    fn set(&self, shared: &Arc<WakerShared>) {
+        self.replace(Weak::into_raw(Arc::downgrade(shared)).cast_mut().cast());
+    }
+
+    fn clear(&self) {
+        self.replace(ptr::null_mut());
+    }
+
+    /// Puts `new` in the slot and gives back the reference of what it held. A load and a store,
+    /// not a swap: the holder of the record's handle is the slot's only user.
+    fn replace(&self, new: *mut ()) {
+        let old = self.0.load(Ordering::Relaxed);
+        if old.is_null() && new.is_null() {
+            return;
+        }
+        self.0.store(new, Ordering::Relaxed);
+        if !old.is_null() {
+            // SAFETY: a non-null word came from `Weak::into_raw` (`set`) and owned that
+            // reference; now out of the slot, it is released once, here.
+            drop(unsafe { Weak::from_raw(old.cast_const().cast::<WakerShared>()) });
         }
     }
 }

@@ -155,9 +155,7 @@ where
     #[cfg(tokio_unstable)]
     {
         // The runtime's spawn hook takes the record over instead of making one of its own.
-        let record = runtime_tasks::wants_spawn_record()
-            .then(|| tracked.share_record())
-            .flatten();
+        let record = runtime_tasks::wants_spawn_record().then(|| tracked.share_record());
         let _handoff = record.map(runtime_tasks::hand_off);
         ::tokio::spawn(tracked)
     }

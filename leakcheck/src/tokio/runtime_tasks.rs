@@ -507,8 +507,8 @@ mod hooks {
 
     fn on_terminate(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
         let known = runtime.known.of(meta.id()).lock().remove(&meta.id());
-        if let Some(Known::HookDriven(record)) = known {
-            TaskRecord::retire(TaskRecord::exit_listed(record));
+        if let Some(Known::HookDriven(mut record)) = known {
+            TaskRecord::exit_in_place(&mut record);
         }
     }
 
