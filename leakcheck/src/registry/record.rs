@@ -227,8 +227,8 @@ impl TaskRecord {
         &listed.owner_word
     }
 
-    /// Drops a reference to an ended record; if it was the last, the allocation is kept for the
-    /// next spawn on this thread.
+    /// Drops a reference to a record; if it was the last (the task has ended: its list holds a
+    /// live one), the allocation is kept for the next spawn on this thread.
     pub(crate) fn retire(record: Arc<TaskRecord>) {
         let Ok(spare) = Spare::reclaim(record) else {
             return; // Someone else still holds it: the last of them frees it.

@@ -542,5 +542,8 @@ mod hooks {
                 record.end_pending_poll(record.state.pending_at(start));
             }
         }
+        // The last reference to a task that completed in this poll, most often: its allocation
+        // is kept for the next spawn on this thread.
+        TaskRecord::retire(record);
     }
 }
