@@ -259,8 +259,6 @@ mod claims {
         pub(crate) struct ClaimedRoot<F> {
             #[pin]
             tracked: Tracked<F>,
-            // Its runtime task, once polled.
-            task: Option<::tokio::task::Id>,
             count: RootCount,
         }
     }
@@ -285,7 +283,6 @@ mod claims {
             runtime.spawned_roots.fetch_add(1, Ordering::Relaxed);
             Ok(ClaimedRoot {
                 tracked,
-                task: None,
                 count: RootCount(runtime),
             })
         }
@@ -295,12 +292,10 @@ mod claims {
         type Output = F::Output;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-            let this = self.project();
-            if this.task.is_none() {
-                *this.task = ::tokio::task::try_id();
-            }
-            let _restore = RestoreRootPolled(ROOT_POLLED.replace(*this.task));
-            this.tracked.poll(cx)
+            // Its runtime task, asked each time rather than kept: a word more would take a small
+            // future out of tokio's smallest task cell.
+            let _restore = RestoreRootPolled(ROOT_POLLED.replace(::tokio::task::try_id()));
+            self.project().tracked.poll(cx)
         }
     }
 
@@ -378,6 +373,17 @@ mod claims {
                 known.remove(&task);
             }
         }
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_spawned_root_is_two_words_larger_than_its_future() {
+        // The tracked future's record and the runtime's count: a future of up to 8 bytes stays
+        // in tokio's smallest task cell (128 bytes, which fit futures up to 24 bytes).
+        assert_eq!(
+            std::mem::size_of::<ClaimedRoot<std::future::Ready<u64>>>(),
+            std::mem::size_of::<std::future::Ready<u64>>() + 16
+        );
     }
 }
 
