@@ -2,13 +2,16 @@
 //! `tokio::spawn` measured in the same run, on both runtime flavors. Target: ≤ 1.25×.
 //!
 //! Variants:
-//! - `tokio::spawn`: the baseline, on a plain runtime;
-//! - `leakcheck::tokio::spawn` and `tokio::spawn(track(..))`: tracked spawns, on a plain runtime;
+//! - `tokio::spawn`: the baseline, on a plain runtime built once;
+//! - `leakcheck::tokio::spawn` and `tokio::spawn(track(..))`: tracked spawns, on that runtime;
+//! - `tokio::spawn, fresh runtime`: the baseline of the next two rows, which run on a runtime
+//!   built for each sample as `#[leak_test(tokio)]` builds one for each test: a plain spawn on a
+//!   plain runtime, also built for each sample (a new multi-thread runtime's workers start cold);
 //! - `tokio::spawn in leak_test`: a plain `tokio::spawn` on the runtime `#[leak_test(tokio)]`
 //!   builds. With `--cfg tokio_unstable` its task hooks register every task (target: ≤ +0.2 µs
 //!   per task); on stable tokio they do not exist, and this row shows the runtime's own cost;
 //! - `leakcheck::tokio::spawn in leak_test`: a tracked spawn there (on stable tokio it also
-//!   claims its runtime task, so that the runtime's count of unidentified tasks stays exact).
+//!   counts its runtime task, so that the runtime's count of unidentified tasks stays exact).
 //!
 //! Patterns: one by one (each task awaited before the next is spawned) and bursts of 10,000
 //! (all spawned, then all awaited). Each sample spawns from inside a task of the runtime (the
@@ -35,15 +38,17 @@ enum Variant {
     Plain,
     LeakcheckSpawn,
     TrackThenSpawn,
+    PlainFreshRuntime,
     PlainInLeakTest,
     LeakcheckSpawnInLeakTest,
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 6] = [
         Variant::Plain,
         Variant::LeakcheckSpawn,
         Variant::TrackThenSpawn,
+        Variant::PlainFreshRuntime,
         Variant::PlainInLeakTest,
         Variant::LeakcheckSpawnInLeakTest,
     ];
@@ -53,15 +58,29 @@ impl Variant {
             Variant::Plain => "tokio::spawn",
             Variant::LeakcheckSpawn => "leakcheck::tokio::spawn",
             Variant::TrackThenSpawn => "tokio::spawn(track(..))",
+            Variant::PlainFreshRuntime => "tokio::spawn, fresh runtime",
             Variant::PlainInLeakTest => "tokio::spawn in leak_test",
             Variant::LeakcheckSpawnInLeakTest => "leakcheck::tokio::spawn in leak_test",
+        }
+    }
+
+    /// The variant this one's ratio is taken against, in the same round: a plain spawn on the
+    /// same kind of runtime (built once, or built for each sample).
+    fn baseline(self) -> Variant {
+        match self {
+            Variant::Plain | Variant::LeakcheckSpawn | Variant::TrackThenSpawn => Variant::Plain,
+            Variant::PlainFreshRuntime
+            | Variant::PlainInLeakTest
+            | Variant::LeakcheckSpawnInLeakTest => Variant::PlainFreshRuntime,
         }
     }
 
     fn spawn(self, value: usize) -> JoinHandle<usize> {
         let future = async move { black_box(value) };
         match self {
-            Variant::Plain | Variant::PlainInLeakTest => tokio::spawn(future),
+            Variant::Plain | Variant::PlainFreshRuntime | Variant::PlainInLeakTest => {
+                tokio::spawn(future)
+            }
             Variant::LeakcheckSpawn | Variant::LeakcheckSpawnInLeakTest => {
                 leakcheck::tokio::spawn(future)
             }
@@ -153,8 +172,9 @@ async fn spawn_and_await(pattern: Pattern, variant: Variant, tasks: usize) -> Du
     .expect("the driver task does not fail")
 }
 
-/// One sample: a plain runtime for most variants, a `#[leak_test(tokio)]` runtime (built the way
-/// the attribute builds it, and checked at the end the same way) for the last.
+/// One sample: the plain runtime for the first variants, a fresh plain runtime for its own, a
+/// `#[leak_test(tokio)]` runtime (built the way the attribute builds it, and checked at the end
+/// the same way) for the last.
 fn sample(
     flavor: Flavor,
     runtime: &Runtime,
@@ -169,6 +189,9 @@ fn sample(
             flavor.leak_test_config(),
             spawn_and_await(pattern, variant, tasks),
         ),
+        Variant::PlainFreshRuntime => flavor
+            .plain_runtime()
+            .block_on(spawn_and_await(pattern, variant, tasks)),
         _ => runtime.block_on(spawn_and_await(pattern, variant, tasks)),
     }
 }
@@ -195,14 +218,16 @@ fn bench(flavor: Flavor, runtime: &Runtime, pattern: Pattern, rounds: usize, tas
     }
     let mut worst = 0.0_f64;
     for (index, variant) in Variant::ALL.into_iter().enumerate() {
+        let baseline = Variant::ALL.iter().position(|v| *v == variant.baseline());
+        let baseline = &times[baseline.expect("a baseline is a variant")];
         let mut ratios: Vec<f64> = times[index]
             .iter()
-            .zip(&times[0])
+            .zip(baseline)
             .map(|(time, plain)| time / plain)
             .collect();
         let mut added: Vec<f64> = times[index]
             .iter()
-            .zip(&times[0])
+            .zip(baseline)
             .map(|(time, plain)| time - plain)
             .collect();
         let ns = quantile(&mut times[index].clone(), 0.5);
