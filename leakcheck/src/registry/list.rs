@@ -9,8 +9,9 @@
 //! An element is listed one of two ways. [`Shard::push`] lists a shared `Arc`, which anyone
 //! holding a clone may [`remove`](Shard::remove). [`Shard::push_new`] lists a new element and
 //! returns a [`Listed`] handle instead of an `Arc`: the list's reference is then the only one its
-//! owner needs (no count of its own, no claim on a shared element to check), and only that handle
-//! can [`unlist`](Listed::unlist_in_place) it, which is what keeps the handle's borrow valid.
+//! owner needs (no count of its own, no claim on a shared element to check). Only that handle can
+//! [`unlist`](Listed::unlist_in_place) the element, and it keeps the list's reference as it does,
+//! so the reference outlives every use of the handle.
 //!
 //! Provenance: every pointer the list follows or gives back to `Arc` comes from `Arc::into_raw`
 //! or `Arc::as_ptr`, never from a shared reference to the element, so it may reach the `Arc`'s
@@ -261,8 +262,8 @@ impl<T: Linked> Shard<T> {
 impl<T: Linked> Drop for Shard<T> {
     /// Gives back the references of elements still listed, so that they are neither leaked nor
     /// left claiming a shard that no longer exists. An element a [`Listed`] handle holds keeps
-    /// the list's reference (the handle borrows it) and is left as it is: no shard will ever
-    /// follow its links again, its owner being this shard's id.
+    /// the list's reference (the handle reaches the element through it) and is left as it is: no
+    /// shard will ever follow its links again, its owner being this shard's id.
     fn drop(&mut self) {
         let handle_owned = self.handle_owned_id();
         let mut cursor = std::mem::replace(&mut self.head.get_mut().first, ptr::null());
@@ -301,10 +302,12 @@ pub(crate) struct Listed<T: Linked> {
     element: ptr::NonNull<T>,
 }
 
-// SAFETY: the handle is a borrow of a `Send + Sync` element (and the right to unlist it, which
-// any thread may exercise under the shard's lock).
+// SAFETY: the handle holds a strong reference to a `Send + Sync` element (`Linked` requires
+// both), which the thread that drops it may release (`T::release`), and the right to unlist it,
+// which any thread may exercise under the shard's lock: an `Arc<T>` is `Send` on the same terms.
 unsafe impl<T: Linked> Send for Listed<T> {}
-// SAFETY: as above; through `&Listed` only shared access to the element is possible.
+// SAFETY: through `&Listed` only shared access to the element is possible, as through `&Arc<T>`;
+// unlisting and releasing take the handle by `&mut` or by value.
 unsafe impl<T: Linked> Sync for Listed<T> {}
 
 impl<T: Linked> std::ops::Deref for Listed<T> {
@@ -321,8 +324,9 @@ impl<T: Linked> std::ops::Deref for Listed<T> {
 impl<T: Linked> Drop for Listed<T> {
     fn drop(&mut self) {
         if !self.is_listed() {
-            // SAFETY: unlisted in place (the handle itself may not be listed twice), so the
-            // handle holds the reference `Arc::into_raw` leaked, which is given back once, here.
+            // SAFETY: nothing but `unlist_in_place` takes a handle's element out of its list
+            // (`Shard::remove` refuses it, `Shard::drop` leaves it listed), so the handle holds
+            // the reference `Arc::into_raw` leaked, which is given back once, here.
             T::release(unsafe { Arc::from_raw(self.as_ptr()) });
         }
     }
@@ -367,22 +371,30 @@ impl<T: Linked> Listed<T> {
     /// Takes the element out of its list, which `shard_of` names, and keeps the list's
     /// reference to it in the handle; `false` if the element was not in that shard (or no
     /// longer listed).
-    pub(crate) fn unlist_in_place(&mut self, shard_of: impl FnOnce(&T) -> &Shard<T>) -> bool {
-        // SAFETY: alive while this handle is (see `deref`); the reference it holds stays held.
-        let element = unsafe { &*self.as_ptr() };
-        self.unlist_in_place_from(shard_of(element))
+    pub(crate) fn unlist_in_place<'a>(
+        &'a mut self,
+        shard_of: impl FnOnce(&'a T) -> &'a Shard<T>,
+    ) -> bool {
+        // The rest needs only shared access (the shard's lock excludes other users), so that the
+        // shard may be borrowed from the element; `&mut` says that the handle changes.
+        let this: &'a Self = self;
+        // Read without the lock: only this handle moves its element out of a list, so an
+        // element it has unlisted stays so (and a second exit costs no lock).
+        if !this.is_listed() {
+            return false;
+        }
+        this.unlist_in_place_from(shard_of(this))
     }
 
     /// [`unlist_in_place`](Self::unlist_in_place) from `shard`.
-    fn unlist_in_place_from(&mut self, shard: &Shard<T>) -> bool {
+    fn unlist_in_place_from(&self, shard: &Shard<T>) -> bool {
         let mut head = shard.head.lock();
         if self.links().owner.load(Ordering::Acquire) != shard.handle_owned_id() {
             return false;
         }
-        let element: &T = self;
         // SAFETY: we hold the lock, and the owner says the element is in this shard. The
         // reference `push_new` leaked with `Arc::into_raw` stays leaked: the handle holds it now.
-        unsafe { shard.unlink(&mut head, element) };
+        unsafe { shard.unlink(&mut head, self) };
         true
     }
 }
@@ -537,13 +549,13 @@ mod tests {
         );
         drop((other, shared_ref));
         let mut listed = listed;
-        assert!(listed.unlist_in_place_from(&shard), "in this shard");
+        assert!(listed.unlist_in_place(|_| &shard), "in this shard");
         assert!(!listed.is_listed());
         assert_eq!(values(&shard), [1]);
         assert_eq!(listed.value, 2, "still reached through the handle");
         let kept = listed.share();
         assert_eq!(Arc::strong_count(&kept), 2, "the handle's, and `kept`");
-        assert!(!listed.unlist_in_place_from(&shard), "unlisted once");
+        assert!(!listed.unlist_in_place(|_| &shard), "unlisted once");
         drop(listed);
         assert_eq!(Arc::strong_count(&kept), 1, "released with the handle");
         assert!(shard.remove(&shared).is_some());
@@ -566,7 +578,7 @@ mod tests {
         }
         let shard = Shard::new();
         let mut listed = shard.push_new(Released(Links::default()));
-        assert!(listed.unlist_in_place_from(&shard));
+        assert!(listed.unlist_in_place(|_| &shard));
         assert_eq!(RELEASED.load(Ordering::SeqCst), 0, "held by the handle");
         drop(listed);
         assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
@@ -581,13 +593,13 @@ mod tests {
             links: Links::default(),
         });
         assert!(
-            !listed.unlist_in_place_from(&other),
+            !listed.unlist_in_place(|_| &other),
             "unlisted from a shard it is not in"
         );
         assert!(listed.is_listed());
         assert_eq!(one.len(), 1, "still in its own shard");
         assert_eq!(other.len(), 0);
-        assert!(listed.unlist_in_place_from(&one), "in its own shard");
+        assert!(listed.unlist_in_place(|_| &one), "in its own shard");
         assert_eq!(listed.value, 3);
         assert_eq!(one.len(), 0);
     }

@@ -92,7 +92,7 @@ unsafe impl<T: Send + Sync> Sync for OnceBox<T> {}
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
+    use std::sync::{Arc, Barrier};
 
     #[test]
     fn set_once_then_kept() {
@@ -113,14 +113,17 @@ mod tests {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
-        let (built, drops) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
+        let drops = Arc::new(AtomicUsize::new(0));
+        // Every setter builds its value before any sets one: all four find the box empty (the
+        // first to set waits for the others at the barrier), so three lose the race.
+        let all_built = Barrier::new(4);
         let once = OnceBox::new();
         let winners: Vec<_> = std::thread::scope(|s| {
             let setters: Vec<_> = (0..4)
                 .map(|_| {
                     s.spawn(|| {
                         let value = once.get_or_init(|| {
-                            built.fetch_add(1, Ordering::SeqCst);
+                            all_built.wait();
                             Box::new(Counted(Arc::clone(&drops)))
                         });
                         ptr::from_ref(value) as usize
@@ -133,16 +136,15 @@ mod tests {
             winners.windows(2).all(|w| w[0] == w[1]),
             "one value seen by all"
         );
-        let built = built.load(Ordering::SeqCst);
         assert_eq!(
             drops.load(Ordering::SeqCst),
-            built - 1,
+            3,
             "the losers' values dropped"
         );
         drop(once);
         assert_eq!(
             drops.load(Ordering::SeqCst),
-            built,
+            4,
             "and the winner's with the box"
         );
     }

@@ -222,8 +222,9 @@ impl TaskRecord {
         exited
     }
 
-    /// The word the holder of `listed`, a record's one handle, keeps in it (see `owner_word`).
-    pub(crate) fn owner_word(listed: &Listed<TaskRecord>) -> &AtomicPtr<()> {
+    /// The word the holder of `listed`, a record's one handle, keeps in it (see `owner_word`):
+    /// by `&mut`, so that one user at a time has it.
+    pub(crate) fn owner_word(listed: &mut Listed<TaskRecord>) -> &AtomicPtr<()> {
         &listed.owner_word
     }
 
@@ -399,6 +400,10 @@ impl TaskRecord {
 
 impl Drop for TaskRecord {
     fn drop(&mut self) {
+        debug_assert!(
+            self.owner_word.get_mut().is_null(),
+            "the holder of a record's handle clears its word before letting the record go"
+        );
         // A long chain of ancestors kept alive only by this record would otherwise be dropped
         // recursively; unlink it iteratively so a deep spawn chain cannot overflow the stack.
         let mut parent = self.parent.take();

@@ -47,6 +47,8 @@ use crate::vocab::{TaskId, TaskKind};
 mod block_on;
 mod waker;
 
+use waker::Reusable;
+
 pub use crate::waiting::Waiting;
 pub(crate) use block_on::block_on;
 
@@ -109,7 +111,9 @@ pub fn track_named<F: Future>(name: impl Into<String>, future: F) -> Tracked<F> 
 /// A future registered as a tracked task; see [`track`].
 ///
 /// It is `Send` when `F` is, and `Unpin` when `F` is. Polling it after it completed panics, as
-/// for an `async` block.
+/// for an `async` block. It is one word larger than `F`. Once completed, it keeps the task's
+/// record (a hundred bytes, and with it the test's scope) until it is dropped, as executors do
+/// with a completed future.
 #[must_use = "a tracked future does nothing unless polled; dropping it ends the task"]
 pub struct Tracked<F> {
     /// Structurally pinned: never moved out of a pinned `Tracked`, never exposed unpinned.
@@ -148,8 +152,10 @@ impl<F> Tracked<F> {
 
     /// Ends the task, once: it leaves its scope, and an executor that claimed it forgets it.
     fn finish(&mut self) {
+        // First, so that nothing is left in the record even if a waiting check's waker, woken
+        // by the exit, panics.
+        Reusable::of(&mut self.record).clear();
         if TaskRecord::exit_in_place(&mut self.record) {
-            waker::forget_reusable(&self.record);
             if let Some(details) = self.record.state_details_if_any() {
                 details.release_claim();
             }
@@ -165,10 +171,11 @@ impl<F: Future> Future for Tracked<F> {
         // through the `Pin` made here, never moved (the `Drop` impl does not touch it), and
         // `Tracked` implements `Unpin` only through the auto trait, that is when `F: Unpin`.
         let this = unsafe { self.get_unchecked_mut() };
-        let record = &this.record;
-        assert!(record.is_listed(), "`Tracked` polled after completion");
+        assert!(this.record.is_listed(), "`Tracked` polled after completion");
         // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let reusable = Reusable::of(&mut this.record).fitting(cx);
+        let record = &this.record;
 
         let start = record.state.start_poll();
         if start.first {
@@ -176,8 +183,12 @@ impl<F: Future> Future for Tracked<F> {
                 hooks.first_poll(record);
             }
         }
-        let result =
-            context::in_listed_task(record, || waker::poll_tracking_wakers(record, cx, future));
+        let (result, made) = context::in_listed_task(record, || {
+            waker::poll_tracking_wakers(record, reusable, cx, future)
+        });
+        if let Some(made) = made {
+            Reusable::of(&mut this.record).keep(&made);
+        }
 
         match result {
             Poll::Ready(output) => {
@@ -185,6 +196,7 @@ impl<F: Future> Future for Tracked<F> {
                 Poll::Ready(output)
             }
             Poll::Pending => {
+                let record = &this.record;
                 record.end_pending_poll(record.state.pending_at(start));
                 Poll::Pending
             }
@@ -384,6 +396,44 @@ mod tests {
     fn second_wake_from_another_thread(slot: &Arc<Mutex<Option<Waker>>>) {
         let waker = slot.lock().unwrap().take().unwrap();
         std::thread::spawn(move || waker.wake()).join().unwrap();
+    }
+
+    #[test]
+    fn a_poll_that_panics_leaves_the_task_whole_until_it_is_dropped() {
+        /// Keeps a clone of its waker, then panics when polled again.
+        struct PanicsOnSecondPoll(Option<Waker>);
+        impl Future for PanicsOnSecondPoll {
+            type Output = ();
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                if self.0.is_some() {
+                    panic!("second poll");
+                }
+                self.0 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+        let scope = open_scope(ScopeLabel::Named("panics".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let mut tracked = Box::pin(track(PanicsOnSecondPoll(None)));
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut cx = Context::from_waker(&waker);
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tracked.as_mut().poll(&mut cx);
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            scope.live_count(),
+            1,
+            "still alive: its owner may drop it later"
+        );
+        assert_eq!(
+            crate::context::current_task().map(|t| t.id),
+            None,
+            "left the task"
+        );
+        drop(tracked); // Miri reports the record or the kept waker if either leaked.
+        assert_eq!(scope.live_count(), 0);
     }
 
     #[test]

@@ -16,19 +16,17 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use crate::registry::{Listed, TaskRecord};
 
-/// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours: the
-/// wrapper waker of an earlier poll if it is still alive and fits, kept in the record (see
-/// [`Reusable`]).
+/// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours:
+/// `reusable`, the wrapper waker of an earlier poll (see [`Reusable::fitting`]), or one lent for
+/// this poll. Returns the wrapper made in this poll, if the inner future cloned the lent waker:
+/// the caller keeps it for the next polls ([`Reusable::keep`]).
 #[inline]
 pub(super) fn poll_tracking_wakers<F: Future>(
     record: &Listed<TaskRecord>,
+    reusable: Option<Arc<WakerShared>>,
     cx: &Context<'_>,
     future: Pin<&mut F>,
-) -> Poll<F::Output> {
-    let reuse = Reusable::of(record);
-    let reusable = reuse
-        .upgrade()
-        .filter(|shared| shared.inner.will_wake(cx.waker()));
+) -> (Poll<F::Output>, Option<Arc<WakerShared>>) {
     match reusable {
         Some(shared) => {
             // A borrowed waker: clones made from it count; it is never dropped itself.
@@ -36,7 +34,7 @@ pub(super) fn poll_tracking_wakers<F: Future>(
             // SAFETY: the vtable's contract holds for `Arc<WakerShared>` pointers, and
             // `shared` keeps the pointee alive for the whole poll.
             let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
-            future.poll(&mut Context::from_waker(&waker))
+            (future.poll(&mut Context::from_waker(&waker)), None)
         }
         None => {
             let frame = PollFrame {
@@ -49,50 +47,45 @@ pub(super) fn poll_tracking_wakers<F: Future>(
             // only lent through the `Context`; a clone is an owned `WakerShared` waker.
             let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
             let result = future.poll(&mut Context::from_waker(&waker));
-            if let Some(shared) = frame.created.into_inner() {
-                reuse.set(&shared);
-            }
-            result
+            (result, frame.created.into_inner())
         }
     }
-}
-
-/// Forgets the wrapper waker kept for reuse, as the task of `record` ends.
-pub(super) fn forget_reusable(record: &Listed<TaskRecord>) {
-    Reusable::of(record).clear();
 }
 
 /// The wrapper waker a tracked future handed out in an earlier poll, reused while a clone of it
 /// is alive. Weak, so that the task does not keep its own executor waker (and with it, in many
 /// executors, itself) alive. Kept in the record's owner word, which only this type reads or
 /// writes: null, or a pointer from `Weak::into_raw` that the word owns.
-struct Reusable<'a>(&'a AtomicPtr<()>);
+pub(super) struct Reusable<'a>(&'a AtomicPtr<()>);
 
 impl<'a> Reusable<'a> {
-    /// The slot of `record`, whose handle the caller holds: nobody else uses the slot meanwhile
-    /// (the orderings are `Relaxed`: the slot moves between threads with the handle).
-    fn of(record: &'a Listed<TaskRecord>) -> Reusable<'a> {
+    /// The slot of `record`, reached through its one handle, held by `&mut`: nobody else uses
+    /// the slot meanwhile (hence `Relaxed`: the slot moves between threads with the handle).
+    pub(super) fn of(record: &'a mut Listed<TaskRecord>) -> Reusable<'a> {
         Reusable(TaskRecord::owner_word(record))
     }
 
-    fn upgrade(&self) -> Option<Arc<WakerShared>> {
+    /// The kept wrapper, if it is still alive and forwards to the executor's waker of `cx`.
+    pub(super) fn fitting(&self, cx: &Context<'_>) -> Option<Arc<WakerShared>> {
         let raw = self.0.load(Ordering::Relaxed);
         if raw.is_null() {
             return None;
         }
-        // SAFETY: a non-null word came from `Weak::into_raw` of a `Weak<WakerShared>` (`set`),
-        // and the word still owns that reference; it is borrowed here, not taken: `ManuallyDrop`
-        // keeps it from being released.
-        let weak =
-            ManuallyDrop::new(unsafe { Weak::from_raw(raw.cast_const().cast::<WakerShared>()) });
+        // SAFETY: a non-null word came from `Weak::into_raw` (`keep`) and the word still owns
+        // that reference; it is borrowed here, not taken: `ManuallyDrop` keeps it from being
+        // released.
+        let weak = ManuallyDrop::new(unsafe { weak_from_raw(raw) });
         weak.upgrade()
+            .filter(|shared| shared.inner.will_wake(cx.waker()))
     }
 
-    fn set(&self, shared: &Arc<WakerShared>) {
+    /// Keeps `shared` for the next polls, in place of what was kept.
+    pub(super) fn keep(&self, shared: &Arc<WakerShared>) {
         self.replace(Weak::into_raw(Arc::downgrade(shared)).cast_mut().cast());
     }
 
-    fn clear(&self) {
+    /// Forgets what was kept, as the task ends.
+    pub(super) fn clear(&self) {
         self.replace(ptr::null_mut());
     }
 
@@ -105,11 +98,18 @@ impl<'a> Reusable<'a> {
         }
         self.0.store(new, Ordering::Relaxed);
         if !old.is_null() {
-            // SAFETY: a non-null word came from `Weak::into_raw` (`set`) and owned that
+            // SAFETY: a non-null word came from `Weak::into_raw` (`keep`) and owned that
             // reference; now out of the slot, it is released once, here.
-            drop(unsafe { Weak::from_raw(old.cast_const().cast::<WakerShared>()) });
+            drop(unsafe { weak_from_raw(old) });
         }
     }
+}
+
+/// # Safety
+/// `raw` came from `Weak::<WakerShared>::into_raw`, and the caller may use the reference it owns.
+unsafe fn weak_from_raw(raw: *mut ()) -> Weak<WakerShared> {
+    // SAFETY: per this function's contract.
+    unsafe { Weak::from_raw(raw.cast_const().cast::<WakerShared>()) }
 }
 
 /// The wrapper waker of a tracked task: wakes the executor's waker and keeps the task's state.

@@ -548,8 +548,26 @@ mod hooks {
                 record.end_pending_poll(record.state.pending_at(start));
             }
         }
-        // The last reference to a task that completed in this poll, most often: its allocation
-        // is kept for the next spawn on this thread.
-        TaskRecord::retire(record);
+        if record.has_exited() {
+            // Most often the last reference to it: its allocation is kept for the next spawn on
+            // this thread.
+            TaskRecord::retire(record);
+        }
+    }
+
+    #[test]
+    fn a_plain_tasks_record_is_reused_by_the_next_spawn_on_its_thread() {
+        use crate::tokio::test_runtime::{run_tokio_test, TokioTestConfig};
+        fn record_address() -> Option<usize> {
+            context::with_current_task(|task| task.map(|task| std::ptr::from_ref(task) as usize))
+        }
+        let config = TokioTestConfig::default(); // current-thread: one thread, one set of spares
+        let (first, second) = run_tokio_test("spares", crate::Options::new(), config, async {
+            let first = ::tokio::spawn(async { record_address() }).await;
+            let second = ::tokio::spawn(async { record_address() }).await;
+            (first.unwrap(), second.unwrap())
+        });
+        assert!(first.is_some(), "the hooks made the task current");
+        assert_eq!(first, second, "built in the first task's kept allocation");
     }
 }
