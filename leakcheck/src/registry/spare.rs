@@ -23,7 +23,9 @@ impl<T> Spare<T> {
     /// Drops the value of `arc` and keeps its allocation, if `arc` is its only reference; gives
     /// it back otherwise (dropping it then is dropping one reference of several).
     pub(crate) fn reclaim(mut arc: Arc<T>) -> Result<Spare<T>, Arc<T>> {
-        if Arc::get_mut(&mut arc).is_none() {
+        // A plain load first: a reference that is visibly shared (a hook's, while the poll that
+        // ended its task runs) is given back without `get_mut`'s compare-and-swap.
+        if Arc::strong_count(&arc) != 1 || Arc::get_mut(&mut arc).is_none() {
             return Err(arc);
         }
         let value = Arc::into_raw(arc).cast_mut();
