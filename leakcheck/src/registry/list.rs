@@ -307,7 +307,8 @@ pub(crate) struct Listed<T: Linked> {
 // which any thread may exercise under the shard's lock: an `Arc<T>` is `Send` on the same terms.
 unsafe impl<T: Linked> Send for Listed<T> {}
 // SAFETY: through `&Listed` only shared access to the element is possible, as through `&Arc<T>`;
-// unlisting and releasing take the handle by `&mut` or by value.
+// releasing takes the handle by value, and unlisting by `&mut` (its private helper takes `&self`,
+// but changes nothing the shard's lock does not guard, and checks the owner again under it).
 unsafe impl<T: Linked> Sync for Listed<T> {}
 
 impl<T: Linked> std::ops::Deref for Listed<T> {

@@ -32,6 +32,8 @@ mod spare;
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
 pub(crate) use list::Listed;
+#[cfg(all(test, feature = "tokio", tokio_unstable))]
+pub(crate) use record::spares_kept;
 pub(crate) use record::{id_watermark, EntryName, ExitOnDrop, TaskRecord};
 // Made only by the `pthread_create` interposer's front end (`plain_threads`).
 #[cfg(leakcheck_interpose)]
@@ -229,7 +231,7 @@ mod tests {
         let spawn =
             || crate::context::register_listed(TaskKind::Async, None, Location::caller(), || "f");
         let end = |mut listed| {
-            assert!(TaskRecord::exit_in_place(&mut listed));
+            assert!(TaskRecord::exit_in_place(&mut listed, |_| ()));
             assert!(listed.has_exited(), "kept by its handle after it ended");
             drop(listed);
         };

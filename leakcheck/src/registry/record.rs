@@ -49,6 +49,12 @@ thread_local! {
     static SPARES: RefCell<Vec<Spare<TaskRecord>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// How many record allocations this thread keeps now.
+#[cfg(all(test, feature = "tokio", tokio_unstable))]
+pub(crate) fn spares_kept() -> usize {
+    SPARES.with(|spares| spares.borrow().len())
+}
+
 /// An allocation for a new record: one this thread kept, or a fresh one.
 #[inline]
 fn spare_record() -> Spare<TaskRecord> {
@@ -212,11 +218,15 @@ impl TaskRecord {
     }
 
     /// Ends a task registered with [`register_listed_in`](Self::register_listed_in), keeping
-    /// the record in the handle: it leaves its scope and waiting checks are woken. `false` if it
-    /// had ended already.
-    pub(crate) fn exit_in_place(listed: &mut Listed<TaskRecord>) -> bool {
+    /// the record in the handle: it leaves its scope, `ending` runs, and waiting checks are woken
+    /// (last, as their wakers may panic). `false`, and nothing runs, if it had ended already.
+    pub(crate) fn exit_in_place(
+        listed: &mut Listed<TaskRecord>,
+        ending: impl FnOnce(&TaskRecord),
+    ) -> bool {
         let exited = listed.unlist_in_place(|record| record.scope.shard(record.id));
         if exited {
+            ending(listed);
             exit_signal().notify();
         }
         exited

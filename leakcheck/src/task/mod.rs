@@ -152,14 +152,14 @@ impl<F> Tracked<F> {
 
     /// Ends the task, once: it leaves its scope, and an executor that claimed it forgets it.
     fn finish(&mut self) {
-        // First, so that nothing is left in the record even if a waiting check's waker, woken
-        // by the exit, panics.
+        // Both before the exit wakes waiting checks, so that neither is skipped if one of their
+        // wakers panics.
         Reusable::of(&mut self.record).clear();
-        if TaskRecord::exit_in_place(&mut self.record) {
-            if let Some(details) = self.record.state_details_if_any() {
+        TaskRecord::exit_in_place(&mut self.record, |record| {
+            if let Some(details) = record.state_details_if_any() {
                 details.release_claim();
             }
-        }
+        });
     }
 }
 
@@ -186,7 +186,7 @@ impl<F: Future> Future for Tracked<F> {
         let (result, made) = context::in_listed_task(record, || {
             waker::poll_tracking_wakers(record, reusable, cx, future)
         });
-        if let Some(made) = made {
+        if let (Poll::Pending, Some(made)) = (&result, made) {
             Reusable::of(&mut this.record).keep(&made);
         }
 

@@ -54,8 +54,9 @@ pub(super) fn poll_tracking_wakers<F: Future>(
 
 /// The wrapper waker a tracked future handed out in an earlier poll, reused while a clone of it
 /// is alive. Weak, so that the task does not keep its own executor waker (and with it, in many
-/// executors, itself) alive. Kept in the record's owner word, which only this type reads or
-/// writes: null, or a pointer from `Weak::into_raw` that the word owns.
+/// executors, itself) alive. Kept in the record's owner word, which only this type writes (the
+/// record checks it is clear when dropped): null, or a pointer from `Weak::into_raw` that the
+/// word owns.
 pub(super) struct Reusable<'a>(&'a AtomicPtr<()>);
 
 impl<'a> Reusable<'a> {

@@ -514,7 +514,7 @@ mod hooks {
     fn on_terminate(runtime: &TestRuntime, meta: &TaskMeta<'_>) {
         let known = runtime.known.of(meta.id()).lock().remove(&meta.id());
         if let Some(Known::HookDriven(mut record)) = known {
-            TaskRecord::exit_in_place(&mut record);
+            TaskRecord::exit_in_place(&mut record, |_| ());
         }
     }
 
@@ -557,17 +557,24 @@ mod hooks {
 
     #[test]
     fn a_plain_tasks_record_is_reused_by_the_next_spawn_on_its_thread() {
+        use crate::registry::spares_kept;
         use crate::tokio::test_runtime::{run_tokio_test, TokioTestConfig};
         fn record_address() -> Option<usize> {
             context::with_current_task(|task| task.map(|task| std::ptr::from_ref(task) as usize))
         }
         let config = TokioTestConfig::default(); // current-thread: one thread, one set of spares
-        let (first, second) = run_tokio_test("spares", crate::Options::new(), config, async {
-            let first = ::tokio::spawn(async { record_address() }).await;
-            let second = ::tokio::spawn(async { record_address() }).await;
-            (first.unwrap(), second.unwrap())
+        run_tokio_test("spares", crate::Options::new(), config, async {
+            let (first, while_alive) = ::tokio::spawn(async { (record_address(), spares_kept()) })
+                .await
+                .unwrap();
+            assert!(first.is_some(), "the hooks made the task current");
+            assert_eq!(
+                spares_kept(),
+                while_alive + 1,
+                "the ended task's allocation was kept"
+            );
+            let second = ::tokio::spawn(async { record_address() }).await.unwrap();
+            assert_eq!(first, second, "and the next spawn built its record in it");
         });
-        assert!(first.is_some(), "the hooks made the task current");
-        assert_eq!(first, second, "built in the first task's kept allocation");
     }
 }
