@@ -139,10 +139,10 @@ pub(crate) struct TaskRecord {
     /// The kind, the spawn time, the state and the wakers.
     pub(crate) state: StateCell,
     side: OnceBox<Side>,
-    /// A word for the one holder of a [`Listed`] record's handle, which nothing else reads or
-    /// writes: a tracked future keeps its reusable waker here (see `task::waker`), so that it is
-    /// one word larger than the future it wraps. Null, or the holder's; cleared by the holder
-    /// before it lets the record go.
+    /// A word for the one holder of a [`Listed`] record's handle, which nothing else writes (the
+    /// record's drop checks it is clear): a tracked future keeps its reusable waker here (see
+    /// `task::waker`), so that it is one word larger than the future it wraps. Null, or the
+    /// holder's; cleared by the holder before it lets the record go.
     owner_word: AtomicPtr<()>,
     /// This record's place in its scope's shard list.
     links: Links<TaskRecord>,

@@ -542,16 +542,13 @@ mod hooks {
             return;
         };
         let record = context.leave();
-        if let Some(start) = settle {
-            // (The terminate hook runs inside the poll: a task that completed has exited.)
-            if !record.has_exited() {
-                record.end_pending_poll(record.state.pending_at(start));
-            }
-        }
+        // (The terminate hook runs inside the poll: a task that completed has exited.)
         if record.has_exited() {
             // Most often the last reference to it: its allocation is kept for the next spawn on
             // this thread.
             TaskRecord::retire(record);
+        } else if let Some(start) = settle {
+            record.end_pending_poll(record.state.pending_at(start));
         }
     }
 
