@@ -195,6 +195,31 @@ fn a_tracked_future_inside_a_tracked_spawn_is_not_counted_twice() {
 }
 
 #[test]
+fn a_tracked_spawn_in_a_scope_opened_inside_the_test_is_known_to_the_runtime() {
+    for flavor in FLAVORS {
+        let report = leak_report(
+            "tokio_runtime::inner_scope_spawn",
+            quick(),
+            config(flavor),
+            async {
+                // Registered in the inner scope, not the test's: it cannot be counted in the
+                // test's scope, so its first poll claims its runtime task instead.
+                let inner = leakcheck::in_scope("inner", || {
+                    leakcheck::tokio::spawn(std::future::pending::<()>())
+                });
+                drop(inner);
+                drop(tokio::spawn(std::future::pending::<()>()));
+                tokio::task::yield_now().await;
+            },
+        );
+        if !cfg!(tokio_unstable) {
+            // Exactly the plain task: the inner one is known (neither missed nor counted twice).
+            assert_contains(&report, "1 async task of this test's tokio runtime is alive that leakcheck did not see spawn");
+        }
+    }
+}
+
+#[test]
 fn finished_and_aborted_tracked_spawns_leave_nothing_counted() {
     for flavor in FLAVORS {
         let report = leak_report(

@@ -3,7 +3,7 @@
 //!
 //! Generic over its members only so that it need not name the task record, which names it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::list::{Linked, Shard};
@@ -45,6 +45,13 @@ pub(crate) trait Member: Linked {
     fn id(&self) -> TaskId;
 }
 
+/// The count behind [`Scope::count_executor_root`], on a cache line of its own: the workers of
+/// a multi-thread runtime write it at every spawn and exit, and every spawn reads the flags
+/// beside it.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
+#[repr(align(128))]
+struct ExecutorRoots(AtomicUsize);
+
 /// A scope and its live members.
 pub(crate) struct Scope<T: Member> {
     pub(crate) id: u64,
@@ -52,6 +59,10 @@ pub(crate) struct Scope<T: Member> {
     shards: [Shard<T>; SHARDS],
     /// Set by a check with `Options::capture_backtraces`: spawns in this scope record backtraces.
     capture_backtraces: AtomicBool,
+    /// Members an executor integration counts as tasks of its own (only stable tokio's test
+    /// runtime does: see [`Scope::count_executor_root`]).
+    #[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
+    executor_roots: ExecutorRoots,
     /// Set once a check looks at this scope (see [`Scope::mark_checked`]).
     checked: AtomicBool,
 }
@@ -64,6 +75,7 @@ impl<T: Member> Scope<T> {
             label,
             shards: std::array::from_fn(|_| Shard::new()),
             capture_backtraces: AtomicBool::new(false),
+            executor_roots: ExecutorRoots(AtomicUsize::new(0)),
             checked: AtomicBool::new(false),
         }
     }
@@ -127,5 +139,28 @@ impl<T: Member> Scope<T> {
         // Keys read once each: a comparison must not chase a record pointer.
         tasks.sort_by_cached_key(|t| t.id());
         tasks
+    }
+}
+
+/// The executor's count, apart from the rest: only stable tokio uses it.
+#[cfg_attr(not(all(feature = "tokio", not(tokio_unstable))), allow(dead_code))]
+impl<T: Member> Scope<T> {
+    /// Counts a member as a task of the executor that runs this scope's tasks, until
+    /// [`Scope::uncount_executor_root`]: tokio's test runtime counts the roots
+    /// `leakcheck::tokio::spawn` spawned on it this way, so that the future it spawns need not
+    /// keep a word of its own for the count.
+    pub(crate) fn count_executor_root(&self) {
+        self.executor_roots.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gives back a count of [`Scope::count_executor_root`].
+    pub(crate) fn uncount_executor_root(&self) {
+        let before = self.executor_roots.0.fetch_sub(1, Ordering::Relaxed);
+        debug_assert!(before > 0, "an executor root uncounted twice");
+    }
+
+    /// How many members are counted as the executor's tasks now.
+    pub(crate) fn executor_roots(&self) -> usize {
+        self.executor_roots.0.load(Ordering::Relaxed)
     }
 }

@@ -144,6 +144,12 @@ impl<F> Tracked<F> {
         self.record.id
     }
 
+    /// The scope the task was registered in.
+    #[cfg(all(feature = "tokio", not(tokio_unstable)))]
+    pub(crate) fn scope(&self) -> &crate::registry::Scope {
+        &self.record.scope
+    }
+
     /// A reference of its own to the task's record.
     #[cfg(all(feature = "tokio", tokio_unstable))]
     pub(crate) fn share_record(&self) -> std::sync::Arc<TaskRecord> {

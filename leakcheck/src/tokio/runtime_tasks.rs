@@ -35,10 +35,6 @@ pub(crate) struct TestRuntime {
     scope: Arc<Scope>,
     /// The runtime's tasks leakcheck knows, by tokio task id.
     known: KnownTasks,
-    /// The runtime's tasks that `leakcheck::tokio::spawn` spawned, alive (stable tokio): known
-    /// too, counted instead of kept in `known` (see `claims::ClaimedRoot`).
-    #[cfg(not(tokio_unstable))]
-    spawned_roots: AtomicUsize,
 }
 
 /// A map by tokio task id, looked up on every spawn, poll and exit of a test's tasks: hashed by
@@ -107,8 +103,6 @@ impl TestRuntime {
         Arc::new(TestRuntime {
             scope,
             known: KnownTasks::default(),
-            #[cfg(not(tokio_unstable))]
-            spawned_roots: AtomicUsize::new(0),
         })
     }
 
@@ -148,8 +142,10 @@ impl TestRuntime {
         // it alive: for that moment it is counted as unidentified whatever the order of these
         // reads. Harmless: a check looks again while any unidentified task is counted.
         let alive = handle.metrics().num_alive_tasks();
+        // Stable tokio: the roots `leakcheck::tokio::spawn` spawned here are known too, counted
+        // in the test's scope instead of kept in `known` (see `claims::ClaimedRoot`).
         #[cfg(not(tokio_unstable))]
-        let alive = alive.saturating_sub(self.spawned_roots.load(Ordering::Relaxed));
+        let alive = alive.saturating_sub(self.scope.executor_roots());
         alive.saturating_sub(self.known.len())
     }
 
@@ -191,7 +187,6 @@ mod claims {
     use std::cell::{Cell, RefCell};
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Weak};
     use std::task::{Context, Poll};
 
@@ -199,7 +194,7 @@ mod claims {
     use parking_lot::Mutex;
 
     use super::{wants_spawn_record, TestRuntime};
-    use crate::registry::TaskRecord;
+    use crate::registry::{Scope, TaskRecord};
     use crate::state::{ExecutorClaim, StateDetails};
     use crate::task::{install_executor_hooks, ExecutorHooks, Tracked};
     use crate::vocab::TaskKind;
@@ -253,38 +248,32 @@ mod claims {
 
     pin_project_lite::pin_project! {
         /// A tracked future that `leakcheck::tokio::spawn` spawned on a test runtime, so the root
-        /// of its runtime task: it makes that task known for as long as it lives, by a count
-        /// of the runtime's, with no map entry and no allocation. A tracked future first polled
-        /// inside it runs in the same runtime task, so it claims nothing.
+        /// of its runtime task: it makes that task known for as long as it lives, by a count in
+        /// the test's scope (which the record holds already), with no map entry, no allocation
+        /// and no word of its own. A tracked future first polled inside it runs in the same
+        /// runtime task, so it claims nothing.
         pub(crate) struct ClaimedRoot<F> {
             #[pin]
             tracked: Tracked<F>,
-            count: RootCount,
         }
-    }
 
-    /// One of a runtime's `spawned_roots`, given back when dropped.
-    struct RootCount(Arc<TestRuntime>);
-
-    impl Drop for RootCount {
-        fn drop(&mut self) {
-            let before = self.0.spawned_roots.fetch_sub(1, Ordering::Relaxed);
-            debug_assert!(before > 0, "a spawned root given back twice");
+        impl<F> PinnedDrop for ClaimedRoot<F> {
+            fn drop(this: Pin<&mut Self>) {
+                this.as_ref().get_ref().tracked.scope().uncount_executor_root();
+            }
         }
     }
 
     impl<F: Future> ClaimedRoot<F> {
         /// `tracked`, counted as a task of the test runtime it is about to be spawned on; given
-        /// back if the current runtime is not a test runtime.
+        /// back if the current runtime is not a test runtime, or not the one of the scope the
+        /// task belongs to (a scope opened inside a test): then its first poll claims its task.
         pub(crate) fn new(tracked: Tracked<F>) -> Result<ClaimedRoot<F>, Tracked<F>> {
-            let Some(runtime) = current_test_runtime() else {
+            if !spawns_onto_test_runtime_of(tracked.scope()) {
                 return Err(tracked);
-            };
-            runtime.spawned_roots.fetch_add(1, Ordering::Relaxed);
-            Ok(ClaimedRoot {
-                tracked,
-                count: RootCount(runtime),
-            })
+            }
+            tracked.scope().count_executor_root();
+            Ok(ClaimedRoot { tracked })
         }
     }
 
@@ -314,6 +303,27 @@ mod claims {
         test_runtime(handle.id())
     }
 
+    /// Whether a spawn here lands on the test runtime of `scope`. Asked at every
+    /// `leakcheck::tokio::spawn` on a test runtime, so answered from this thread's
+    /// [`LAST_RUNTIME`] without a reference to the runtime: the id it was cached under names it
+    /// for good (tokio never reuses one), and the scope's address is only compared.
+    fn spawns_onto_test_runtime_of(scope: &Scope) -> bool {
+        let Ok(handle) = Handle::try_current() else {
+            return false;
+        };
+        let id = handle.id();
+        let cached = LAST_RUNTIME
+            .try_with(|last| match &*last.borrow() {
+                Some(last) if last.id == id && last.runtime.strong_count() > 0 => {
+                    Some(std::ptr::eq(last.scope, scope))
+                }
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        cached.unwrap_or_else(|| test_runtime(id).is_some_and(|rt| std::ptr::eq(&*rt.scope, scope)))
+    }
+
     fn claim(record: &TaskRecord, task: ::tokio::task::Id) {
         if record.kind() != TaskKind::Async
             || record
@@ -339,15 +349,22 @@ mod claims {
         /// The test runtime this thread last claimed a task of: a runtime's threads claim for
         /// it alone, so the shared list (and its lock, which workers would contend on) is read
         /// once per thread, not once per task.
-        static LAST_RUNTIME: RefCell<Option<(::tokio::runtime::Id, Weak<TestRuntime>)>> =
-            const { RefCell::new(None) };
+        static LAST_RUNTIME: RefCell<Option<LastRuntime>> = const { RefCell::new(None) };
+    }
+
+    /// A test runtime, as [`LAST_RUNTIME`] keeps it.
+    struct LastRuntime {
+        id: ::tokio::runtime::Id,
+        runtime: Weak<TestRuntime>,
+        /// The address of its scope, which lives as long as it does: compared, never read.
+        scope: *const Scope,
     }
 
     /// The live test runtime with tokio runtime id `id`, if it is one.
     fn test_runtime(id: ::tokio::runtime::Id) -> Option<Arc<TestRuntime>> {
         let cached = LAST_RUNTIME
             .try_with(|last| match &*last.borrow() {
-                Some((last, runtime)) if *last == id => runtime.upgrade(),
+                Some(last) if last.id == id => last.runtime.upgrade(),
                 _ => None,
             })
             .ok()
@@ -359,10 +376,15 @@ mod claims {
             .lock()
             .iter()
             .find(|(rt, _)| *rt == id)
-            .map(|(_, runtime)| Weak::clone(runtime))?;
-        let _ =
-            LAST_RUNTIME.try_with(|last| *last.borrow_mut() = Some((id, Weak::clone(&runtime))));
-        runtime.upgrade()
+            .and_then(|(_, runtime)| runtime.upgrade())?;
+        let _ = LAST_RUNTIME.try_with(|last| {
+            *last.borrow_mut() = Some(LastRuntime {
+                id,
+                runtime: Arc::downgrade(&runtime),
+                scope: Arc::as_ptr(&runtime.scope),
+            });
+        });
+        Some(runtime)
     }
 
     fn unclaim(runtime: &TestRuntime, task: ::tokio::task::Id) {
@@ -377,12 +399,12 @@ mod claims {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_spawned_root_is_two_words_larger_than_its_future() {
-        // The tracked future's record and the runtime's count: a future of up to 8 bytes stays
-        // in tokio's smallest task cell (128 bytes, which fit futures up to 24 bytes).
+    fn a_spawned_root_is_one_word_larger_than_its_future() {
+        // The tracked future's record, and nothing for the count: a future of up to 16 bytes
+        // stays in tokio's smallest task cell (128 bytes, which fit futures up to 24 bytes).
         assert_eq!(
-            std::mem::size_of::<ClaimedRoot<std::future::Ready<u64>>>(),
-            std::mem::size_of::<std::future::Ready<u64>>() + 16
+            std::mem::size_of::<ClaimedRoot<std::future::Ready<[u64; 2]>>>(),
+            std::mem::size_of::<std::future::Ready<[u64; 2]>>() + 8
         );
     }
 }
