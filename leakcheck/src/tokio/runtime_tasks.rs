@@ -4,9 +4,10 @@
 //! per tokio task id, the tasks leakcheck knows; the runtime's alive-task count less that is the
 //! number of tasks nobody told leakcheck about.
 //!
-//! - On stable tokio, a task spawned by [`leakcheck::tokio::spawn`](super::spawn) is counted for
-//!   as long as it lives (`ClaimedRoot`); any other tracked future *claims* the tokio task it runs
-//!   in at its first poll (through the core's executor hooks), once per task between them.
+//! - On stable tokio, a task spawned by [`leakcheck::tokio::spawn`](super::spawn) is counted, in
+//!   the test's scope, for as long as it lives (`ClaimedRoot`); any other tracked future *claims*
+//!   the tokio task it runs in at its first poll (through the core's executor hooks), once per
+//!   task between them.
 //! - With `--cfg tokio_unstable`, the runtime's hooks register every task at spawn (a task spawned
 //!   by [`leakcheck::tokio::spawn`](super::spawn) is handed over as the tracked record it already
 //!   has), make its record current while it is polled, and end it when it terminates.
