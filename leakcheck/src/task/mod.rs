@@ -150,6 +150,15 @@ impl<F> Tracked<F> {
         &self.record.scope
     }
 
+    /// Ends the task now, as dropping it would, so that what its owner does next comes after
+    /// the exit and the wake of checks waiting for it. The drop then ends nothing twice.
+    #[cfg(all(feature = "tokio", not(tokio_unstable)))]
+    pub(crate) fn end(self: Pin<&mut Self>) {
+        // SAFETY: `finish` reaches only `record`, never the structurally pinned `future` (see
+        // `poll`), so nothing pinned is moved.
+        unsafe { self.get_unchecked_mut() }.finish();
+    }
+
     /// A reference of its own to the task's record.
     #[cfg(all(feature = "tokio", tokio_unstable))]
     pub(crate) fn share_record(&self) -> std::sync::Arc<TaskRecord> {

@@ -161,7 +161,8 @@ where
     }
     #[cfg(not(tokio_unstable))]
     {
-        // On a test runtime, the task is counted as known (its runtime counts every task).
+        // On a test runtime, the task is counted as known there (its runtime counts every task
+        // alive), unless spawned in a scope opened inside the test: then its first poll claims it.
         if runtime_tasks::wants_spawn_record() {
             return match runtime_tasks::ClaimedRoot::new(tracked) {
                 Ok(root) => ::tokio::spawn(root),

@@ -4,10 +4,11 @@
 //! per tokio task id, the tasks leakcheck knows; the runtime's alive-task count less that is the
 //! number of tasks nobody told leakcheck about.
 //!
-//! - On stable tokio, a task spawned by [`leakcheck::tokio::spawn`](super::spawn) is counted, in
-//!   the test's scope, for as long as it lives (`ClaimedRoot`); any other tracked future *claims*
-//!   the tokio task it runs in at its first poll (through the core's executor hooks), once per
-//!   task between them.
+//! - On stable tokio, a task [`leakcheck::tokio::spawn`](super::spawn) spawns in the test's own
+//!   scope is counted there for as long as it lives (`ClaimedRoot`); any other tracked future,
+//!   including one spawned in a scope opened inside the test, *claims* the tokio task it runs in
+//!   at its first poll (through the core's executor hooks), once per task between them. Until
+//!   that poll, such a task is counted as unidentified, which a check waits out.
 //! - With `--cfg tokio_unstable`, the runtime's hooks register every task at spawn (a task spawned
 //!   by [`leakcheck::tokio::spawn`](super::spawn) is handed over as the tracked record it already
 //!   has), make its record current while it is polled, and end it when it terminates.
@@ -141,7 +142,9 @@ impl TestRuntime {
     pub(crate) fn unidentified(&self, handle: &Handle) -> usize {
         // A task's future is dropped, which forgets it here, a moment before tokio stops counting
         // it alive: for that moment it is counted as unidentified whatever the order of these
-        // reads. Harmless: a check looks again while any unidentified task is counted.
+        // reads. So may a task spawned on another worker a moment ago, whose count (read with
+        // no ordering, like tokio's) can show here after tokio's does. Harmless: a check looks
+        // again while any unidentified task is counted.
         let alive = handle.metrics().num_alive_tasks();
         // Stable tokio: the roots `leakcheck::tokio::spawn` spawned here are known too, counted
         // in the test's scope instead of kept in `known` (see `claims::ClaimedRoot`).
@@ -187,6 +190,7 @@ pub(crate) use claims::ClaimedRoot;
 mod claims {
     use std::cell::{Cell, RefCell};
     use std::future::Future;
+    use std::panic::{self, AssertUnwindSafe};
     use std::pin::Pin;
     use std::sync::{Arc, Weak};
     use std::task::{Context, Poll};
@@ -260,7 +264,15 @@ mod claims {
 
         impl<F> PinnedDrop for ClaimedRoot<F> {
             fn drop(this: Pin<&mut Self>) {
-                this.as_ref().get_ref().tracked.scope().uncount_executor_root();
+                // Uncounted after the task's exit, not before: tokio counts the task alive until
+                // a moment after its future is dropped, and a check woken by the exit must not
+                // find it unidentified for that moment. Even if a woken check's waker panics.
+                let mut tracked = this.project().tracked;
+                let ended = panic::catch_unwind(AssertUnwindSafe(|| tracked.as_mut().end()));
+                tracked.scope().uncount_executor_root();
+                if let Err(panic) = ended {
+                    panic::resume_unwind(panic);
+                }
             }
         }
     }
@@ -306,8 +318,9 @@ mod claims {
 
     /// Whether a spawn here lands on the test runtime of `scope`. Asked at every
     /// `leakcheck::tokio::spawn` on a test runtime, so answered from this thread's
-    /// [`LAST_RUNTIME`] without a reference to the runtime: the id it was cached under names it
-    /// for good (tokio never reuses one), and the scope's address is only compared.
+    /// [`LAST_RUNTIME`] without a reference to the runtime: the cached runtime is alive, so no
+    /// other live runtime has its id, and its scope is alive, so no other scope has its address
+    /// (which is only compared).
     fn spawns_onto_test_runtime_of(scope: &Scope) -> bool {
         let Ok(handle) = Handle::try_current() else {
             return false;
@@ -347,9 +360,9 @@ mod claims {
     }
 
     thread_local! {
-        /// The test runtime this thread last claimed a task of: a runtime's threads claim for
-        /// it alone, so the shared list (and its lock, which workers would contend on) is read
-        /// once per thread, not once per task.
+        /// The test runtime this thread last spawned a root on or claimed a task of: a
+        /// runtime's threads work for it alone, so the shared list (and its lock, which workers
+        /// would contend on) is read once per thread, not once per task.
         static LAST_RUNTIME: RefCell<Option<LastRuntime>> = const { RefCell::new(None) };
     }
 
@@ -399,14 +412,66 @@ mod claims {
     }
 
     #[test]
+    fn a_root_is_still_known_when_its_exit_wakes_a_check() {
+        use crate::registry::{exit_signal, open_scope, ScopeLabel};
+        use std::task::{Wake, Waker};
+
+        /// A check's waker: notes how many roots the scope counted when it was woken on the
+        /// thread that drops the root (a root's exit wakes checks as it ends, on its thread).
+        struct Check {
+            scope: Arc<Scope>,
+            dropping: std::thread::ThreadId,
+            roots_seen: Mutex<Option<usize>>,
+        }
+        impl Wake for Check {
+            fn wake(self: Arc<Self>) {
+                if std::thread::current().id() == self.dropping {
+                    *self.roots_seen.lock() = Some(self.scope.executor_roots());
+                }
+            }
+        }
+
+        let scope = open_scope(ScopeLabel::Named("root exit".into()));
+        // Any task's exit, on any thread, wakes the check and takes its waker: then the root's
+        // own exit finds none to wake, and the attempt is made again.
+        for _ in 0..100 {
+            let root = {
+                let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+                scope.count_executor_root();
+                Box::pin(ClaimedRoot {
+                    tracked: crate::task::track(std::future::pending::<()>()),
+                })
+            };
+            let check = Arc::new(Check {
+                scope: Arc::clone(&scope),
+                dropping: std::thread::current().id(),
+                roots_seen: Mutex::new(None),
+            });
+            let subscription = exit_signal().subscribe();
+            let epoch = subscription.epoch();
+            let woken_already = subscription.poll_exit(epoch, &Waker::from(Arc::clone(&check)));
+            drop(root);
+            assert_eq!(scope.executor_roots(), 0, "uncounted when dropped");
+            let roots_seen = *check.roots_seen.lock();
+            if let (false, Some(roots)) = (woken_already, roots_seen) {
+                assert_eq!(
+                    roots, 1,
+                    "the exit woke the check after the root was uncounted"
+                );
+                return;
+            }
+        }
+        panic!("other tasks' exits took the check's waker 100 times in a row");
+    }
+
+    #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_spawned_root_is_one_word_larger_than_its_future() {
-        // The tracked future's record, and nothing for the count: a future of up to 16 bytes
-        // stays in tokio's smallest task cell (128 bytes, which fit futures up to 24 bytes).
-        assert_eq!(
-            std::mem::size_of::<ClaimedRoot<std::future::Ready<[u64; 2]>>>(),
-            std::mem::size_of::<std::future::Ready<[u64; 2]>>() + 8
-        );
+        // The tracked future's record, and nothing for the count: a future of 16 bytes (this
+        // one) stays in tokio's smallest task cell (128 bytes, which fit futures up to 24).
+        type Small = std::future::Ready<u64>;
+        assert_eq!(std::mem::size_of::<Small>(), 16);
+        assert_eq!(std::mem::size_of::<ClaimedRoot<Small>>(), 24);
     }
 }
 
