@@ -154,9 +154,7 @@ impl<F> Tracked<F> {
     /// the exit and the wake of checks waiting for it. The drop then ends nothing twice.
     #[cfg(all(feature = "tokio", not(tokio_unstable)))]
     pub(crate) fn end(self: Pin<&mut Self>) {
-        // SAFETY: `finish` reaches only `record`, never the structurally pinned `future` (see
-        // `poll`), so nothing pinned is moved.
-        unsafe { self.get_unchecked_mut() }.finish();
+        Self::finish(self.project().1);
     }
 
     /// A reference of its own to the task's record.
@@ -165,12 +163,24 @@ impl<F> Tracked<F> {
         self.record.share()
     }
 
+    /// The wrapped future, pinned, and the record beside it: the one place a pinned `Tracked`
+    /// is opened up.
+    fn project(self: Pin<&mut Self>) -> (Pin<&mut F>, &mut Listed<TaskRecord>) {
+        // SAFETY: `future` is structurally pinned and no other field is: it is only ever reached
+        // through the `Pin` made here, never moved (the `Drop` impl does not touch it), and
+        // `Tracked` implements `Unpin` only through the auto trait, that is when `F: Unpin`.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        (future, &mut this.record)
+    }
+
     /// Ends the task, once: it leaves its scope, and an executor that claimed it forgets it.
-    fn finish(&mut self) {
+    fn finish(listed: &mut Listed<TaskRecord>) {
         // Both before the exit wakes waiting checks, so that neither is skipped if one of their
         // wakers panics.
-        Reusable::of(&mut self.record).clear();
-        TaskRecord::exit_in_place(&mut self.record, |record| {
+        Reusable::of(listed).clear();
+        TaskRecord::exit_in_place(listed, |record| {
             if let Some(details) = record.state_details_if_any() {
                 details.release_claim();
             }
@@ -182,15 +192,10 @@ impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned and no other field is: it is only ever reached
-        // through the `Pin` made here, never moved (the `Drop` impl does not touch it), and
-        // `Tracked` implements `Unpin` only through the auto trait, that is when `F: Unpin`.
-        let this = unsafe { self.get_unchecked_mut() };
-        assert!(this.record.is_listed(), "`Tracked` polled after completion");
-        // SAFETY: see above.
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let reusable = Reusable::of(&mut this.record).fitting(cx);
-        let record = &this.record;
+        let (future, listed) = self.project();
+        assert!(listed.is_listed(), "`Tracked` polled after completion");
+        let reusable = Reusable::of(listed).fitting(cx);
+        let record = &*listed;
 
         let start = record.state.start_poll();
         if start.first {
@@ -202,17 +207,16 @@ impl<F: Future> Future for Tracked<F> {
             waker::poll_tracking_wakers(record, reusable, cx, future)
         });
         if let (Poll::Pending, Some(made)) = (&result, made) {
-            Reusable::of(&mut this.record).keep(&made);
+            Reusable::of(listed).keep(&made);
         }
 
         match result {
             Poll::Ready(output) => {
-                this.finish();
+                Self::finish(listed);
                 Poll::Ready(output)
             }
             Poll::Pending => {
-                let record = &this.record;
-                record.end_pending_poll(record.state.pending_at(start));
+                listed.end_pending_poll(listed.state.pending_at(start));
                 Poll::Pending
             }
         }
@@ -223,7 +227,7 @@ impl<F> Drop for Tracked<F> {
     fn drop(&mut self) {
         // Unless it completed: cancelled, dropped by its executor, aborted, or its runtime
         // shut down.
-        self.finish();
+        Self::finish(&mut self.record);
     }
 }
 
