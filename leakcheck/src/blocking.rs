@@ -2,16 +2,15 @@
 //! the current tracked task is `blocked` in a named reason, at the call site, while it lasts.
 
 use std::panic::Location;
-use std::sync::Arc;
 
 use crate::clock;
 use crate::context;
-use crate::registry::TaskRecord;
+use crate::registry::{Shared, TaskRecord};
 use crate::state::{Blocked, SavedState};
 
 /// Marks the current tracked task as blocked until dropped. Outside a tracked task it does nothing.
 pub(crate) struct BlockedMark {
-    task: Option<(Arc<TaskRecord>, SavedState)>,
+    task: Option<(Shared<TaskRecord>, SavedState)>,
 }
 
 impl BlockedMark {

@@ -10,8 +10,8 @@
 //! and its scope is its creator's.
 //!
 //! Entering a task is on the hot path of every poll, so [`in_task`] borrows the record instead
-//! of cloning `Arc`s, and keeps it apart from the stack of frames: a thread-local slot holds the
-//! record's `Arc` pointer for the duration of a closure, which the borrow keeps valid, and the
+//! of cloning references, and keeps it apart from the stack of frames: a thread-local slot holds
+//! the record's pointer for the duration of a closure, which the borrow keeps valid, and the
 //! token of the first frame entered inside it, which tells the frames inside the task from those
 //! outside. That pointer is the one `unsafe` here. (A closure, not a guard: a guard could be
 //! leaked with `mem::forget`, leaving the pointer behind after the borrow.)
@@ -24,16 +24,16 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{open_scope, EntryName, Listed, Scope, ScopeLabel, TaskRecord};
+use crate::registry::{open_scope, EntryName, Listed, Scope, ScopeLabel, Shared, TaskRecord};
 use crate::vocab::TaskKind;
 
 enum Frame {
     Scope(Arc<Scope>),
-    OwnedTask(Arc<TaskRecord>),
+    OwnedTask(Shared<TaskRecord>),
 }
 
 impl Frame {
-    fn task(&self) -> Option<&Arc<TaskRecord>> {
+    fn task(&self) -> Option<&Shared<TaskRecord>> {
         match self {
             Frame::Scope(_) => None,
             Frame::OwnedTask(task) => Some(task),
@@ -54,7 +54,7 @@ impl Frame {
 /// frame on the stack.
 #[derive(Clone, Copy)]
 struct Borrowed {
-    /// `Arc::as_ptr` of the record (or `Listed::as_ptr`, the same allocation's); null for none.
+    /// `Shared::as_ptr` of the record (or `Listed::as_ptr`, the same block's); null for none.
     task: *const TaskRecord,
     /// The token the next guard got when the task was entered: frames with a token at least this
     /// were entered inside its closure, so they are inside the task. (Tokens grow as frames are
@@ -70,26 +70,26 @@ impl Borrowed {
 
     fn task(&self) -> Option<&TaskRecord> {
         // SAFETY: a non-null `task` was set on this thread either by the `in_task` (or
-        // `in_listed_task`) call that runs now, lower on the stack, which borrows the record's
-        // `Arc` (or its listed handle) for as long as it runs and puts the previous value back
-        // before it returns or unwinds (its private guard cannot be leaked); or by
-        // `enter_hook_poll`, whose `HookPoll` holds the record's `Arc` and puts the previous
-        // value back before it lets the `Arc` go. Both nest (see `RestoreBorrowed`). The
+        // `in_listed_task`) call that runs now, lower on the stack, which borrows a reference to
+        // the record (or its listed handle) for as long as it runs and puts the previous value
+        // back before it returns or unwinds (its private guard cannot be leaked); or by
+        // `enter_hook_poll`, whose `HookPoll` holds a reference to the record and puts the
+        // previous value back before it lets the reference go. Both nest (see `RestoreBorrowed`). The
         // reference is tied to this copy, which lives no longer than the caller's look at the
         // context.
         unsafe { self.task.as_ref() }
     }
 
     /// Another strong reference to the borrowed task.
-    fn share(&self) -> Option<Arc<TaskRecord>> {
+    fn share(&self) -> Option<Shared<TaskRecord>> {
         self.task()?;
-        // SAFETY: the record is alive (see `task`), and the pointer is `Arc::as_ptr` of a live
-        // `Arc` or `Listed::as_ptr` of a live handle, so it has the provenance of the whole
-        // `Arc` allocation, counts included; the reference added here is the one the returned
-        // `Arc` owns.
+        // SAFETY: the record is alive (see `task`), and the pointer is `Shared::as_ptr` of a
+        // live reference or `Listed::as_ptr` of a live handle, so it has the provenance of the
+        // whole block, count included; the reference added here is the one the returned
+        // `Shared` owns.
         unsafe {
-            Arc::increment_strong_count(self.task);
-            Some(Arc::from_raw(self.task))
+            Shared::increment_strong_count(self.task);
+            Some(Shared::from_raw(self.task))
         }
     }
 }
@@ -113,7 +113,7 @@ struct Context {
 /// test threads, or by a harness of one's own). A name never lets a thread created in a checked
 /// scope escape it: `worker::io` is as likely a worker's name.
 struct Inherited {
-    task: Arc<TaskRecord>,
+    task: Shared<TaskRecord>,
     /// Whether the main thread created this thread outside any scope, as libtest creates the
     /// threads it runs tests on.
     created_by_harness: bool,
@@ -128,7 +128,7 @@ struct Inherited {
 
 impl Inherited {
     /// The thread's own record, unless the thread acts as a test of its own (see [`Inherited`]).
-    fn task(&self) -> Option<&Arc<TaskRecord>> {
+    fn task(&self) -> Option<&Shared<TaskRecord>> {
         let test_thread = *self.named_like_a_test.get_or_init(|| {
             (self.created_by_harness || !self.task.scope.is_checked())
                 && std::thread::current()
@@ -150,7 +150,7 @@ struct Current<'a> {
 enum CurrentTask<'a> {
     None,
     /// A task frame's, or the thread's inherited record.
-    Shared(&'a Arc<TaskRecord>),
+    Shared(&'a Shared<TaskRecord>),
     /// The task [`in_task`] runs now.
     Borrowed(&'a Borrowed),
 }
@@ -166,10 +166,10 @@ impl CurrentTask<'_> {
 
     /// Another strong reference to the task.
     #[inline]
-    fn share(&self) -> Option<Arc<TaskRecord>> {
+    fn share(&self) -> Option<Shared<TaskRecord>> {
         match self {
             CurrentTask::None => None,
-            CurrentTask::Shared(task) => Some(Arc::clone(task)),
+            CurrentTask::Shared(task) => Some(Shared::clone(task)),
             CurrentTask::Borrowed(borrowed) => borrowed.share(),
         }
     }
@@ -246,7 +246,7 @@ impl Context {
 
     /// The scope a task spawned here joins, and the task that spawns it.
     #[inline]
-    fn spawn_target(&mut self, borrowed: Borrowed) -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
+    fn spawn_target(&mut self, borrowed: Borrowed) -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
         let current = self.current(&borrowed);
         let (scope, parent) = (current.scope.map(Arc::clone), current.task.share());
         (self.scope_of(scope), parent)
@@ -313,7 +313,7 @@ enum Removed {
 /// thread's whole life, beneath whatever is entered later: what the thread spawns joins its
 /// creator's scope, as a child of `task`.
 #[cfg(leakcheck_interpose)]
-pub(crate) fn inherit(task: Arc<TaskRecord>) {
+pub(crate) fn inherit(task: Shared<TaskRecord>) {
     let _ = CONTEXT.try_with(|cx| {
         let created_by_harness = task.parent.is_none() && is_main_threads_scope(&task.scope.label);
         cx.borrow_mut().inherited = Some(Inherited {
@@ -340,7 +340,7 @@ thread_local! {
 }
 
 /// The scope a task spawned here joins, and the task that spawns it.
-pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
+pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
     CONTEXT
         .try_with(|cx| cx.borrow_mut().spawn_target(BORROWED.get()))
         .unwrap_or_else(|_| (teardown_scope(), None))
@@ -350,7 +350,7 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Arc<TaskRecord>>) {
 /// module's own code (an allocator that creates a thread while the context is borrowed):
 /// `None` then, and the new thread is left untracked.
 #[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
-pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Arc<TaskRecord>>)> {
+pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Shared<TaskRecord>>)> {
     CONTEXT
         .try_with(|cx| Some(cx.try_borrow_mut().ok()?.spawn_target(BORROWED.get())))
         .unwrap_or_else(|_| Some((teardown_scope(), None)))
@@ -363,7 +363,7 @@ pub(crate) fn register(
     name: Option<Box<str>>,
     spawn_site: &'static Location<'static>,
     entry: EntryName,
-) -> Arc<TaskRecord> {
+) -> Shared<TaskRecord> {
     let (scope, parent) = spawn_context();
     TaskRecord::register_in(scope, parent, kind, name, spawn_site, entry)
 }
@@ -399,7 +399,7 @@ pub(crate) fn current_scope() -> Arc<Scope> {
 }
 
 /// The tracked task running on this thread, if any.
-pub(crate) fn current_task() -> Option<Arc<TaskRecord>> {
+pub(crate) fn current_task() -> Option<Shared<TaskRecord>> {
     CONTEXT
         .try_with(|cx| cx.borrow().current(&BORROWED.get()).task.share())
         .ok()
@@ -451,7 +451,7 @@ fn is_rust_path(name: &str) -> bool {
 /// the guard is dropped.
 ///
 /// During thread-local teardown, when the context is gone, nothing becomes current.
-pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> ContextGuard {
+pub(crate) fn enter(scope: Arc<Scope>, task: Option<Shared<TaskRecord>>) -> ContextGuard {
     let frames = std::iter::once(Frame::Scope(scope)).chain(task.map(Frame::OwnedTask));
     ContextGuard {
         token: CONTEXT.try_with(|cx| cx.borrow_mut().push(frames)).ok(),
@@ -465,9 +465,9 @@ pub(crate) fn enter(scope: Arc<Scope>, task: Option<Arc<TaskRecord>>) -> Context
 /// runtime calling them strictly nested on each thread (each poll's end hook before the end hook
 /// of any poll it runs inside), as tokio does, and on the caller keeping them in a stack.
 #[cfg(all(feature = "tokio", tokio_unstable))]
-pub(crate) fn enter_hook_poll(task: Arc<TaskRecord>) -> HookPoll {
+pub(crate) fn enter_hook_poll(task: Shared<TaskRecord>) -> HookPoll {
     let entered = Borrowed {
-        task: Arc::as_ptr(&task),
+        task: Shared::as_ptr(&task),
         mark: NEXT_TOKEN.get(),
     };
     HookPoll {
@@ -484,14 +484,14 @@ pub(crate) fn enter_hook_poll(task: Arc<TaskRecord>) -> HookPoll {
 pub(crate) struct HookPoll {
     previous: Borrowed,
     /// Keeps the task the borrowed slot points to alive until the slot is restored.
-    task: Option<Arc<TaskRecord>>,
+    task: Option<Shared<TaskRecord>>,
     _not_send: PhantomData<*const ()>,
 }
 
 #[cfg(all(feature = "tokio", tokio_unstable))]
 impl HookPoll {
     /// Ends the poll: puts back what was current before, and hands back the task.
-    pub(crate) fn leave(mut self) -> Arc<TaskRecord> {
+    pub(crate) fn leave(mut self) -> Shared<TaskRecord> {
         self.restore();
         self.task.take().expect("left once")
     }
@@ -499,7 +499,7 @@ impl HookPoll {
     fn restore(&mut self) {
         if let Some(task) = &self.task {
             debug_assert!(
-                std::ptr::eq(BORROWED.get().task, Arc::as_ptr(task)) || std::thread::panicking(),
+                std::ptr::eq(BORROWED.get().task, Shared::as_ptr(task)) || std::thread::panicking(),
                 "hook polls on one thread ended out of order"
             );
             // Restored before the task can be released, so the slot never points to a freed one.
@@ -517,8 +517,8 @@ impl Drop for HookPoll {
 
 /// Runs `f` with `task` (and its scope) current on this thread.
 #[inline]
-pub(crate) fn in_task<R>(task: &Arc<TaskRecord>, f: impl FnOnce() -> R) -> R {
-    in_borrowed_task(Arc::as_ptr(task), f)
+pub(crate) fn in_task<R>(task: &Shared<TaskRecord>, f: impl FnOnce() -> R) -> R {
+    in_borrowed_task(Shared::as_ptr(task), f)
 }
 
 /// [`in_task`] for a task reached through its listed handle.
@@ -650,14 +650,14 @@ mod tests {
         assert!(current_task().is_none());
         assert_eq!(child.parent.as_ref().map(|p| p.id), Some(task.id));
         assert_eq!(
-            Arc::strong_count(&task),
+            Shared::strong_count(&task),
             3,
             "ours, the list's, the child's parent link"
         );
         child.exit();
         drop(child);
         task.exit();
-        assert_eq!(Arc::strong_count(&task), 1);
+        assert_eq!(Shared::strong_count(&task), 1);
     }
 
     #[test]

@@ -16,7 +16,6 @@
 
 use std::io;
 use std::panic::Location;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use std::thread::{
@@ -28,7 +27,7 @@ use crate::blocking::blocking;
 use crate::context;
 use crate::os::ThreadHandle;
 use crate::plain_threads;
-use crate::registry::{ExitOnDrop, TaskRecord};
+use crate::registry::{ExitOnDrop, Shared, TaskRecord};
 use crate::vocab::TaskKind;
 
 /// Spawns a tracked thread, like [`std::thread::spawn`].
@@ -114,7 +113,7 @@ impl Builder {
         T: Send + 'static,
     {
         let record = self.register::<F>(Location::caller());
-        let body = tracked_body(Arc::clone(&record), f);
+        let body = tracked_body(Shared::clone(&record), f);
         // Recorded already: the `pthread_create` interposer must not record it again.
         let _claim = plain_threads::claim_next_creation();
         self.std_builder()
@@ -135,14 +134,14 @@ impl Builder {
         T: Send + 'scope,
     {
         let record = self.register::<F>(Location::caller());
-        let body = tracked_body(Arc::clone(&record), f);
+        let body = tracked_body(Shared::clone(&record), f);
         let _claim = plain_threads::claim_next_creation();
         self.std_builder()
             .spawn_scoped(scope, body)
             .inspect_err(|_| record.exit())
     }
 
-    fn register<F>(&self, site: &'static Location<'static>) -> Arc<TaskRecord> {
+    fn register<F>(&self, site: &'static Location<'static>) -> Shared<TaskRecord> {
         let name = self.name.as_deref().map(Box::from);
         context::register(TaskKind::Thread, name, site, std::any::type_name::<F>)
     }
@@ -150,7 +149,7 @@ impl Builder {
 
 /// Wraps a thread's closure so that the thread records its OS identity, makes its task and scope
 /// current for everything it spawns, and leaves the registry when it ends, panicking or not.
-fn tracked_body<F, T>(record: Arc<TaskRecord>, f: F) -> impl FnOnce() -> T
+fn tracked_body<F, T>(record: Shared<TaskRecord>, f: F) -> impl FnOnce() -> T
 where
     F: FnOnce() -> T,
 {

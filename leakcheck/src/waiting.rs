@@ -5,12 +5,11 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::clock;
 use crate::context;
-use crate::registry::TaskRecord;
+use crate::registry::{Shared, TaskRecord};
 use crate::state::{Blocked, SavedState};
 use crate::vocab::{TaskKind, TaskState};
 
@@ -56,7 +55,7 @@ pub struct Waiting<F> {
 
 /// The task a [`Waiting`] marked as blocked, and what to restore.
 struct Mark {
-    task: Arc<TaskRecord>,
+    task: Shared<TaskRecord>,
     saved: SavedState,
 }
 

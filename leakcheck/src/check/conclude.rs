@@ -1,13 +1,12 @@
 //! The end of a check: the report of what is left, and what the `LEAKCHECK` mode makes of it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::snapshot;
 use super::wait::{Check, ReportExtras};
 use crate::config::{self, Mode};
 use crate::plain_threads;
-use crate::registry::TaskRecord;
+use crate::registry::{Shared, TaskRecord};
 use crate::report::LeakReport;
 use crate::vocab::TaskId;
 
@@ -15,7 +14,7 @@ impl Check {
     /// Builds the report of what is left, and applies the `LEAKCHECK` mode to it.
     pub(super) fn conclude(
         mut self,
-        survivors: Vec<Arc<TaskRecord>>,
+        survivors: Vec<Shared<TaskRecord>>,
         waited: Duration,
         extras: ReportExtras,
     ) -> Result<(), LeakReport> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::clock;
 use crate::os::LiveStackBudget;
 use crate::plain_threads;
-use crate::registry::TaskRecord;
+use crate::registry::{Shared, TaskRecord};
 use crate::report::{
     resolve_stacks_whole, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
 };
@@ -31,7 +31,7 @@ enum SpawnKey {
 
 /// Snapshots the survivors for a report. `dumped` holds stacks a runtime's task dump gave.
 pub(crate) fn leaked_tasks(
-    records: &[Arc<TaskRecord>],
+    records: &[Shared<TaskRecord>],
     mut dumped: HashMap<TaskId, Stack>,
     live_stacks: &LiveStackBudget,
 ) -> Vec<LeakedTask> {

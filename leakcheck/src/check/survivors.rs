@@ -3,7 +3,6 @@
 //! of a parent process after `fork()`).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::ignore;
@@ -12,7 +11,7 @@ use super::wait::{Check, Scan, Verdict, SETTLE};
 use crate::options::Options;
 use crate::os::LiveStackBudget;
 use crate::plain_threads;
-use crate::registry::{self, TaskRecord};
+use crate::registry::{self, Shared, TaskRecord};
 use crate::report::LeakedTask;
 use crate::vocab::{TaskId, TaskKind};
 
@@ -77,7 +76,7 @@ impl Check {
     /// initialiser started (they belong to the process), plain threads that stand for a tracked
     /// task running on them, and (per test) pool threads waiting for a job.
     /// Before [`SETTLE`] is over (except at the deadline), only notes that some are left.
-    pub(super) fn drop_excused(&mut self, tasks: &mut Vec<Arc<TaskRecord>>, scan: Scan) {
+    pub(super) fn drop_excused(&mut self, tasks: &mut Vec<Shared<TaskRecord>>, scan: Scan) {
         let has_threads = || tasks.iter().any(|t| t.kind() == TaskKind::Thread);
         if scan == Scan::Waiting && self.began.elapsed() < SETTLE {
             self.unclassified = has_threads();
@@ -150,7 +149,7 @@ impl Check {
     /// Verdicts of ignore patterns are remembered per task while waiting. A "not ignored" that
     /// was decided from a stack can change as the task runs (it may not have reached the ignored
     /// function yet), so the final scan decides those again.
-    pub(crate) fn tracked_survivors(&mut self, scan: Scan) -> Vec<Arc<TaskRecord>> {
+    pub(crate) fn tracked_survivors(&mut self, scan: Scan) -> Vec<Shared<TaskRecord>> {
         let mut tasks = if self.options.process_wide {
             registry::all_scopes()
                 .iter()

@@ -15,7 +15,7 @@ use crate::context;
 use crate::options::Options;
 use crate::os::LiveStackBudget;
 use crate::plain_threads;
-use crate::registry::{exit_signal, ExitSubscription, Scope, TaskRecord};
+use crate::registry::{exit_signal, ExitSubscription, Scope, Shared, TaskRecord};
 use crate::report::{LeakReport, Site, Stack};
 use crate::vocab::TaskId;
 
@@ -203,7 +203,7 @@ impl Check {
     pub(crate) async fn run_async<S: std::future::Future<Output = ()>>(
         mut self,
         sleep: S,
-        mut extras: impl FnMut(&[Arc<TaskRecord>]) -> ReportExtras,
+        mut extras: impl FnMut(&[Shared<TaskRecord>]) -> ReportExtras,
         mut recheck: impl FnMut(&mut std::task::Context<'_>) -> std::task::Poll<()>,
     ) -> Result<(), LeakReport> {
         let config = config::get();

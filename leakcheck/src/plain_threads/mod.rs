@@ -23,10 +23,10 @@ mod observe;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::config::{self, ThreadsMode};
-use crate::registry::{ExitOnDrop, TaskRecord};
+use crate::registry::{ExitOnDrop, Shared, TaskRecord};
 
 pub(crate) use facts::{
     spawn_site_of, spawning_functions_of, started_by_initialiser, user_site_of,
@@ -85,7 +85,7 @@ fn interposer_state() -> Tracking {
 }
 
 /// Notes for a report whose survivors are `records`: the one a build without debug info needs.
-pub(crate) fn notes_on(records: &[Arc<TaskRecord>]) -> Vec<String> {
+pub(crate) fn notes_on(records: &[Shared<TaskRecord>]) -> Vec<String> {
     let blind = records
         .iter()
         .filter_map(|record| facts::facts_of(record))
@@ -258,7 +258,7 @@ fn is_main_thread_outside_any_scope(label: &crate::registry::ScopeLabel) -> bool
 
 /// A new thread's record, handed from its creator to the thread itself.
 #[cfg(leakcheck_interpose)]
-struct HandOver(Option<Arc<TaskRecord>>);
+struct HandOver(Option<Shared<TaskRecord>>);
 
 #[cfg(leakcheck_interpose)]
 impl crate::os::pthread::ThreadStart for HandOver {
@@ -266,7 +266,7 @@ impl crate::os::pthread::ThreadStart for HandOver {
         let Some(record) = self.0.take() else { return };
         // Exits the record if anything below unwinds, or if there are no thread-locals to keep
         // it in (not at a thread's start): never a record without a thread.
-        let exit = ExitOnDrop(Arc::clone(&record));
+        let exit = ExitOnDrop(Shared::clone(&record));
         record.set_os_thread(crate::os::ThreadHandle::current());
         if let Some(created) = record.created() {
             let _ = created

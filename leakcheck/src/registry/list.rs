@@ -1,29 +1,28 @@
 //! The sharded intrusive list that holds a scope's live tasks: all of the list's pointer `unsafe`
-//! is here, behind a safe API (the registry's other `unsafe` is the lock in `shard_lock` and
-//! `spare`'s reuse of an `Arc` allocation).
+//! is here, behind a safe API (the registry's other `unsafe` is the lock in `shard_lock`, and the
+//! records' memory in `shared` and `slab`).
 //!
 //! Each element carries its own [`Links`]. A [`Shard`] owns one strong reference to each element
-//! in it (taken with `Arc::into_raw` on insertion, given back on removal), so a listed element is
+//! in it (taken with `Shared::into_raw` on insertion, given back on removal), so a listed element is
 //! always alive, and an element's links are only touched with its shard's lock held.
 //!
-//! An element is listed one of two ways. [`Shard::push`] lists a shared `Arc`, which anyone
-//! holding a clone may [`remove`](Shard::remove). [`Shard::push_new`] lists a new element and
-//! returns a [`Listed`] handle instead of an `Arc`: the list's reference is then the only one its
+//! An element is listed one of two ways. [`Shard::push`] lists a [`Shared`] element, which anyone
+//! holding a reference may [`remove`](Shard::remove). [`Shard::push_new`] lists a new element and
+//! returns a [`Listed`] handle instead of a reference: the list's reference is then the only one its
 //! owner needs (no count of its own, no claim on a shared element to check). Only that handle can
 //! [`unlist`](Listed::unlist_in_place) the element, and it keeps the list's reference as it does,
 //! so the reference outlives every use of the handle.
 //!
-//! Provenance: every pointer the list follows or gives back to `Arc` comes from `Arc::into_raw`
-//! or `Arc::as_ptr`, never from a shared reference to the element, so it may reach the `Arc`'s
-//! counts (Stacked and Tree Borrows both accept this; Miri checks it).
+//! Provenance: every pointer the list follows or gives back to `Shared` comes from
+//! `Shared::into_raw` or `Shared::as_ptr`, never from a shared reference to the element, so it
+//! may reach the element's count (Stacked and Tree Borrows both accept this; Miri checks it).
 
 use std::cell::UnsafeCell;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use super::shard_lock::ShardLock;
-use super::spare::Spare;
+use super::shared::Shared;
 
 /// An element's neighbours in the one list it may be in, which only that list's lock may touch.
 pub(crate) struct Links<T> {
@@ -78,7 +77,7 @@ pub(crate) unsafe trait Linked: Send + Sync + Sized {
 
     /// What becomes of the reference a [`Listed`] handle unlisted in place holds, when the
     /// handle is dropped: by default, it is dropped.
-    fn release(this: Arc<Self>) {
+    fn release(this: Shared<Self>) {
         drop(this);
     }
 }
@@ -134,7 +133,7 @@ impl<T: Linked> Shard<T> {
     ///
     /// # Safety
     ///
-    /// The lock is held (`head` is its guard's), and `new` came from `Arc::into_raw` of an
+    /// The lock is held (`head` is its guard's), and `new` came from `Shared::into_raw` of an
     /// element whose owner the caller just set to this shard.
     unsafe fn link_at_head(&self, head: &mut Head<T>, new: *const T) {
         // SAFETY: per the contract, `new` is alive (the list owns a reference to it) and was in
@@ -180,14 +179,14 @@ impl<T: Linked> Shard<T> {
     /// own reference, and that alone may take it out again.
     #[cfg(test)]
     pub(crate) fn push_new(&self, element: T) -> Listed<T> {
-        self.push_new_raw(Arc::into_raw(Arc::new(element)))
+        self.push_new_raw(Shared::into_raw(Shared::new(element)))
     }
 
-    /// [`push_new`](Self::push_new) of the element at `new`, fresh from `Arc::into_raw`.
+    /// [`push_new`](Self::push_new) of the element at `new`, fresh from `Shared::into_raw`.
     fn push_new_raw(&self, new: *const T) -> Listed<T> {
         let mut head = self.head.lock();
         // No claim to contest: nobody else has seen the element yet.
-        // SAFETY: per `push_new_raw`'s callers, `new` was made by `Arc::into_raw` just now and
+        // SAFETY: per `push_new_raw`'s callers, `new` was made by `Shared::into_raw` just now and
         // is in no list.
         unsafe {
             (*new)
@@ -198,7 +197,7 @@ impl<T: Linked> Shard<T> {
         }
         drop(head);
         Listed {
-            // SAFETY: `Arc::into_raw` never returns null.
+            // SAFETY: `Shared::into_raw` never returns null.
             element: unsafe { ptr::NonNull::new_unchecked(new.cast_mut()) },
         }
     }
@@ -208,7 +207,7 @@ impl<T: Linked> Shard<T> {
     /// # Panics
     ///
     /// If `element` is in a shard already.
-    pub(crate) fn push(&self, element: &Arc<T>) {
+    pub(crate) fn push(&self, element: &Shared<T>) {
         let mut head = self.head.lock();
         let claimed = element.links().owner.compare_exchange(
             NO_SHARD,
@@ -217,7 +216,7 @@ impl<T: Linked> Shard<T> {
             Ordering::Acquire,
         );
         assert!(claimed.is_ok(), "an element is pushed to a second list");
-        let new = Arc::into_raw(Arc::clone(element));
+        let new = Shared::into_raw(Shared::clone(element));
         // SAFETY: we hold the lock; `new` is a reference the list now owns, to an element we
         // just claimed for this shard.
         unsafe { self.link_at_head(&mut head, new) };
@@ -225,8 +224,8 @@ impl<T: Linked> Shard<T> {
 
     /// Unlinks `element` and gives back the shard's reference to it; `None` if it is not in
     /// this shard, or if a [`Listed`] handle holds it (only that handle may take it out).
-    pub(crate) fn remove(&self, element: &Arc<T>) -> Option<Arc<T>> {
-        let this = Arc::as_ptr(element);
+    pub(crate) fn remove(&self, element: &Shared<T>) -> Option<Shared<T>> {
+        let this = Shared::as_ptr(element);
         {
             let mut head = self.head.lock();
             if element.links().owner.load(Ordering::Acquire) != self.id {
@@ -236,23 +235,23 @@ impl<T: Linked> Shard<T> {
             // which only this lock sets and clears).
             unsafe { self.unlink(&mut head, element) };
         }
-        // SAFETY: `push` leaked exactly one reference to this allocation with `Arc::into_raw`,
+        // SAFETY: `push` leaked exactly one reference to this element with `Shared::into_raw`,
         // not given back until now (the owner was still this shard), and `this` comes from
-        // `Arc::as_ptr` of the same allocation, so it may reach its counts.
-        Some(unsafe { Arc::from_raw(this) })
+        // `Shared::as_ptr` of the same element, so it may reach its count.
+        Some(unsafe { Shared::from_raw(this) })
     }
 
     /// Appends a strong reference to every element of the shard to `out`.
-    pub(crate) fn collect_into(&self, out: &mut Vec<Arc<T>>) {
+    pub(crate) fn collect_into(&self, out: &mut Vec<Shared<T>>) {
         let head = self.head.lock();
         let mut cursor = head.first;
         while !cursor.is_null() {
             // SAFETY: we hold the lock, so every element reachable from `first` is listed and
-            // alive (the list owns a reference to it); `cursor` came from `Arc::into_raw`, and
-            // the reference made here is the one the new `Arc` owns.
+            // alive (the list owns a reference to it); `cursor` came from `Shared::into_raw`, and
+            // the reference made here is the one the new `Shared` owns.
             unsafe {
-                Arc::increment_strong_count(cursor);
-                out.push(Arc::from_raw(cursor));
+                Shared::increment_strong_count(cursor);
+                out.push(Shared::from_raw(cursor));
                 cursor = (*(*cursor).links().cell.get()).next;
             }
         }
@@ -269,14 +268,14 @@ impl<T: Linked> Drop for Shard<T> {
         let mut cursor = std::mem::replace(&mut self.head.get_mut().first, ptr::null());
         while !cursor.is_null() {
             // SAFETY: `&mut self` excludes every other user of this list, so every element
-            // reachable from `first` is listed and alive; `cursor` came from `Arc::into_raw` in
+            // reachable from `first` is listed and alive; `cursor` came from `Shared::into_raw` in
             // `push` or `push_new_raw`. A `push`ed element's reference is given back here exactly
             // once, after its links have been read and cleared; a handle's is not touched.
             unsafe {
                 let links = (*cursor).links();
                 let next = (*links.cell.get()).next;
                 if links.owner.load(Ordering::Acquire) != handle_owned {
-                    let element = Arc::from_raw(cursor);
+                    let element = Shared::from_raw(cursor);
                     let links = &mut *element.links().cell.get();
                     links.previous = ptr::null();
                     links.next = ptr::null();
@@ -297,16 +296,17 @@ impl<T: Linked> Drop for Shard<T> {
 /// leaves the element listed for good.
 #[must_use = "an element whose handle is dropped stays listed for good"]
 pub(crate) struct Listed<T: Linked> {
-    /// From `Arc::into_raw`: one strong reference, the list's while the element is listed (it
+    /// From `Shared::into_raw`: one strong reference, the list's while the element is listed (it
     /// keeps it while the handle lives), the handle's own once unlisted in place.
     element: ptr::NonNull<T>,
 }
 
 // SAFETY: the handle holds a strong reference to a `Send + Sync` element (`Linked` requires
 // both), which the thread that drops it may release (`T::release`), and the right to unlist it,
-// which any thread may exercise under the shard's lock: an `Arc<T>` is `Send` on the same terms.
+// which any thread may exercise under the shard's lock: a `Shared<T>` is `Send` on the same terms.
 unsafe impl<T: Linked> Send for Listed<T> {}
-// SAFETY: through `&Listed` only shared access to the element is possible, as through `&Arc<T>`;
+// SAFETY: through `&Listed` only shared access to the element is possible, as through
+// `&Shared<T>`;
 // releasing takes the handle by value, and unlisting by `&mut` (its private helper takes `&self`,
 // but changes nothing the shard's lock does not guard, and checks the owner again under it).
 unsafe impl<T: Linked> Sync for Listed<T> {}
@@ -327,29 +327,28 @@ impl<T: Linked> Drop for Listed<T> {
         if !self.is_listed() {
             // SAFETY: nothing but `unlist_in_place` takes a handle's element out of its list
             // (`Shard::remove` refuses it, `Shard::drop` leaves it listed), so the handle holds
-            // the reference `Arc::into_raw` leaked, which is given back once, here.
-            T::release(unsafe { Arc::from_raw(self.as_ptr()) });
+            // the reference `Shared::into_raw` leaked, which is given back once, here.
+            T::release(unsafe { Shared::from_raw(self.as_ptr()) });
         }
     }
 }
 
 impl<T: Linked> Listed<T> {
-    /// Lists a new element, which `make` writes into `spare`, in the shard `shard_of` names (one
-    /// the element itself may refer to, such as its scope's); see [`Shard::push_new`].
+    /// Lists a new element, which `make` builds in place, in the shard `shard_of` names (one the
+    /// element itself may refer to, such as its scope's); see [`Shard::push_new`].
     #[inline]
     pub(crate) fn new_in(
-        spare: Spare<T>,
         make: impl FnOnce() -> T,
         shard_of: impl FnOnce(&T) -> &Shard<T>,
     ) -> Listed<T> {
-        let new = Arc::into_raw(spare.fill(make));
+        let new = Shared::into_raw(Shared::new_with(make));
         // SAFETY: `new` is alive: its only reference, made just now, is leaked to the list.
         let shard = shard_of(unsafe { &*new });
         shard.push_new_raw(new)
     }
 
-    /// The element's address, with the provenance of its whole `Arc` allocation (counts
-    /// included): valid while this handle is.
+    /// The element's address, with the provenance of its whole block (count included): valid
+    /// while this handle is.
     pub(crate) fn as_ptr(&self) -> *const T {
         self.element.as_ptr().cast_const()
     }
@@ -360,12 +359,12 @@ impl<T: Linked> Listed<T> {
     }
 
     /// A strong reference of its own to the element, which outlives the handle.
-    pub(crate) fn share(&self) -> Arc<T> {
-        // SAFETY: the pointer came from `Arc::into_raw` and the allocation is alive (see
-        // `deref`); the reference added here is the one the new `Arc` owns.
+    pub(crate) fn share(&self) -> Shared<T> {
+        // SAFETY: the pointer came from `Shared::into_raw` and the element is alive (see
+        // `deref`); the reference added here is the one the new `Shared` owns.
         unsafe {
-            Arc::increment_strong_count(self.as_ptr());
-            Arc::from_raw(self.as_ptr())
+            Shared::increment_strong_count(self.as_ptr());
+            Shared::from_raw(self.as_ptr())
         }
     }
 
@@ -394,7 +393,8 @@ impl<T: Linked> Listed<T> {
             return false;
         }
         // SAFETY: we hold the lock, and the owner says the element is in this shard. The
-        // reference `push_new` leaked with `Arc::into_raw` stays leaked: the handle holds it now.
+        // reference `push_new` leaked with `Shared::into_raw` stays leaked: the handle holds it
+        // now.
         unsafe { shard.unlink(&mut head, self) };
         true
     }
@@ -416,8 +416,8 @@ mod tests {
         }
     }
 
-    fn element(value: u32) -> Arc<Element> {
-        Arc::new(Element {
+    fn element(value: u32) -> Shared<Element> {
+        Shared::new(Element {
             value,
             links: Links::default(),
         })
@@ -438,7 +438,7 @@ mod tests {
         assert_eq!(shard.len(), 4);
         let middle = shard.remove(&elements[1]).unwrap();
         assert_eq!(
-            Arc::strong_count(&middle),
+            Shared::strong_count(&middle),
             2,
             "the list's reference, given back"
         );
@@ -451,7 +451,7 @@ mod tests {
         assert!(shard.remove(&elements[2]).is_none(), "removed already");
         assert_eq!(values(&shard), Vec::<u32>::new());
         assert_eq!(shard.len(), 0);
-        assert!(elements.iter().all(|e| Arc::strong_count(e) == 1));
+        assert!(elements.iter().all(|e| Shared::strong_count(e) == 1));
     }
 
     #[test]
@@ -459,14 +459,13 @@ mod tests {
         let shard = Shard::new();
         let only = element(7);
         shard.push(&only);
-        let weak = Arc::downgrade(&only);
         let given_back = shard.remove(&only).unwrap();
         drop(only);
-        assert!(weak.upgrade().is_some());
-        drop(given_back);
-        assert!(
-            weak.upgrade().is_none(),
-            "the last reference was the list's"
+        assert_eq!(given_back.value, 7, "alive");
+        assert_eq!(
+            Shared::strong_count(&given_back),
+            1,
+            "the last reference is the list's"
         );
     }
 
@@ -492,7 +491,7 @@ mod tests {
         assert_eq!(other.len(), 0);
         assert!(other.remove(&e).is_none());
         assert!(one.remove(&e).is_some());
-        assert_eq!(Arc::strong_count(&e), 1);
+        assert_eq!(Shared::strong_count(&e), 1);
     }
 
     #[test]
@@ -504,7 +503,7 @@ mod tests {
         let address = &*old as *const Shard<Element>;
         drop(old);
         assert_eq!(
-            Arc::strong_count(&a),
+            Shared::strong_count(&a),
             1,
             "a dropped shard gives its references back"
         );
@@ -519,7 +518,7 @@ mod tests {
             new.remove(&a).is_some(),
             "an element freed by a dropped shard can be listed again"
         );
-        assert_eq!(Arc::strong_count(&b), 1);
+        assert_eq!(Shared::strong_count(&b), 1);
     }
 
     #[test]
@@ -536,7 +535,7 @@ mod tests {
         assert_eq!(values(&shard), [2, 1]);
         let mut collected = Vec::new();
         shard.collect_into(&mut collected);
-        let other = Arc::clone(&collected[0]);
+        let other = Shared::clone(&collected[0]);
         drop(collected);
         assert!(
             shard.remove(&other).is_none(),
@@ -544,7 +543,7 @@ mod tests {
         );
         let shared_ref = listed.share();
         assert_eq!(
-            Arc::strong_count(&shared_ref),
+            Shared::strong_count(&shared_ref),
             3,
             "list, `other`, `shared_ref`"
         );
@@ -555,10 +554,10 @@ mod tests {
         assert_eq!(values(&shard), [1]);
         assert_eq!(listed.value, 2, "still reached through the handle");
         let kept = listed.share();
-        assert_eq!(Arc::strong_count(&kept), 2, "the handle's, and `kept`");
+        assert_eq!(Shared::strong_count(&kept), 2, "the handle's, and `kept`");
         assert!(!listed.unlist_in_place(|_| &shard), "unlisted once");
         drop(listed);
-        assert_eq!(Arc::strong_count(&kept), 1, "released with the handle");
+        assert_eq!(Shared::strong_count(&kept), 1, "released with the handle");
         assert!(shard.remove(&shared).is_some());
         assert_eq!(shard.len(), 0);
     }
@@ -572,8 +571,8 @@ mod tests {
             fn links(&self) -> &Links<Self> {
                 &self.0
             }
-            fn release(this: Arc<Self>) {
-                assert_eq!(Arc::strong_count(&this), 1, "the handle's own reference");
+            fn release(this: Shared<Self>) {
+                assert_eq!(Shared::strong_count(&this), 1, "the handle's own reference");
                 RELEASED.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -607,17 +606,17 @@ mod tests {
 
     #[test]
     fn threads_push_and_remove_concurrently() {
-        let shard = Arc::new(Shard::new());
+        let shard = std::sync::Arc::new(Shard::new());
         let workers: Vec<_> = (0..3)
             .map(|t| {
-                let shard = Arc::clone(&shard);
+                let shard = std::sync::Arc::clone(&shard);
                 std::thread::spawn(move || {
                     for i in 0..8 {
                         let e = element(t * 100 + i);
                         shard.push(&e);
                         let mut seen = Vec::new();
                         shard.collect_into(&mut seen);
-                        assert!(seen.iter().any(|s| Arc::ptr_eq(s, &e)));
+                        assert!(seen.iter().any(|s| Shared::ptr_eq(s, &e)));
                         assert!(shard.remove(&e).is_some());
                     }
                 })

@@ -4,15 +4,18 @@
 //! intrusive lists, so spawning and exiting lock one shard of one scope for a few pointer writes,
 //! a check of a scope costs what that scope holds (not what the process holds), and a finished
 //! task leaves nothing behind: the list links live in the record, which is freed with its last
-//! `Arc`. The only global structures are the directory of open scopes (touched when a scope
+//! reference. The only global structures are the directory of open scopes (touched when a scope
 //! opens) and the exit signal that wakes checks waiting for survivors to finish.
 //!
 //! The registry knows nothing of what is current on a thread, of async tasks, executors, reports
-//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`], [`spare`] and [`once_box`].
+//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`], [`shared`], [`slab`] and
+//! [`once_box`].
 //!
 //! - `list`: the sharded intrusive list (`unsafe`, behind a safe API);
 //! - `shard_lock`: the lock of one shard, released with a store (`unsafe`, behind a safe API);
-//! - `spare`: record allocations, written in place and reused (`unsafe`, behind a safe API);
+//! - `shared`: the counted reference to a record, `Arc` on slab blocks (`unsafe`, behind a safe
+//!   API);
+//! - `slab`: blocks for records, from a page per thread (`unsafe`, behind a safe API);
 //! - `once_box`: what a record keeps out of line, set once, in one word (`unsafe`, behind a safe
 //!   API);
 //! - `scope`: a scope and its shards;
@@ -27,18 +30,18 @@ mod once_box;
 mod record;
 mod scope;
 mod shard_lock;
-mod spare;
+mod shared;
+mod slab;
 
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
 pub(crate) use list::Listed;
-#[cfg(all(test, feature = "tokio", tokio_unstable))]
-pub(crate) use record::spares_kept;
 pub(crate) use record::{id_watermark, EntryName, ExitOnDrop, TaskRecord};
 // Made only by the `pthread_create` interposer's front end (`plain_threads`).
 #[cfg(leakcheck_interpose)]
 pub(crate) use record::Creation;
 pub(crate) use scope::ScopeLabel;
+pub(crate) use shared::Shared;
 
 #[cfg(test)]
 mod tests {
@@ -49,7 +52,7 @@ mod tests {
     use super::*;
     use crate::vocab::TaskKind;
 
-    fn register(scope: &Arc<Scope>, parent: Option<Arc<TaskRecord>>) -> Arc<TaskRecord> {
+    fn register(scope: &Arc<Scope>, parent: Option<Shared<TaskRecord>>) -> Shared<TaskRecord> {
         TaskRecord::register_in(
             Arc::clone(scope),
             parent,
@@ -64,7 +67,7 @@ mod tests {
     fn a_record_lives_in_its_scope_until_it_exits() {
         let scope = open_scope(ScopeLabel::Named("records".into()));
         let first = register(&scope, None);
-        let second = register(&scope, Some(Arc::clone(&first)));
+        let second = register(&scope, Some(Shared::clone(&first)));
         let ids: Vec<_> = scope.live_tasks().iter().map(|t| t.id).collect();
         assert_eq!(ids, [first.id, second.id], "in spawn order");
         assert_eq!(
@@ -76,11 +79,13 @@ mod tests {
         first.exit(); // idempotent
         assert!(first.has_exited());
         assert_eq!(scope.live_count(), 1);
-        let weak = Arc::downgrade(&second);
         second.exit();
         assert_eq!(scope.live_count(), 0);
-        drop(second);
-        assert!(weak.upgrade().is_none(), "the list gave its reference back");
+        assert_eq!(
+            Shared::strong_count(&second),
+            1,
+            "the list gave its reference back"
+        );
     }
 
     #[test]
@@ -91,9 +96,9 @@ mod tests {
         drop(record);
         // Only `listed` and the list hold it now; the exit, through `listed`, releases the
         // list's reference while `listed` keeps the record alive.
-        assert_eq!(Arc::strong_count(&listed), 2);
+        assert_eq!(Shared::strong_count(&listed), 2);
         listed.exit();
-        assert_eq!(Arc::strong_count(&listed), 1);
+        assert_eq!(Shared::strong_count(&listed), 1);
     }
 
     #[test]
@@ -192,8 +197,8 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_record_and_its_counts_fit_in_two_cache_lines() {
-        // The `Arc`'s two counts and the record: 120 bytes, allocators' fastest size class.
+    fn a_record_is_sized_to_the_byte() {
+        // With its count, 112 bytes of a slab block's 120 (`Shared` checks that it fits).
         assert_eq!(std::mem::size_of::<TaskRecord>(), 104);
     }
 
@@ -225,8 +230,8 @@ mod tests {
     }
 
     #[test]
-    fn an_ended_records_allocation_is_reused_by_the_next_spawn_on_its_thread() {
-        let scope = open_scope(ScopeLabel::Named("spares".into()));
+    fn an_ended_records_block_is_reused_by_the_next_spawn_on_its_thread() {
+        let scope = open_scope(ScopeLabel::Named("reuse".into()));
         let _in_scope = crate::context::enter(Arc::clone(&scope), None);
         let spawn =
             || crate::context::register_listed(TaskKind::Async, None, Location::caller(), || "f");
@@ -239,7 +244,7 @@ mod tests {
         let address = first.as_ptr();
         end(first);
         let second = spawn();
-        assert_eq!(second.as_ptr(), address, "built in the kept allocation");
+        assert_eq!(second.as_ptr(), address, "built in the freed block");
         assert_eq!(second.kind(), TaskKind::Async);
         assert!(!second.has_exited(), "listed again");
         // A record someone else still holds is not reused: it stays theirs.

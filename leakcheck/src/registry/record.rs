@@ -1,6 +1,6 @@
 //! The record of one tracked task: who it is, where it was spawned, its state, its scope.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -9,7 +9,7 @@ use super::exit_signal::exit_signal;
 use super::list::{Linked, Links, Listed};
 use super::once_box::OnceBox;
 use super::scope::{Member, Scope, SHARD_RUN};
-use super::spare::Spare;
+use super::shared::Shared;
 use crate::clock;
 use crate::config::CaptureLevel;
 use crate::os::ThreadHandle;
@@ -37,32 +37,6 @@ struct IdBlock {
 
 thread_local! {
     static IDS: Cell<IdBlock> = const { Cell::new(IdBlock { next: 0, end: 0, epoch: 0 }) };
-}
-
-/// How many record allocations a thread keeps for its next spawns (120 bytes each): enough for
-/// a thread that spawns and ends tasks one after another, few enough that a burst of a million
-/// tasks gives its memory back.
-const SPARES_KEPT: usize = 32;
-
-thread_local! {
-    /// Allocations of records that ended on this thread: see [`TaskRecord::retire`].
-    static SPARES: RefCell<Vec<Spare<TaskRecord>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// How many record allocations this thread keeps now.
-#[cfg(all(test, feature = "tokio", tokio_unstable))]
-pub(crate) fn spares_kept() -> usize {
-    SPARES.with(|spares| spares.borrow().len())
-}
-
-/// An allocation for a new record: one this thread kept, or a fresh one.
-#[inline]
-fn spare_record() -> Spare<TaskRecord> {
-    SPARES
-        .try_with(|spares| spares.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten()
-        .unwrap_or_else(Spare::new)
 }
 
 /// A new task's id. Ids grow in spawn order on each thread; across threads, a task spawned after
@@ -122,10 +96,8 @@ pub(crate) type EntryName = fn() -> &'static str;
 /// Everything leakcheck knows about one live tracked task.
 ///
 /// Spawning and ending an async task write and read the whole record, so its hot part is 104
-/// bytes: with the `Arc`'s counts, 120, which is two cache lines and the largest size allocators
-/// keep in their fastest lists (glibc's fast bins, for one; a larger record measured a third of a
-/// tracked spawn's cost in bursts of 10,000, in `malloc` merging freed chunks). What only some
-/// tasks have lives in [`Side`], made when first needed.
+/// bytes: with its count, 112, which fits a slab block of two cache lines (see `slab`). What only
+/// some tasks have lives in [`Side`], made when first needed.
 pub(crate) struct TaskRecord {
     pub(crate) id: TaskId,
     /// Where `spawn`/`track` was called, through `#[track_caller]`.
@@ -134,7 +106,7 @@ pub(crate) struct TaskRecord {
     /// `my_crate::pool::Pool::new::{{closure}}`: names the function that spawned it, for free.
     entry: EntryName,
     /// The task that spawned this one, if it was a tracked task.
-    pub(crate) parent: Option<Arc<TaskRecord>>,
+    pub(crate) parent: Option<Shared<TaskRecord>>,
     pub(crate) scope: Arc<Scope<TaskRecord>>,
     /// The kind, the spawn time, the state and the wakers.
     pub(crate) state: StateCell,
@@ -170,12 +142,6 @@ unsafe impl Linked for TaskRecord {
     fn links(&self) -> &Links<Self> {
         &self.links
     }
-
-    /// The record a [`Listed`] handle kept after its task ended: its allocation is kept for the
-    /// next spawn on this thread.
-    fn release(this: Arc<Self>) {
-        Self::retire(this);
-    }
 }
 
 impl Member for TaskRecord {
@@ -188,12 +154,12 @@ impl TaskRecord {
     /// Registers a new task in `scope`, as a child of `parent`.
     pub(crate) fn register_in(
         scope: Arc<Scope<TaskRecord>>,
-        parent: Option<Arc<TaskRecord>>,
+        parent: Option<Shared<TaskRecord>>,
         kind: TaskKind,
         name: Option<Box<str>>,
         spawn_site: &'static Location<'static>,
         entry: EntryName,
-    ) -> Arc<TaskRecord> {
+    ) -> Shared<TaskRecord> {
         let side = Side::at_spawn(kind, name, Self::captured_backtrace(&scope), None);
         Self::insert(|| Self::new(scope, parent, kind, spawn_site, entry, side))
     }
@@ -203,7 +169,7 @@ impl TaskRecord {
     /// and ends it with [`exit_in_place`](Self::exit_in_place).
     pub(crate) fn register_listed_in(
         scope: Arc<Scope<TaskRecord>>,
-        parent: Option<Arc<TaskRecord>>,
+        parent: Option<Shared<TaskRecord>>,
         kind: TaskKind,
         name: Option<Box<str>>,
         spawn_site: &'static Location<'static>,
@@ -211,7 +177,6 @@ impl TaskRecord {
     ) -> Listed<TaskRecord> {
         let side = Side::at_spawn(kind, name, Self::captured_backtrace(&scope), None);
         Listed::new_in(
-            spare_record(),
             || Self::new(scope, parent, kind, spawn_site, entry, side),
             |record| record.scope.shard(record.id),
         )
@@ -238,22 +203,6 @@ impl TaskRecord {
         &listed.owner_word
     }
 
-    /// Drops a reference to a record; if it was the last (the task has ended: its list holds a
-    /// live one), the allocation is kept for the next spawn on this thread.
-    pub(crate) fn retire(record: Arc<TaskRecord>) {
-        let Ok(spare) = Spare::reclaim(record) else {
-            return; // Someone else still holds it: the last of them frees it.
-        };
-        // Unless kept, `spare` is dropped, which frees it (enough are kept, or the thread ends).
-        let _ = SPARES.try_with(|spares| {
-            if let Ok(mut spares) = spares.try_borrow_mut() {
-                if spares.len() < SPARES_KEPT {
-                    spares.push(spare);
-                }
-            }
-        });
-    }
-
     /// A backtrace of here to keep (at spawn, or as a task blocks), at `scope`'s capture level.
     #[inline]
     fn captured_backtrace(scope: &Scope<TaskRecord>) -> Option<Arc<backtrace::Backtrace>> {
@@ -269,9 +218,9 @@ impl TaskRecord {
     #[track_caller]
     pub(crate) fn register_created(
         scope: Arc<Scope<TaskRecord>>,
-        parent: Option<Arc<TaskRecord>>,
+        parent: Option<Shared<TaskRecord>>,
         creation: Creation,
-    ) -> Arc<TaskRecord> {
+    ) -> Shared<TaskRecord> {
         let site = Location::caller();
         let side = Side::at_spawn(TaskKind::Thread, None, None, Some(creation));
         Self::insert(|| Self::new(scope, parent, TaskKind::Thread, site, || "", side))
@@ -279,16 +228,16 @@ impl TaskRecord {
 
     /// Lists `record` in its scope, which then holds a reference to it until it exits.
     #[inline]
-    fn insert(make: impl FnOnce() -> TaskRecord) -> Arc<TaskRecord> {
-        let record = spare_record().fill(make);
+    fn insert(make: impl FnOnce() -> TaskRecord) -> Shared<TaskRecord> {
+        let record = Shared::new_with(make);
         record.scope.insert(&record);
         record
     }
 
-    #[inline(always)] // Into `Spare::fill`'s closure, so that the record is built in place.
+    #[inline(always)] // Into `Shared::new_with`'s closure, so that the record is built in place.
     fn new(
         scope: Arc<Scope<TaskRecord>>,
-        parent: Option<Arc<TaskRecord>>,
+        parent: Option<Shared<TaskRecord>>,
         kind: TaskKind,
         spawn_site: &'static Location<'static>,
         entry: EntryName,
@@ -379,20 +328,6 @@ impl TaskRecord {
         self.side.get_or_init(Box::default)
     }
 
-    /// Marks the task as ended: it leaves its scope and waiting checks are woken. Idempotent, so
-    /// that completion and a later drop of the same future count once.
-    ///
-    /// Takes the `Arc`, not `&self`: leaving the scope gives back the list's reference, which may
-    /// be the last but the caller's.
-    ///
-    /// Being listed is being alive: the list's own lock decides which exit counts, so an exit
-    /// costs no atomic of its own.
-    pub(crate) fn exit(self: &Arc<Self>) {
-        if self.scope.remove(self) {
-            exit_signal().notify();
-        }
-    }
-
     pub(crate) fn has_exited(&self) -> bool {
         !self.links.is_listed()
     }
@@ -408,6 +343,22 @@ impl TaskRecord {
     }
 }
 
+impl Shared<TaskRecord> {
+    /// Marks the task as ended: it leaves its scope and waiting checks are woken. Idempotent, so
+    /// that completion and a later drop of the same future count once.
+    ///
+    /// A method of the reference, not of the record: leaving the scope gives back the list's
+    /// reference, which may be the last but the caller's.
+    ///
+    /// Being listed is being alive: the list's own lock decides which exit counts, so an exit
+    /// costs no atomic of its own.
+    pub(crate) fn exit(&self) {
+        if self.scope.remove(self) {
+            exit_signal().notify();
+        }
+    }
+}
+
 impl Drop for TaskRecord {
     fn drop(&mut self) {
         debug_assert!(
@@ -418,7 +369,7 @@ impl Drop for TaskRecord {
         // recursively; unlink it iteratively so a deep spawn chain cannot overflow the stack.
         let mut parent = self.parent.take();
         while let Some(p) = parent {
-            parent = match Arc::try_unwrap(p) {
+            parent = match Shared::try_unwrap(p) {
                 Ok(mut p) => p.parent.take(),
                 Err(_) => None,
             };
@@ -456,7 +407,7 @@ impl Side {
 }
 
 /// Ends a task when dropped, which also covers unwinding and a closure dropped unrun.
-pub(crate) struct ExitOnDrop(pub(crate) Arc<TaskRecord>);
+pub(crate) struct ExitOnDrop(pub(crate) Shared<TaskRecord>);
 
 impl Drop for ExitOnDrop {
     fn drop(&mut self) {

@@ -3,12 +3,11 @@
 //!
 //! Generic over its members only so that it need not name the task record, which names it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use super::list::{Linked, Shard};
+use super::shared::Shared;
 use crate::config::{self, CaptureLevel};
 use crate::vocab::TaskId;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Shards per scope: enough to keep the spawning threads of one busy scope off each other's
 /// locks on the machines tests run on, few enough that an empty scope is cheap to check.
@@ -110,12 +109,12 @@ impl<T: Member> Scope<T> {
         &self.shards[(id.0 / SHARD_RUN) as usize % SHARDS]
     }
 
-    pub(crate) fn insert(&self, member: &Arc<T>) {
+    pub(crate) fn insert(&self, member: &Shared<T>) {
         self.shard(member.id()).push(member);
     }
 
     /// Takes `member` out of the scope, if it is in it; says whether it was.
-    pub(crate) fn remove(&self, member: &Arc<T>) -> bool {
+    pub(crate) fn remove(&self, member: &Shared<T>) -> bool {
         // The list's reference may be the last but the caller's: dropped here, outside the lock.
         self.shard(member.id()).remove(member).is_some()
     }
@@ -127,7 +126,7 @@ impl<T: Member> Scope<T> {
     }
 
     /// The live members of this scope, in id order: spawn order on each thread.
-    pub(crate) fn live_tasks(&self) -> Vec<Arc<T>> {
+    pub(crate) fn live_tasks(&self) -> Vec<Shared<T>> {
         let mut tasks = Vec::with_capacity(self.live_count());
         for shard in &self.shards {
             // A shard lists its newest member first: reversed, each shard is an ascending run,

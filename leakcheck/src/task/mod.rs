@@ -159,7 +159,7 @@ impl<F> Tracked<F> {
 
     /// A reference of its own to the task's record.
     #[cfg(all(feature = "tokio", tokio_unstable))]
-    pub(crate) fn share_record(&self) -> std::sync::Arc<TaskRecord> {
+    pub(crate) fn share_record(&self) -> crate::registry::Shared<TaskRecord> {
         self.record.share()
     }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::registry::{Listed, TaskRecord};
+use crate::registry::{Listed, Shared, TaskRecord};
 
 /// Polls `future`, the inner future of `record`'s tracked future, with a waker of ours:
 /// `reusable`, the wrapper waker of an earlier poll (see [`Reusable::fitting`]), or one lent for
@@ -115,7 +115,7 @@ unsafe fn weak_from_raw(raw: *mut ()) -> Weak<WakerShared> {
 
 /// The wrapper waker of a tracked task: wakes the executor's waker and keeps the task's state.
 pub(super) struct WakerShared {
-    record: Arc<TaskRecord>,
+    record: Shared<TaskRecord>,
     /// The executor's waker this wrapper forwards to.
     inner: Waker,
 }

@@ -30,7 +30,7 @@ use crate::check::{harness_thread_started, harness_thread_stopped};
 use crate::context::{self, ContextGuard};
 use crate::registry::Scope;
 #[cfg(tokio_unstable)]
-use crate::registry::TaskRecord;
+use crate::registry::{Shared, TaskRecord};
 
 /// The leakcheck side of a test's tokio runtime.
 pub(crate) struct TestRuntime {
@@ -156,7 +156,7 @@ impl TestRuntime {
     /// The leakcheck record of the runtime task `id`, if the hooks registered it.
     #[cfg(tokio_unstable)]
     #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
-    pub(crate) fn record_of(&self, id: ::tokio::task::Id) -> Option<Arc<TaskRecord>> {
+    pub(crate) fn record_of(&self, id: ::tokio::task::Id) -> Option<Shared<TaskRecord>> {
         self.known.of(id).lock().get(&id).map(|known| known.share())
     }
 }
@@ -491,7 +491,7 @@ mod hooks {
 
     use super::TestRuntime;
     use crate::context::{self, HookPoll};
-    use crate::registry::{Listed, ScopeLabel, TaskRecord};
+    use crate::registry::{Listed, ScopeLabel, Shared, TaskRecord};
     use crate::state::PollStart;
     use crate::vocab::TaskKind;
 
@@ -506,21 +506,21 @@ mod hooks {
         /// its record is this entry's alone, reached through its scope's list.
         HookDriven(Listed<TaskRecord>),
         /// A tracked future, which keeps its own state.
-        Tracked(Arc<TaskRecord>),
+        Tracked(Shared<TaskRecord>),
     }
 
     impl Known {
-        pub(super) fn share(&self) -> Arc<TaskRecord> {
+        pub(super) fn share(&self) -> Shared<TaskRecord> {
             match self {
                 Known::HookDriven(record) => record.share(),
-                Known::Tracked(record) => Arc::clone(record),
+                Known::Tracked(record) => Shared::clone(record),
             }
         }
     }
 
     thread_local! {
         /// The tracked record `leakcheck::tokio::spawn` is spawning on this thread right now.
-        static HANDOFF: Cell<Option<Arc<TaskRecord>>> = const { Cell::new(None) };
+        static HANDOFF: Cell<Option<Shared<TaskRecord>>> = const { Cell::new(None) };
         /// What the poll hooks made current, innermost last (`None` for unknown tasks).
         static POLLS: RefCell<Polls> = const { RefCell::new(Polls(Vec::new())) };
     }
@@ -546,7 +546,7 @@ mod hooks {
 
     /// Tells the spawn hook, until the guard drops, that the task spawned on this thread is
     /// `record`, already tracked.
-    pub(crate) fn hand_off(record: Arc<TaskRecord>) -> HandOff {
+    pub(crate) fn hand_off(record: Shared<TaskRecord>) -> HandOff {
         HANDOFF.set(Some(record));
         HandOff(())
     }
@@ -630,36 +630,28 @@ mod hooks {
             return;
         };
         let record = context.leave();
-        // (The terminate hook runs inside the poll: a task that completed has exited.)
-        if record.has_exited() {
-            // Most often the last reference to it: its allocation is kept for the next spawn on
-            // this thread.
-            TaskRecord::retire(record);
-        } else if let Some(start) = settle {
+        // (The terminate hook runs inside the poll: a task that completed has exited, and this
+        // is most often the last reference to it.)
+        if let (false, Some(start)) = (record.has_exited(), settle) {
             record.end_pending_poll(record.state.pending_at(start));
         }
     }
 
     #[test]
-    fn a_plain_tasks_record_is_reused_by_the_next_spawn_on_its_thread() {
-        use crate::registry::spares_kept;
+    fn a_plain_tasks_record_block_is_reused_by_the_next_spawn_on_its_thread() {
         use crate::tokio::test_runtime::{run_tokio_test, TokioTestConfig};
         fn record_address() -> Option<usize> {
             context::with_current_task(|task| task.map(|task| std::ptr::from_ref(task) as usize))
         }
-        let config = TokioTestConfig::default(); // current-thread: one thread, one set of spares
-        run_tokio_test("spares", crate::Options::new(), config, async {
-            let (first, while_alive) = ::tokio::spawn(async { (record_address(), spares_kept()) })
-                .await
-                .unwrap();
+        let config = TokioTestConfig::default(); // current-thread: one thread, one page of blocks
+        run_tokio_test("reuse", crate::Options::new(), config, async {
+            let first = ::tokio::spawn(async { record_address() }).await.unwrap();
             assert!(first.is_some(), "the hooks made the task current");
-            assert_eq!(
-                spares_kept(),
-                while_alive + 1,
-                "the ended task's allocation was kept"
-            );
             let second = ::tokio::spawn(async { record_address() }).await.unwrap();
-            assert_eq!(first, second, "and the next spawn built its record in it");
+            assert_eq!(
+                first, second,
+                "the next spawn built its record in the ended one's block"
+            );
         });
     }
 }

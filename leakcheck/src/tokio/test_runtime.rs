@@ -17,7 +17,7 @@ use crate::check::{test_name, Check, ReportExtras};
 use crate::config;
 use crate::context;
 use crate::options::Options;
-use crate::registry::{open_scope, ScopeLabel, TaskRecord};
+use crate::registry::{open_scope, ScopeLabel, Shared, TaskRecord};
 use crate::report::LeakReport;
 use crate::vocab::TaskKind;
 
@@ -201,7 +201,7 @@ async fn check_inside(
         *dumped.borrow_mut() = dump::take(handle, runtime).await;
     };
 
-    let extras = |survivors: &[Arc<TaskRecord>]| {
+    let extras = |survivors: &[Shared<TaskRecord>]| {
         let unidentified = runtime.unidentified(handle);
         counting.set(unidentified > 0);
         let mut extras = ReportExtras {
