@@ -5,7 +5,8 @@
 //! the part of `Arc` the registry uses — a strong count, no weak references — on slab blocks.
 //! Its counting follows `Arc`'s: a clone adds with `Relaxed` (a clone is made from a live
 //! reference), a drop subtracts with `Release`, and the last drop acquires before the value is
-//! dropped, so every use of the value through other references happens before its drop.
+//! dropped, so every use of the value through other references happens before its drop. With no
+//! weak references, a drop that reads a count of 1 is the last and need not subtract.
 //!
 //! Its `unsafe` (the count, and building and dropping the value in the block) is all here.
 
@@ -197,11 +198,16 @@ impl<T> Deref for Shared<T> {
 impl<T> Drop for Shared<T> {
     #[inline]
     fn drop(&mut self) {
-        if self.inner().count.fetch_sub(1, Ordering::Release) != 1 {
-            return;
+        // The last reference, most often (a record's one handle): with no weak references, a
+        // count of 1 is ours alone and stays so, and a load costs less than a subtraction.
+        // Acquire, as the fence below: the other references' uses happen before the drop.
+        if self.inner().count.load(Ordering::Acquire) != 1 {
+            if self.inner().count.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            // Pairs with the other references' `Release`: their uses happen before the drop.
+            atomic::fence(Ordering::Acquire);
         }
-        // Pairs with the other references' `Release`: their uses happen before the drop.
-        atomic::fence(Ordering::Acquire);
         /// Frees the block after the value's drop, also if that panics.
         struct Block(NonNull<u8>);
         impl Drop for Block {

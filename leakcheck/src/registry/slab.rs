@@ -14,15 +14,20 @@
 //! its own bits and [`DETACHED`] to the page's word, and from then on every free sets a bit there
 //! and nothing clears one. So exactly one atomic operation, the one that completes the word, sees
 //! every block free with the page detached, and that one gives the page back to the allocator.
-//! A burst's memory is returned as its tasks end, but for the one page each thread allocates
-//! from (about 8 KiB).
+//! A burst's memory is returned as its tasks end.
+//!
+//! Pages come from the allocator [`CHUNK_PAGES`] at a time, in a chunk that goes back with its
+//! last page: an 8 KiB request is one glibc serves slowly (merging its fast bins first), about
+//! 11,000 instructions, which spread over one page's blocks was a sixth of a tracked spawn. A
+//! thread keeps its current chunk (about 64 KiB), and at most one page of another thread's
+//! chunk by holding back freed blocks, until it ends.
 //!
 //! All of the slab's `unsafe` is here, behind [`alloc`] and [`free`].
 
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Bytes of a block, and its alignment: two cache lines, so a record never spans three.
 const BLOCK: usize = 128;
@@ -30,9 +35,18 @@ const BLOCK: usize = 128;
 /// Blocks per page: one bit each in the page's word, beside [`DETACHED`].
 const BLOCKS: usize = 63;
 
-/// Where a page's first block starts: its word has a cache line of its own, which freeing
-/// threads write, so that it does not slow the blocks' own accesses.
+/// Where a page's first block starts: its word (and its chunk's address) have a cache line of
+/// their own, which freeing threads write, so that it does not slow the blocks' own accesses.
 const HEADER: usize = 64;
+
+/// Bytes of a page; a multiple of a cache line, so that every block starts on one.
+const PAGE: usize = HEADER + BLOCKS * BLOCK;
+
+/// Pages per chunk, the unit of allocation.
+const CHUNK_PAGES: usize = 8;
+
+/// Where a chunk's first page starts, after its count of pages not yet given back.
+const CHUNK_HEADER: usize = 64;
 
 /// What a block offers its user, after the word that names its page.
 pub(crate) const PAYLOAD: usize = BLOCK - std::mem::size_of::<usize>();
@@ -49,30 +63,76 @@ const ALL_FREE: u64 = DETACHED - 1;
 /// The word of a page that nobody uses any more: it goes back to the allocator.
 const DONE: u64 = ALL_FREE | DETACHED;
 
-fn page_layout() -> Layout {
+fn chunk_layout() -> Layout {
     // A constant size and a power-of-two alignment: this cannot fail.
-    Layout::from_size_align(HEADER + BLOCKS * BLOCK, BLOCK).expect("a valid page layout")
+    Layout::from_size_align(CHUNK_HEADER + CHUNK_PAGES * PAGE, 64).expect("a valid chunk layout")
 }
 
-/// A page: a pointer to the start of its allocation, which holds the word (at offset 0) and the
-/// blocks; it carries the whole allocation's provenance. Only raw pointers reach into a page:
-/// other threads write its blocks, so no reference to the whole page may exist.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Page(NonNull<u8>);
+/// A chunk: a pointer to the start of its allocation, which holds the count of its pages not
+/// given back yet (at offset 0) and the pages; it carries the whole allocation's provenance.
+#[derive(Clone, Copy)]
+struct Chunk(NonNull<u8>);
 
-impl Page {
-    /// A new page, all of whose blocks its thread may take: none is in its word.
-    fn new() -> Page {
-        let layout = page_layout();
+impl Chunk {
+    fn new() -> Chunk {
+        let layout = chunk_layout();
         // SAFETY: the layout's size is not zero.
         let Some(start) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
             std::alloc::handle_alloc_error(layout)
         };
-        // SAFETY: the allocation starts with room for the word, aligned for it (`BLOCK` is).
-        unsafe { start.cast::<AtomicU64>().as_ptr().write(AtomicU64::new(0)) };
-        Page(start)
+        // SAFETY: the allocation starts with room for the count, aligned for it.
+        unsafe {
+            let count = AtomicUsize::new(CHUNK_PAGES);
+            start.cast::<AtomicUsize>().as_ptr().write(count);
+        }
+        Chunk(start)
     }
 
+    fn pages_left(&self) -> &AtomicUsize {
+        // SAFETY: initialised when the chunk is made, alive until the chunk is given back, which
+        // happens only once every page is (see `give_back_pages`); only accessed atomically.
+        unsafe { &*self.0.as_ptr().cast::<AtomicUsize>() }
+    }
+
+    /// Page `index`, new: all of its blocks its thread may take, none in its word.
+    ///
+    /// # Safety
+    ///
+    /// `index < CHUNK_PAGES`, and each index is made into a page once.
+    unsafe fn page(self, index: usize) -> Page {
+        debug_assert!(index < CHUNK_PAGES);
+        // SAFETY: in bounds of the chunk's allocation, per the contract; the page's header is
+        // nobody else's yet, and starts on a cache line, so the word and the address are aligned.
+        unsafe {
+            let start = self.0.add(CHUNK_HEADER + index * PAGE);
+            start.cast::<AtomicU64>().as_ptr().write(AtomicU64::new(0));
+            start.add(8).cast::<Chunk>().as_ptr().write(self);
+            Page(start)
+        }
+    }
+
+    /// Counts `pages` as given back; gives the chunk back with its last page.
+    ///
+    /// # Safety
+    ///
+    /// Each of the chunk's pages is counted once, here, once nobody reaches it any more.
+    unsafe fn give_back_pages(self, pages: usize) {
+        // AcqRel: every page's last use happens before the chunk is given back.
+        if self.pages_left().fetch_sub(pages, Ordering::AcqRel) == pages {
+            // SAFETY: every page was given back, so nobody reaches the chunk; it came from
+            // `alloc` with this layout.
+            unsafe { std::alloc::dealloc(self.0.as_ptr(), chunk_layout()) };
+        }
+    }
+}
+
+/// A page: a pointer to its start in its chunk, which holds the word (at offset 0), the chunk's
+/// address and the blocks; it carries the whole chunk's provenance. Only raw pointers reach into
+/// a page: other threads write its blocks, so no reference to the whole page may exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Page(NonNull<u8>);
+
+impl Page {
     fn word(&self) -> &AtomicU64 {
         // SAFETY: a page's word is initialised when it is made and lives until the page is given
         // back, which happens only once nobody can reach the page (see `free` and `detach`).
@@ -118,21 +178,26 @@ impl Page {
         }
     }
 
-    /// Gives the page back to the allocator.
+    /// Gives the page back to its chunk.
     ///
     /// # Safety
     ///
     /// The page is detached and every block is free (its word is [`DONE`]), seen by this caller's
     /// acquiring operation on the word, and nobody else will release it.
     unsafe fn release(self) {
-        // SAFETY: per the contract, nobody uses the page any more; it came from `alloc` with
-        // this layout.
-        unsafe { std::alloc::dealloc(self.0.as_ptr(), page_layout()) };
+        // SAFETY: per the contract, nobody uses the page any more, and it is counted once; its
+        // chunk's address was written when it was made, which happens before (the word's
+        // operations order it).
+        unsafe {
+            let chunk = self.0.add(8).cast::<Chunk>().as_ptr().read();
+            chunk.give_back_pages(1);
+        }
     }
 }
 
 /// The page this thread allocates from, and the blocks of it the thread may take, detached when
-/// the thread ends; and blocks of another page this thread freed, not handed back yet.
+/// the thread ends; the chunk its next pages come from; and blocks of another page this thread
+/// freed, not handed back yet.
 struct LocalPages {
     page: Cell<Option<Page>>,
     /// A bit per block of `page` this thread may take. Disjoint from the page's word: a block
@@ -143,6 +208,10 @@ struct LocalPages {
     /// The blocks of `freed_page` this thread freed and has not set in its word yet. Until they
     /// are, the page is not given back: a thread holds back one page at most.
     freed: Cell<u64>,
+    /// The chunk of `page`, and the index of its next page not made yet (`CHUNK_PAGES`: all
+    /// were).
+    chunk: Cell<Option<Chunk>>,
+    next_page: Cell<usize>,
 }
 
 impl LocalPages {
@@ -159,9 +228,25 @@ impl LocalPages {
             }
             page.detach(0);
         }
-        let page = Page::new();
+        let page = self.new_page();
         self.page.set(Some(page));
         self.take(page, ALL_FREE)
+    }
+
+    /// The next page of this thread's chunk, or of a new one.
+    fn new_page(&self) -> Page {
+        let chunk = match self.chunk.get() {
+            Some(chunk) if self.next_page.get() < CHUNK_PAGES => chunk,
+            _ => {
+                let chunk = Chunk::new();
+                self.chunk.set(Some(chunk));
+                self.next_page.set(0);
+                chunk
+            }
+        };
+        let index = self.next_page.replace(self.next_page.get() + 1);
+        // SAFETY: below `CHUNK_PAGES`, and this thread makes each index of its chunk once.
+        unsafe { chunk.page(index) }
     }
 
     /// Takes the lowest block of `free`, blocks of `page` this thread may take.
@@ -203,6 +288,13 @@ impl Drop for LocalPages {
         if let Some(page) = self.page.take() {
             page.detach(self.free.get());
         }
+        if let Some(chunk) = self.chunk.take() {
+            let unmade = CHUNK_PAGES - self.next_page.get();
+            if unmade > 0 {
+                // SAFETY: pages never made are reached by nobody, and counted once, here.
+                unsafe { chunk.give_back_pages(unmade) };
+            }
+        }
     }
 }
 
@@ -213,6 +305,8 @@ thread_local! {
             free: Cell::new(0),
             freed_page: Cell::new(None),
             freed: Cell::new(0),
+            chunk: Cell::new(None),
+            next_page: Cell::new(0),
         }
     };
 }
@@ -223,9 +317,15 @@ pub(crate) fn alloc() -> NonNull<u8> {
     let block = LOCAL_PAGES
         .try_with(LocalPages::take_block)
         .unwrap_or_else(|_| {
-            // The thread's own page is gone (a thread-local destructor is allocating): a page
-            // for this one block, detached at once, so that its `free` gives the page back.
-            let page = Page::new();
+            // The thread's own pages are gone (a thread-local destructor is allocating): a chunk
+            // for this one block, its other pages given back and its page detached at once, so
+            // that the block's `free` gives the chunk back.
+            let chunk = Chunk::new();
+            // SAFETY: index 0, made once; the others are never made, and counted once, here.
+            let page = unsafe {
+                chunk.give_back_pages(CHUNK_PAGES - 1);
+                chunk.page(0)
+            };
             page.detach(ALL_FREE & !1);
             page.block(0)
         });
@@ -301,10 +401,10 @@ mod tests {
     }
 
     #[test]
-    fn a_full_page_is_given_back_once_its_blocks_are_freed_on_other_threads() {
-        // A fresh thread, so that its page starts empty.
+    fn full_pages_and_chunks_are_given_back_once_their_blocks_are_freed_on_other_threads() {
+        // A fresh thread, so that its pages start empty; more blocks than a chunk holds.
         let blocks = std::thread::spawn(|| {
-            let blocks: Vec<_> = (0..=BLOCKS)
+            let blocks: Vec<_> = (0..=CHUNK_PAGES * BLOCKS)
                 .map(|i| {
                     let block = alloc();
                     fill(block, i as u8);
@@ -325,14 +425,16 @@ mod tests {
         })
         .join()
         .unwrap();
-        // The thread has ended, so its second page is detached too; each page goes back to the
-        // allocator with its last block (Miri reports a leak or a double free otherwise).
+        // The thread has ended, so its last page is detached too; each page goes back to its
+        // chunk with its last block, and each chunk with its last page (Miri reports a leak or
+        // a double free otherwise).
+        let per_worker = blocks.len().div_ceil(4);
         let mut blocks = blocks.into_iter();
         let workers: Vec<_> = (0..4)
             .map(|_| {
-                let chunk: Vec<_> = blocks.by_ref().take(16).collect();
+                let share: Vec<_> = blocks.by_ref().take(per_worker).collect();
                 std::thread::spawn(move || {
-                    for Sent(block) in chunk {
+                    for Sent(block) in share {
                         // SAFETY: from `alloc`, freed once, unused after.
                         unsafe { free(block) };
                     }
