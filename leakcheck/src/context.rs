@@ -74,9 +74,9 @@ impl Borrowed {
         // the record (or its listed handle) for as long as it runs and puts the previous value
         // back before it returns or unwinds (its private guard cannot be leaked); or by
         // `enter_hook_poll`, whose `HookPoll` holds a reference to the record and puts the
-        // previous value back before it lets the reference go. Both nest (see `RestoreBorrowed`). The
-        // reference is tied to this copy, which lives no longer than the caller's look at the
-        // context.
+        // previous value back before it lets the reference go. Both nest (see
+        // `RestoreBorrowed`). The reference is tied to this copy, which lives no longer than the
+        // caller's look at the context.
         unsafe { self.task.as_ref() }
     }
 
@@ -87,10 +87,7 @@ impl Borrowed {
         // live reference or `Listed::as_ptr` of a live handle, so it has the provenance of the
         // whole block, count included; the reference added here is the one the returned
         // `Shared` owns.
-        unsafe {
-            Shared::increment_strong_count(self.task);
-            Some(Shared::from_raw(self.task))
-        }
+        unsafe { Some(Shared::clone_from_raw(self.task)) }
     }
 }
 

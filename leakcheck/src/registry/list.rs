@@ -3,15 +3,15 @@
 //! records' memory in `shared` and `slab`).
 //!
 //! Each element carries its own [`Links`]. A [`Shard`] owns one strong reference to each element
-//! in it (taken with `Shared::into_raw` on insertion, given back on removal), so a listed element is
-//! always alive, and an element's links are only touched with its shard's lock held.
+//! in it (taken with `Shared::into_raw` on insertion, given back on removal), so a listed element
+//! is always alive, and an element's links are only touched with its shard's lock held.
 //!
 //! An element is listed one of two ways. [`Shard::push`] lists a [`Shared`] element, which anyone
 //! holding a reference may [`remove`](Shard::remove). [`Shard::push_new`] lists a new element and
-//! returns a [`Listed`] handle instead of a reference: the list's reference is then the only one its
-//! owner needs (no count of its own, no claim on a shared element to check). Only that handle can
-//! [`unlist`](Listed::unlist_in_place) the element, and it keeps the list's reference as it does,
-//! so the reference outlives every use of the handle.
+//! returns a [`Listed`] handle instead of a reference: the list's reference is then the only one
+//! its owner needs (no count of its own, no claim on a shared element to check). Only that handle
+//! can [`unlist`](Listed::unlist_in_place) the element, and it keeps the list's reference as it
+//! does, so the reference outlives every use of the handle.
 //!
 //! Provenance: every pointer the list follows or gives back to `Shared` comes from
 //! `Shared::into_raw` or `Shared::as_ptr`, never from a shared reference to the element, so it
@@ -250,8 +250,7 @@ impl<T: Linked> Shard<T> {
             // alive (the list owns a reference to it); `cursor` came from `Shared::into_raw`, and
             // the reference made here is the one the new `Shared` owns.
             unsafe {
-                Shared::increment_strong_count(cursor);
-                out.push(Shared::from_raw(cursor));
+                out.push(Shared::clone_from_raw(cursor));
                 cursor = (*(*cursor).links().cell.get()).next;
             }
         }
@@ -306,9 +305,9 @@ pub(crate) struct Listed<T: Linked> {
 // which any thread may exercise under the shard's lock: a `Shared<T>` is `Send` on the same terms.
 unsafe impl<T: Linked> Send for Listed<T> {}
 // SAFETY: through `&Listed` only shared access to the element is possible, as through
-// `&Shared<T>`;
-// releasing takes the handle by value, and unlisting by `&mut` (its private helper takes `&self`,
-// but changes nothing the shard's lock does not guard, and checks the owner again under it).
+// `&Shared<T>`; releasing takes the handle by value, and unlisting by `&mut` (its private helper
+// takes `&self`, but changes nothing the shard's lock does not guard, and checks the owner again
+// under it).
 unsafe impl<T: Linked> Sync for Listed<T> {}
 
 impl<T: Linked> std::ops::Deref for Listed<T> {
@@ -362,10 +361,7 @@ impl<T: Linked> Listed<T> {
     pub(crate) fn share(&self) -> Shared<T> {
         // SAFETY: the pointer came from `Shared::into_raw` and the element is alive (see
         // `deref`); the reference added here is the one the new `Shared` owns.
-        unsafe {
-            Shared::increment_strong_count(self.as_ptr());
-            Shared::from_raw(self.as_ptr())
-        }
+        unsafe { Shared::clone_from_raw(self.as_ptr()) }
     }
 
     /// Takes the element out of its list, which `shard_of` names, and keeps the list's

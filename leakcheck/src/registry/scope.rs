@@ -3,11 +3,12 @@
 //!
 //! Generic over its members only so that it need not name the task record, which names it.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use super::list::{Linked, Shard};
 use super::shared::Shared;
 use crate::config::{self, CaptureLevel};
 use crate::vocab::TaskId;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Shards per scope: enough to keep the spawning threads of one busy scope off each other's
 /// locks on the machines tests run on, few enough that an empty scope is cheap to check.

@@ -27,8 +27,8 @@ struct Inner<T> {
 
 /// A strong reference to a `T` kept in a slab block: freed, with the value, by the last one.
 pub(crate) struct Shared<T> {
-    /// From `slab::alloc`, with the provenance of its whole page, so that it may reach the count
-    /// and, when freed, the page's word.
+    /// From `slab::alloc`, with the provenance of its whole chunk, so that it may reach the count
+    /// and, when freed, its page's header.
     inner: NonNull<Inner<T>>,
     marker: PhantomData<Inner<T>>,
 }
@@ -38,6 +38,18 @@ pub(crate) struct Shared<T> {
 unsafe impl<T: Send + Sync> Send for Shared<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
+
+/// A block given back to the slab when dropped: one whose value is not built yet (if building it
+/// panics), or whose value was just dropped (also if that panics).
+struct FreedOnDrop(NonNull<u8>);
+
+impl Drop for FreedOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: the block came from `slab::alloc`, holds no value any more (or yet), and
+        // nothing reaches it again: see the two places that make a `FreedOnDrop`.
+        unsafe { slab::free(self.0) };
+    }
+}
 
 /// Beyond this many references, the count could overflow: as `Arc` does, the process aborts
 /// (a program that leaks `isize::MAX` clones is broken, and unwinding might not stop it).
@@ -57,15 +69,8 @@ impl<T> Shared<T> {
         #[allow(clippy::let_unit_value)] // Evaluating it is the check.
         let () = Self::FITS;
         let block = slab::alloc().cast::<Inner<T>>();
-        /// Gives the block back if `make` panics.
-        struct Unbuilt(NonNull<u8>);
-        impl Drop for Unbuilt {
-            fn drop(&mut self) {
-                // SAFETY: the block came from `slab::alloc` and holds no value yet.
-                unsafe { slab::free(self.0) };
-            }
-        }
-        let unbuilt = Unbuilt(block.cast());
+        // Given back if `make` panics.
+        let unbuilt = FreedOnDrop(block.cast());
         let value = make();
         mem::forget(unbuilt);
         // SAFETY: the block is ours, large and aligned enough for an `Inner<T>` (`FITS`).
@@ -122,9 +127,9 @@ impl<T> Shared<T> {
     ///
     /// # Safety
     ///
-    /// `pointer` came from `into_raw` (or `as_ptr`, on a reference whose count
-    /// [`increment_strong_count`](Self::increment_strong_count) added), and the reference it
-    /// stands for is taken back once.
+    /// `pointer` is the address [`into_raw`](Self::into_raw) gave for a reference not taken
+    /// back yet (from it, or from [`as_ptr`](Self::as_ptr) of another reference to the same
+    /// value), and that reference is taken back once.
     pub(crate) unsafe fn from_raw(pointer: *const T) -> Shared<T> {
         // SAFETY: per the contract, `pointer` is the `value` field of a live `Inner<T>` and has
         // the block's provenance, so the `Inner` starts `offset_of!` bytes before it.
@@ -142,16 +147,16 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Adds a reference to the value at `pointer`, to be taken with [`from_raw`](Self::from_raw).
+    /// A new reference to the value at `pointer`, which another reference keeps alive.
     ///
     /// # Safety
     ///
     /// `pointer` came from [`as_ptr`](Self::as_ptr) or [`into_raw`](Self::into_raw), and a
     /// reference keeps the value alive meanwhile.
-    pub(crate) unsafe fn increment_strong_count(pointer: *const T) {
-        // SAFETY: per the contract; the new reference is not dropped here.
+    pub(crate) unsafe fn clone_from_raw(pointer: *const T) -> Shared<T> {
+        // SAFETY: per the contract; the reference rebuilt here is borrowed, not dropped.
         let reference = mem::ManuallyDrop::new(unsafe { Shared::from_raw(pointer) });
-        mem::forget(Shared::clone(&reference));
+        Shared::clone(&reference)
     }
 
     /// The value, if this is its only reference; this reference back otherwise.
@@ -208,16 +213,8 @@ impl<T> Drop for Shared<T> {
             // Pairs with the other references' `Release`: their uses happen before the drop.
             atomic::fence(Ordering::Acquire);
         }
-        /// Frees the block after the value's drop, also if that panics.
-        struct Block(NonNull<u8>);
-        impl Drop for Block {
-            fn drop(&mut self) {
-                // SAFETY: the last reference's block, whose value is dropped (or being dropped
-                // and unwinding): nothing reaches it again.
-                unsafe { slab::free(self.0) };
-            }
-        }
-        let _block = Block(self.inner.cast());
+        // Frees the block after the value's drop, also if that panics.
+        let _block = FreedOnDrop(self.inner.cast());
         // SAFETY: the last reference owns the value, dropped once, here; the block outlives the
         // drop (`_block` frees it after).
         unsafe { ptr::drop_in_place(&raw mut (*self.inner.as_ptr()).value) };
@@ -258,11 +255,8 @@ mod tests {
     fn a_raw_reference_round_trips() {
         let value = Shared::new(String::from("raw"));
         let pointer = Shared::as_ptr(&value);
-        // SAFETY: `value` keeps it alive; the added reference is taken back once below.
-        let added = unsafe {
-            Shared::increment_strong_count(pointer);
-            Shared::from_raw(pointer)
-        };
+        // SAFETY: from `as_ptr`; `value` keeps it alive.
+        let added = unsafe { Shared::clone_from_raw(pointer) };
         assert!(Shared::ptr_eq(&value, &added));
         assert_eq!(Shared::strong_count(&value), 2);
         let raw = Shared::into_raw(added);

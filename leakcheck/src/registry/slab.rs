@@ -3,40 +3,46 @@
 //! A tracked spawn in a burst paid `malloc` and `free` for its record: about a third of what
 //! tracking cost a task spawned in bursts of 10,000, because glibc's fast paths hold only a few
 //! chunks per size and the rest went through its bins. Here a thread takes blocks from a page of
-//! its own, and gives them back to it, with no atomic instruction; a block freed on another
-//! thread costs that thread one, shared with the other blocks of the same page it frees in a row.
+//! its own, and gives them back to it, with no atomic instruction; a thread that frees blocks of
+//! another thread's page pays one atomic instruction for a run of them.
 //!
 //! A page holds [`BLOCKS`] blocks. Its thread keeps the bits of the blocks it may take (one per
 //! block, set while free) in a thread-local word. The page's own atomic word collects the bits of
-//! blocks other threads free, which its thread takes over when its own run out, and the
-//! [`DETACHED`] bit (a thread that frees several blocks of another thread's page in a row sets
-//! their bits there at once, when it moves on to another page or ends). When the page is full, or its thread ends, the thread detaches it: it adds
-//! its own bits and [`DETACHED`] to the page's word, and from then on every free sets a bit there
-//! and nothing clears one. So exactly one atomic operation, the one that completes the word, sees
-//! every block free with the page detached, and that one gives the page back to the allocator.
-//! A burst's memory is returned as its tasks end.
+//! blocks freed on other threads, which its thread takes over when its own run out. When the page
+//! is full, or its thread ends, the thread detaches it: it adds its own bits and [`DETACHED`] to
+//! the page's word, and from then on every free sets a bit there and nothing clears one. So
+//! exactly one atomic operation, the one that completes the word, sees every block free with the
+//! page detached, and that one gives the page back.
+//!
+//! A thread that frees blocks of a page not its own sets their bits in the page's word together,
+//! when it next frees a block of a third page, or ends: it holds back one page at most. (Handing
+//! them back also whenever the thread moved to a new page of its own measured a multi-thread
+//! burst a third slower, so it does not.)
 //!
 //! Pages come from the allocator [`CHUNK_PAGES`] at a time, in a chunk that goes back with its
-//! last page: an 8 KiB request is one glibc serves slowly (merging its fast bins first), about
-//! 11,000 instructions, which spread over one page's blocks was a sixth of a tracked spawn. A
-//! thread keeps its current chunk (about 64 KiB), and at most one page of another thread's
-//! chunk by holding back freed blocks, until it ends.
+//! last page: an 8 KiB request is one glibc serves slowly (it sorts its unsorted bins first),
+//! about 11,000 instructions, which spread over one page's blocks was a sixth of a tracked spawn.
+//!
+//! What this keeps: a thread's current chunk (64 KiB) until it ends, and, as any slab does, the
+//! whole chunk of a block that lives long (a leaked task's record pins 64 KiB where its own
+//! allocation was 120 bytes). A burst's memory goes back as its tasks end.
 //!
 //! All of the slab's `unsafe` is here, behind [`alloc`] and [`free`].
 
 use std::alloc::Layout;
 use std::cell::Cell;
+use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Bytes of a block, and its alignment: two cache lines, so a record never spans three.
+/// Bytes of a block: two cache lines (blocks start on one), so a record never spans three.
 const BLOCK: usize = 128;
 
 /// Blocks per page: one bit each in the page's word, beside [`DETACHED`].
 const BLOCKS: usize = 63;
 
-/// Where a page's first block starts: its word (and its chunk's address) have a cache line of
-/// their own, which freeing threads write, so that it does not slow the blocks' own accesses.
+/// Where a page's first block starts: its header has a cache line of its own, which freeing
+/// threads write, so that it does not slow the blocks' own accesses.
 const HEADER: usize = 64;
 
 /// Bytes of a page; a multiple of a cache line, so that every block starts on one.
@@ -48,19 +54,19 @@ const CHUNK_PAGES: usize = 8;
 /// Where a chunk's first page starts, after its count of pages not yet given back.
 const CHUNK_HEADER: usize = 64;
 
-/// What a block offers its user, after the word that names its page.
-pub(crate) const PAYLOAD: usize = BLOCK - std::mem::size_of::<usize>();
+/// What a block offers its user, after the address of its page.
+pub(crate) const PAYLOAD: usize = BLOCK - size_of::<Page>();
 
 /// The alignment of a payload.
-pub(crate) const PAYLOAD_ALIGN: usize = std::mem::align_of::<usize>();
+pub(crate) const PAYLOAD_ALIGN: usize = std::mem::align_of::<Page>();
 
-/// Set in a page's word once its thread no longer allocates from it.
+/// Set in a page's word once its thread no longer takes blocks from it.
 const DETACHED: u64 = 1 << BLOCKS;
 
 /// Every block's bit.
 const ALL_FREE: u64 = DETACHED - 1;
 
-/// The word of a page that nobody uses any more: it goes back to the allocator.
+/// The word of a page that nobody uses any more: it goes back to its chunk.
 const DONE: u64 = ALL_FREE | DETACHED;
 
 fn chunk_layout() -> Layout {
@@ -102,16 +108,18 @@ impl Chunk {
     unsafe fn page(self, index: usize) -> Page {
         debug_assert!(index < CHUNK_PAGES);
         // SAFETY: in bounds of the chunk's allocation, per the contract; the page's header is
-        // nobody else's yet, and starts on a cache line, so the word and the address are aligned.
+        // nobody else's yet, and starts on a cache line, so it is aligned.
         unsafe {
             let start = self.0.add(CHUNK_HEADER + index * PAGE);
-            start.cast::<AtomicU64>().as_ptr().write(AtomicU64::new(0));
-            start.add(8).cast::<Chunk>().as_ptr().write(self);
+            start.cast::<PageHeader>().as_ptr().write(PageHeader {
+                word: AtomicU64::new(0),
+                chunk: self,
+            });
             Page(start)
         }
     }
 
-    /// Counts `pages` as given back; gives the chunk back with its last page.
+    /// Counts `pages` as given back; gives the chunk back to the allocator with its last page.
     ///
     /// # Safety
     ///
@@ -126,119 +134,154 @@ impl Chunk {
     }
 }
 
-/// A page: a pointer to its start in its chunk, which holds the word (at offset 0), the chunk's
-/// address and the blocks; it carries the whole chunk's provenance. Only raw pointers reach into
-/// a page: other threads write its blocks, so no reference to the whole page may exist.
+/// The start of a page.
+#[repr(C)]
+struct PageHeader {
+    /// A bit per block freed but not taken back by the page's thread, and [`DETACHED`].
+    word: AtomicU64,
+    /// The chunk the page is part of, never changed.
+    chunk: Chunk,
+}
+
+/// A page: a pointer to its start in its chunk, which holds its [`PageHeader`] and the blocks;
+/// it carries the whole chunk's provenance. Only raw pointers reach into a page: other threads
+/// write its blocks, so no reference to the whole page may exist.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Page(NonNull<u8>);
 
 impl Page {
     fn word(&self) -> &AtomicU64 {
-        // SAFETY: a page's word is initialised when it is made and lives until the page is given
-        // back, which happens only once nobody can reach the page (see `free` and `detach`).
-        // Shared access is all there is to it: every change is atomic.
-        unsafe { &*self.0.as_ptr().cast::<AtomicU64>() }
+        // SAFETY: a page's header is written when it is made, and the page lives until it is
+        // given back, which happens only once nobody can reach it (see `hand_back`). Shared
+        // access is all there is to the word: every change is atomic.
+        unsafe { &*self.0.as_ptr().add(offset_of!(PageHeader, word)).cast() }
     }
 
-    /// Block `index`, which its thread took from `free`: its page's address is written in it.
+    /// Block `index`, which its thread took: its page's address is written in it.
     fn block(self, index: usize) -> NonNull<u8> {
         debug_assert!(index < BLOCKS);
-        // SAFETY: in bounds of the page's allocation for every `index < BLOCKS`.
-        let block = unsafe { self.0.add(HEADER + index * BLOCK) };
-        // SAFETY: the block is its taker's now and starts with room for the page's address.
-        unsafe { block.cast::<Page>().as_ptr().write(self) };
-        block
-    }
-
-    /// The page's thread will not allocate from it again, and hands over `free`, the blocks it
-    /// could still take. The page is given back at once if every block is free, or by the last
-    /// `free` otherwise.
-    fn detach(self, free: u64) {
-        let before = self.word().fetch_or(free | DETACHED, Ordering::AcqRel);
-        debug_assert_eq!(before & DETACHED, 0, "a page is detached once");
-        if before | free | DETACHED == DONE {
-            // SAFETY: this operation completed the word, which happens once (see the module
-            // doc), and the page's blocks are all free: nobody reaches the page any more.
-            unsafe { self.release() };
+        // SAFETY: in bounds of the page for every `index < BLOCKS`; the block is its taker's
+        // now, and starts (on a cache line) with room for the page's address.
+        unsafe {
+            let block = self.0.add(HEADER + index * BLOCK);
+            block.cast::<Page>().as_ptr().write(self);
+            block
         }
     }
 
-    /// Sets `freed`, blocks freed on a thread that is not the page's, in the page's word; gives
-    /// the page back if that makes every block free with the page detached.
-    fn hand_back(self, freed: u64) {
-        // Release: the writes to the blocks happen before their next user's (`take_block`
-        // acquires). Acquire: if this completes the word, every other block's last writes
-        // happen before the page is given back.
-        let before = self.word().fetch_or(freed, Ordering::AcqRel);
-        debug_assert_eq!(before & freed, 0, "a block is freed once");
-        if before | freed == DONE {
-            // SAFETY: this operation completed the word, which happens once: the page is
-            // detached (its thread no longer takes blocks) and every block is free.
-            unsafe { self.release() };
-        }
-    }
-
-    /// Gives the page back to its chunk.
+    /// The page and the bit of the block whose payload is `payload`.
     ///
     /// # Safety
     ///
-    /// The page is detached and every block is free (its word is [`DONE`]), seen by this caller's
-    /// acquiring operation on the word, and nobody else will release it.
-    unsafe fn release(self) {
-        // SAFETY: per the contract, nobody uses the page any more, and it is counted once; its
-        // chunk's address was written when it was made, which happens before (the word's
-        // operations order it).
+    /// `payload` came from [`alloc`] and its block was not freed since.
+    unsafe fn of(payload: NonNull<u8>) -> (Page, u64) {
+        // SAFETY: per the contract, the block starts `BLOCK - PAYLOAD` bytes earlier, with the
+        // address of its page, written when it was taken; the page lives until it is freed.
         unsafe {
-            let chunk = self.0.add(8).cast::<Chunk>().as_ptr().read();
-            chunk.give_back_pages(1);
+            let block = payload.sub(BLOCK - PAYLOAD);
+            let page = block.cast::<Page>().as_ptr().read();
+            // The block is inside the page, so the offset is in bounds and positive.
+            let offset = block.as_ptr().offset_from(page.0.as_ptr()) as usize;
+            (page, 1 << ((offset - HEADER) / BLOCK))
         }
+    }
+
+    /// Sets `bits` in the page's word: blocks freed elsewhere than in the page's thread's own
+    /// bits, or, with [`DETACHED`], what its thread hands over as it detaches the page. Gives the
+    /// page back if that makes every block free with the page detached.
+    fn hand_back(self, bits: u64) {
+        // Release: the writes to the blocks happen before their next user's (`take_block`
+        // acquires). Acquire: if this completes the word, every other block's last writes
+        // happen before the page is given back.
+        let before = self.word().fetch_or(bits, Ordering::AcqRel);
+        debug_assert_eq!(
+            before & bits,
+            0,
+            "a block is freed once, a page detached once"
+        );
+        if before | bits == DONE {
+            // SAFETY: this operation completed the word, which happens once: the page is
+            // detached (its thread no longer takes blocks) and every block is free, so nobody
+            // reaches the page any more. Its chunk's address was written when it was made, which
+            // happens before (the word's operations order it), and the page is counted once.
+            unsafe {
+                let chunk = self
+                    .0
+                    .add(offset_of!(PageHeader, chunk))
+                    .cast::<Chunk>()
+                    .read();
+                chunk.give_back_pages(1);
+            }
+        }
+    }
+
+    /// The page's thread will not take blocks from it again, and hands over `free`, the blocks
+    /// it still could: see [`hand_back`](Self::hand_back).
+    fn detach(self, free: u64) {
+        self.hand_back(free | DETACHED);
     }
 }
 
-/// The page this thread allocates from, and the blocks of it the thread may take, detached when
-/// the thread ends; the chunk its next pages come from; and blocks of another page this thread
-/// freed, not handed back yet.
+/// The page this thread takes blocks from, the blocks of it it may take, and the chunk its next
+/// pages come from; and blocks of another page this thread freed, not handed back yet.
 struct LocalPages {
     page: Cell<Option<Page>>,
     /// A bit per block of `page` this thread may take. Disjoint from the page's word: a block
     /// freed on this thread is set here, one freed elsewhere there.
     free: Cell<u64>,
-    /// The page of the last block this thread freed that was not its own, if any.
-    freed_page: Cell<Option<Page>>,
-    /// The blocks of `freed_page` this thread freed and has not set in its word yet. Until they
-    /// are, the page is not given back: a thread holds back one page at most.
-    freed: Cell<u64>,
     /// The chunk of `page`, and the index of its next page not made yet (`CHUNK_PAGES`: all
     /// were).
     chunk: Cell<Option<Chunk>>,
     next_page: Cell<usize>,
+    /// The page of the last block this thread freed, if it was not `page`.
+    freed_page: Cell<Option<Page>>,
+    /// The blocks of `freed_page` this thread freed and has not set in its word yet. Until they
+    /// are, the page is not given back.
+    freed: Cell<u64>,
+    /// Set while this thread makes a new chunk: the global allocator may create a thread, whose
+    /// interposed creation registers a record, from inside it. Meanwhile the slab is used as if
+    /// this thread's pages were gone.
+    busy: Cell<bool>,
 }
 
 impl LocalPages {
-    fn take_block(&self) -> NonNull<u8> {
-        if let Some(page) = self.page.get() {
-            let mut free = self.free.get();
-            if free == 0 {
-                // Acquire: whoever freed a block wrote it last, and released it with its bit.
-                // (The word of a page in use has no `DETACHED` bit.)
-                free = page.word().swap(0, Ordering::Acquire);
-            }
-            if free != 0 {
-                return self.take(page, free);
-            }
-            page.detach(0);
+    /// A block, or `None` while the thread is making a new chunk.
+    #[inline]
+    fn take_block(&self) -> Option<NonNull<u8>> {
+        if self.busy.get() {
+            return None;
         }
-        let page = self.new_page();
-        self.page.set(Some(page));
-        self.take(page, ALL_FREE)
+        let page = self.page.get()?;
+        let mut free = self.free.get();
+        if free == 0 {
+            // Acquire: whoever freed a block wrote it last, and released it with its bit.
+            // (The word of a page in use has no `DETACHED` bit.)
+            free = page.word().swap(0, Ordering::Acquire);
+            if free == 0 {
+                return None;
+            }
+        }
+        let index = free.trailing_zeros() as usize;
+        self.free.set(free & !(1 << index));
+        Some(page.block(index))
     }
 
-    /// The next page of this thread's chunk, or of a new one.
-    fn new_page(&self) -> Page {
+    /// Moves this thread to a new page, the current one being full (or none), and takes a block
+    /// of it; `None` while the thread is making a new chunk.
+    #[cold]
+    fn take_block_of_new_page(&self) -> Option<NonNull<u8>> {
+        if self.busy.get() {
+            return None;
+        }
+        if let Some(full) = self.page.take() {
+            full.detach(self.free.replace(0));
+        }
         let chunk = match self.chunk.get() {
             Some(chunk) if self.next_page.get() < CHUNK_PAGES => chunk,
             _ => {
+                self.busy.set(true);
                 let chunk = Chunk::new();
+                self.busy.set(false);
                 self.chunk.set(Some(chunk));
                 self.next_page.set(0);
                 chunk
@@ -246,19 +289,20 @@ impl LocalPages {
         };
         let index = self.next_page.replace(self.next_page.get() + 1);
         // SAFETY: below `CHUNK_PAGES`, and this thread makes each index of its chunk once.
-        unsafe { chunk.page(index) }
-    }
-
-    /// Takes the lowest block of `free`, blocks of `page` this thread may take.
-    fn take(&self, page: Page, free: u64) -> NonNull<u8> {
-        let index = free.trailing_zeros() as usize;
-        self.free.set(free & !(1 << index));
-        page.block(index)
+        let page = unsafe { chunk.page(index) };
+        self.page.set(Some(page));
+        self.free.set(ALL_FREE & !1);
+        Some(page.block(0))
     }
 
     /// Gives back block `bit` of `page`: to this thread's own blocks if it is this thread's
-    /// page, or with the other blocks of `page` this thread freed in a row.
-    fn give_back(&self, page: Page, bit: u64) {
+    /// page, or with the other blocks of `page` this thread freed one after another. `false`
+    /// while the thread is making a new chunk.
+    #[inline]
+    fn give_back(&self, page: Page, bit: u64) -> bool {
+        if self.busy.get() {
+            return false;
+        }
         // A page is not given back while it has a live block or one held back here, so an equal
         // address is the same page.
         if self.page.get() == Some(page) {
@@ -268,13 +312,18 @@ impl LocalPages {
             debug_assert_eq!(self.freed.get() & bit, 0, "a block is freed once");
             self.freed.set(self.freed.get() | bit);
         } else {
-            self.hand_back_freed();
-            self.freed_page.set(Some(page));
-            self.freed.set(bit);
+            // The new page is recorded before the old one is handed back, which may give a chunk
+            // back to the allocator.
+            let previous = self.freed_page.replace(Some(page));
+            let bits = self.freed.replace(bit);
+            if let Some(previous) = previous {
+                previous.hand_back(bits);
+            }
         }
+        true
     }
 
-    /// Sets the blocks this thread freed of another thread's page in that page's word.
+    /// Sets the blocks this thread freed of another page in that page's word.
     fn hand_back_freed(&self) {
         if let Some(page) = self.freed_page.take() {
             page.hand_back(self.freed.replace(0));
@@ -303,32 +352,42 @@ thread_local! {
         LocalPages {
             page: Cell::new(None),
             free: Cell::new(0),
-            freed_page: Cell::new(None),
-            freed: Cell::new(0),
             chunk: Cell::new(None),
             next_page: Cell::new(0),
+            freed_page: Cell::new(None),
+            freed: Cell::new(0),
+            busy: Cell::new(false),
         }
     };
+}
+
+/// A block for a thread whose pages are gone (a thread-local destructor is allocating) or
+/// being made (the allocator is creating a thread): a chunk of its own, its other pages given
+/// back and its page detached at once, so that the block's `free` gives the chunk back.
+#[cold]
+fn lone_block() -> NonNull<u8> {
+    let chunk = Chunk::new();
+    // SAFETY: index 0, made once; the others are never made, and counted once, here.
+    let page = unsafe {
+        chunk.give_back_pages(CHUNK_PAGES - 1);
+        chunk.page(0)
+    };
+    page.detach(ALL_FREE & !1);
+    page.block(0)
 }
 
 /// A block of [`PAYLOAD`] bytes aligned to [`PAYLOAD_ALIGN`], uninitialised, for [`free`].
 #[inline]
 pub(crate) fn alloc() -> NonNull<u8> {
     let block = LOCAL_PAGES
-        .try_with(LocalPages::take_block)
-        .unwrap_or_else(|_| {
-            // The thread's own pages are gone (a thread-local destructor is allocating): a chunk
-            // for this one block, its other pages given back and its page detached at once, so
-            // that the block's `free` gives the chunk back.
-            let chunk = Chunk::new();
-            // SAFETY: index 0, made once; the others are never made, and counted once, here.
-            let page = unsafe {
-                chunk.give_back_pages(CHUNK_PAGES - 1);
-                chunk.page(0)
-            };
-            page.detach(ALL_FREE & !1);
-            page.block(0)
-        });
+        .try_with(|local| {
+            local
+                .take_block()
+                .or_else(|| local.take_block_of_new_page())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(lone_block);
     // SAFETY: a block is `BLOCK` bytes, and its payload starts after the page's address.
     unsafe { block.add(BLOCK - PAYLOAD) }
 }
@@ -339,20 +398,10 @@ pub(crate) fn alloc() -> NonNull<u8> {
 ///
 /// `payload` came from [`alloc`] and was not freed since; nothing uses the block any more.
 pub(crate) unsafe fn free(payload: NonNull<u8>) {
-    // SAFETY: per the contract, the block starts `BLOCK - PAYLOAD` bytes earlier, with the
-    // address of its page, written when it was taken; the page lives until this block is free.
-    let (block, page) = unsafe {
-        let block = payload.sub(BLOCK - PAYLOAD);
-        (block, block.cast::<Page>().as_ptr().read())
-    };
-    // SAFETY: the block is inside the page, so the offset is in bounds and non-negative.
-    let offset = unsafe { block.as_ptr().offset_from(page.0.as_ptr()) } as usize;
-    let bit = 1 << ((offset - HEADER) / BLOCK);
-    if LOCAL_PAGES
-        .try_with(|local| local.give_back(page, bit))
-        .is_err()
-    {
-        // This thread's pages are gone (a thread-local destructor is freeing).
+    // SAFETY: per the contract.
+    let (page, bit) = unsafe { Page::of(payload) };
+    let given = LOCAL_PAGES.try_with(|local| local.give_back(page, bit));
+    if given != Ok(true) {
         page.hand_back(bit);
     }
 }
@@ -374,8 +423,8 @@ mod tests {
     }
 
     fn page_of(payload: NonNull<u8>) -> Page {
-        // SAFETY: as in `free`.
-        unsafe { payload.sub(BLOCK - PAYLOAD).cast::<Page>().as_ptr().read() }
+        // SAFETY: the tests ask only about blocks they have not freed.
+        unsafe { Page::of(payload) }.0
     }
 
     fn current_page() -> Option<Page> {
@@ -442,6 +491,29 @@ mod tests {
             })
             .collect();
         workers.into_iter().for_each(|w| w.join().unwrap());
+    }
+
+    #[test]
+    fn while_a_chunk_is_being_made_the_slab_serves_as_if_the_threads_pages_were_gone() {
+        std::thread::spawn(|| {
+            let own = alloc();
+            // As while the allocator, called for a new chunk, creates a thread.
+            LOCAL_PAGES.with(|local| local.busy.set(true));
+            let nested = alloc();
+            fill(nested, 3);
+            assert!(page_of(nested) != page_of(own), "a lone block");
+            // SAFETY: from `alloc`, freed once, unused after.
+            unsafe {
+                free(own); // Into its page's word, not the thread's own bits.
+                free(nested); // Gives its chunk back.
+            }
+            LOCAL_PAGES.with(|local| local.busy.set(false));
+            // SAFETY: as above.
+            unsafe { free(alloc()) };
+        })
+        .join()
+        .unwrap();
+        // (Miri reports a leak or a double free if a block went astray.)
     }
 
     #[test]
