@@ -159,13 +159,18 @@ impl<T> Shared<T> {
         Shared::clone(&reference)
     }
 
+    /// Whether this is the value's only reference. With no weak references nobody else can
+    /// make another, so it stays so; and (Acquire) every use of the value through the
+    /// references dropped before happens before this returns `true`.
+    fn is_unique(&self) -> bool {
+        self.inner().count.load(Ordering::Acquire) == 1
+    }
+
     /// The value, if this is its only reference; this reference back otherwise.
     pub(crate) fn try_unwrap(this: Shared<T>) -> Result<T, Shared<T>> {
-        // Acquire: uses of the value through the references dropped before happen before ours.
-        if this.inner().count.load(Ordering::Acquire) != 1 {
+        if !this.is_unique() {
             return Err(this);
         }
-        // The only reference: nobody else can make another, so the count stays 1.
         let this = mem::ManuallyDrop::new(this);
         // SAFETY: the only reference owns the value, which is read out once; the block is freed
         // once, after, and nothing reaches it again (`this` is not dropped).
@@ -203,10 +208,9 @@ impl<T> Deref for Shared<T> {
 impl<T> Drop for Shared<T> {
     #[inline]
     fn drop(&mut self) {
-        // The last reference, most often (a record's one handle): with no weak references, a
-        // count of 1 is ours alone and stays so, and a load costs less than a subtraction.
-        // Acquire, as the fence below: the other references' uses happen before the drop.
-        if self.inner().count.load(Ordering::Acquire) != 1 {
+        // The only reference, most often (a record's one handle): a load costs less than a
+        // subtraction.
+        if !self.is_unique() {
             if self.inner().count.fetch_sub(1, Ordering::Release) != 1 {
                 return;
             }

@@ -245,12 +245,9 @@ struct LocalPages {
 }
 
 impl LocalPages {
-    /// A block, or `None` while the thread is making a new chunk.
+    /// A block of this thread's page, or `None` if it has none or none is free.
     #[inline]
     fn take_block(&self) -> Option<NonNull<u8>> {
-        if self.busy.get() {
-            return None;
-        }
         let page = self.page.get()?;
         let mut free = self.free.get();
         if free == 0 {
@@ -267,12 +264,9 @@ impl LocalPages {
     }
 
     /// Moves this thread to a new page, the current one being full (or none), and takes a block
-    /// of it; `None` while the thread is making a new chunk.
+    /// of it.
     #[cold]
-    fn take_block_of_new_page(&self) -> Option<NonNull<u8>> {
-        if self.busy.get() {
-            return None;
-        }
+    fn take_block_of_new_page(&self) -> NonNull<u8> {
         if let Some(full) = self.page.take() {
             full.detach(self.free.replace(0));
         }
@@ -292,7 +286,7 @@ impl LocalPages {
         let page = unsafe { chunk.page(index) };
         self.page.set(Some(page));
         self.free.set(ALL_FREE & !1);
-        Some(page.block(0))
+        page.block(0)
     }
 
     /// Gives back block `bit` of `page`: to this thread's own blocks if it is this thread's
@@ -381,9 +375,12 @@ fn lone_block() -> NonNull<u8> {
 pub(crate) fn alloc() -> NonNull<u8> {
     let block = LOCAL_PAGES
         .try_with(|local| {
-            local
-                .take_block()
-                .or_else(|| local.take_block_of_new_page())
+            // While the thread makes a new chunk, its pages are as if gone (see `busy`).
+            (!local.busy.get()).then(|| {
+                local
+                    .take_block()
+                    .unwrap_or_else(|| local.take_block_of_new_page())
+            })
         })
         .ok()
         .flatten()
