@@ -24,7 +24,7 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::registry::{open_scope, EntryName, Listed, Scope, ScopeLabel, Shared, TaskRecord};
+use crate::registry::{self, open_scope, EntryName, Listed, Scope, ScopeLabel, Shared, TaskRecord};
 use crate::vocab::TaskKind;
 
 enum Frame {
@@ -170,6 +170,21 @@ impl CurrentTask<'_> {
             CurrentTask::Borrowed(borrowed) => borrowed.share(),
         }
     }
+
+    /// Another strong reference to the task, as the parent of a task spawned now: from this
+    /// thread's spares (see `registry::share_parent`).
+    #[inline]
+    fn share_as_parent(&self) -> Option<Shared<TaskRecord>> {
+        match self {
+            CurrentTask::None => None,
+            CurrentTask::Shared(task) => Some(registry::share_parent(task)),
+            CurrentTask::Borrowed(borrowed) => {
+                borrowed.task()?;
+                // SAFETY: as in `Borrowed::share`.
+                unsafe { Some(registry::share_parent_from_raw(borrowed.task)) }
+            }
+        }
+    }
 }
 
 impl Context {
@@ -233,20 +248,25 @@ impl Context {
     /// The current scope, made if it is the thread's implicit one and that is not made yet.
     #[inline]
     fn scope_of(&mut self, current_scope: Option<Arc<Scope>>) -> Arc<Scope> {
-        current_scope.unwrap_or_else(|| {
-            Arc::clone(
-                self.implicit
-                    .get_or_insert_with(|| open_scope(implicit_label())),
-            )
-        })
+        current_scope.unwrap_or_else(|| Arc::clone(self.implicit_scope()))
+    }
+
+    /// The thread's implicit scope, made on first use.
+    fn implicit_scope(&mut self) -> &Arc<Scope> {
+        self.implicit
+            .get_or_insert_with(|| open_scope(implicit_label()))
     }
 
     /// The scope a task spawned here joins, and the task that spawns it.
     #[inline]
     fn spawn_target(&mut self, borrowed: Borrowed) -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
         let current = self.current(&borrowed);
-        let (scope, parent) = (current.scope.map(Arc::clone), current.task.share());
-        (self.scope_of(scope), parent)
+        let (scope, parent) = (
+            current.scope.map(registry::share_scope),
+            current.task.share_as_parent(),
+        );
+        let scope = scope.unwrap_or_else(|| registry::share_scope(self.implicit_scope()));
+        (scope, parent)
     }
 
     fn scope(&mut self, borrowed: Borrowed) -> Arc<Scope> {
@@ -654,6 +674,12 @@ mod tests {
         child.exit();
         drop(child);
         task.exit();
+        assert_eq!(
+            Shared::strong_count(&task),
+            2,
+            "ours, and the child's parent link, kept spare for the next child"
+        );
+        registry::give_back_spares();
         assert_eq!(Shared::strong_count(&task), 1);
     }
 

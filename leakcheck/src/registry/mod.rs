@@ -8,8 +8,8 @@
 //! opens) and the exit signal that wakes checks waiting for survivors to finish.
 //!
 //! The registry knows nothing of what is current on a thread, of async tasks, executors, reports
-//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`], [`shared`], [`slab`] and
-//! [`once_box`].
+//! or checks. All of its `unsafe` is in [`list`], [`shard_lock`], [`shared`], [`slab`],
+//! [`once_box`] and [`spare_refs`].
 //!
 //! - `list`: the sharded intrusive list (`unsafe`, behind a safe API);
 //! - `shard_lock`: the lock of one shard, released with a store (`unsafe`, behind a safe API);
@@ -18,6 +18,8 @@
 //! - `slab`: blocks for records, from a page per thread (`unsafe`, behind a safe API);
 //! - `once_box`: what a record keeps out of line, set once, in one word (`unsafe`, behind a safe
 //!   API);
+//! - `spare_refs`: the references a thread keeps between the records it frees and the ones it
+//!   spawns (`unsafe`, behind a safe API);
 //! - `scope`: a scope and its shards;
 //! - `record`: one task's record, its id, its exit;
 //! - `directory`: the open scopes, for process-wide checks;
@@ -32,6 +34,7 @@ mod scope;
 mod shard_lock;
 mod shared;
 mod slab;
+mod spare_refs;
 
 pub(crate) use directory::{all_scopes, open_scope, TaskScope as Scope};
 pub(crate) use exit_signal::{exit_signal, ExitSubscription};
@@ -42,6 +45,9 @@ pub(crate) use record::{id_watermark, EntryName, ExitOnDrop, TaskRecord};
 pub(crate) use record::Creation;
 pub(crate) use scope::ScopeLabel;
 pub(crate) use shared::Shared;
+#[cfg(test)]
+pub(crate) use spare_refs::give_back as give_back_spares;
+pub(crate) use spare_refs::{share_parent, share_parent_from_raw, share_scope};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The record of one tracked task: who it is, where it was spawned, its state, its scope.
 
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,6 +11,7 @@ use super::list::{Linked, Links, Listed};
 use super::once_box::OnceBox;
 use super::scope::{Member, Scope, SHARD_RUN};
 use super::shared::Shared;
+use super::spare_refs;
 use crate::clock;
 use crate::config::CaptureLevel;
 use crate::os::ThreadHandle;
@@ -107,7 +109,9 @@ pub(crate) struct TaskRecord {
     entry: EntryName,
     /// The task that spawned this one, if it was a tracked task.
     pub(crate) parent: Option<Shared<TaskRecord>>,
-    pub(crate) scope: Arc<Scope<TaskRecord>>,
+    /// Given to this thread's spares when the record is freed (see `spare_refs`), hence not
+    /// dropped with it.
+    pub(crate) scope: ManuallyDrop<Arc<Scope<TaskRecord>>>,
     /// The kind, the spawn time, the state and the wakers.
     pub(crate) state: StateCell,
     side: OnceBox<Side>,
@@ -248,7 +252,7 @@ impl TaskRecord {
             spawn_site,
             entry,
             parent,
-            scope,
+            scope: ManuallyDrop::new(scope),
             state: StateCell::new(kind, clock::now()),
             side: side.map_or_else(OnceBox::new, OnceBox::from_box),
             owner_word: AtomicPtr::new(std::ptr::null_mut()),
@@ -365,9 +369,12 @@ impl Drop for TaskRecord {
             self.owner_word.get_mut().is_null(),
             "the holder of a record's handle clears its word before letting the record go"
         );
+        // SAFETY: taken once, here, and the field is not used again.
+        let scope = unsafe { ManuallyDrop::take(&mut self.scope) };
+        drop(spare_refs::keep_scope(scope));
         // A long chain of ancestors kept alive only by this record would otherwise be dropped
         // recursively; unlink it iteratively so a deep spawn chain cannot overflow the stack.
-        let mut parent = self.parent.take();
+        let mut parent = self.parent.take().and_then(spare_refs::keep_parent);
         while let Some(p) = parent {
             parent = match Shared::try_unwrap(p) {
                 Ok(mut p) => p.parent.take(),

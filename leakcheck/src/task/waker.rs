@@ -47,7 +47,14 @@ pub(super) fn poll_tracking_wakers<F: Future>(
             // only lent through the `Context`; a clone is an owned `WakerShared` waker.
             let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
             let result = future.poll(&mut Context::from_waker(&waker));
-            (result, frame.created.into_inner())
+            // Its state alone first: most polls make no wrapper, and moving the whole cell out
+            // right after it was built (a short poll) reads more than its state's last store
+            // wrote, which the CPU cannot forward from that store; the load waits for it.
+            let created = match frame.created.get() {
+                Some(_) => frame.created.into_inner(),
+                None => None,
+            };
+            (result, created)
         }
     }
 }
