@@ -358,9 +358,12 @@ thread_local! {
 
 /// The scope a task spawned here joins, and the task that spawns it.
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
-    CONTEXT
+    let target = CONTEXT
         .try_with(|cx| cx.borrow_mut().spawn_target(BORROWED.get()))
-        .unwrap_or_else(|_| (teardown_scope(), None))
+        .unwrap_or_else(|_| (teardown_scope(), None));
+    // Outside the borrow: the spares given back may be the last references to records.
+    registry::settle_spares();
+    target
 }
 
 /// Like [`spawn_context`], for the thread-creation hook, which may run in the middle of this
@@ -368,9 +371,12 @@ pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
 /// `None` then, and the new thread is left untracked.
 #[cfg_attr(not(leakcheck_interpose), allow(dead_code))]
 pub(crate) fn try_spawn_context() -> Option<(Arc<Scope>, Option<Shared<TaskRecord>>)> {
-    CONTEXT
+    let target = CONTEXT
         .try_with(|cx| Some(cx.try_borrow_mut().ok()?.spawn_target(BORROWED.get())))
-        .unwrap_or_else(|_| Some((teardown_scope(), None)))
+        .unwrap_or_else(|_| Some((teardown_scope(), None)));
+    // Outside the borrow, as in `spawn_context`.
+    registry::settle_spares();
+    target
 }
 
 /// Registers a new task spawned here: in the current scope, as a child of the current task.

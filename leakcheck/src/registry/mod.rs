@@ -9,7 +9,8 @@
 //!
 //! The registry knows nothing of what is current on a thread, of async tasks, executors, reports
 //! or checks. All of its `unsafe` is in [`list`], [`shard_lock`], [`shared`], [`slab`],
-//! [`once_box`] and [`spare_refs`].
+//! [`once_box`] and [`spare_refs`], but for `record`'s taking of its scope reference as it is
+//! dropped.
 //!
 //! - `list`: the sharded intrusive list (`unsafe`, behind a safe API);
 //! - `shard_lock`: the lock of one shard, released with a store (`unsafe`, behind a safe API);
@@ -19,7 +20,7 @@
 //! - `once_box`: what a record keeps out of line, set once, in one word (`unsafe`, behind a safe
 //!   API);
 //! - `spare_refs`: the references a thread keeps between the records it frees and the ones it
-//!   spawns (`unsafe`, behind a safe API);
+//!   spawns (`unsafe`; one `unsafe fn`, for the context's borrowed task);
 //! - `scope`: a scope and its shards;
 //! - `record`: one task's record, its id, its exit;
 //! - `directory`: the open scopes, for process-wide checks;
@@ -47,7 +48,9 @@ pub(crate) use scope::ScopeLabel;
 pub(crate) use shared::Shared;
 #[cfg(test)]
 pub(crate) use spare_refs::give_back as give_back_spares;
-pub(crate) use spare_refs::{share_parent, share_parent_from_raw, share_scope};
+pub(crate) use spare_refs::{
+    settle as settle_spares, share_parent, share_parent_from_raw, share_scope,
+};
 
 #[cfg(test)]
 mod tests {

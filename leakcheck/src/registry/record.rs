@@ -109,8 +109,8 @@ pub(crate) struct TaskRecord {
     entry: EntryName,
     /// The task that spawned this one, if it was a tracked task.
     pub(crate) parent: Option<Shared<TaskRecord>>,
-    /// Given to this thread's spares when the record is freed (see `spare_refs`), hence not
-    /// dropped with it.
+    /// Offered to the freeing thread's spares when the record is freed (see `spare_refs`), and
+    /// dropped there if they refuse it: not dropped with the record's fields.
     pub(crate) scope: ManuallyDrop<Arc<Scope<TaskRecord>>>,
     /// The kind, the spawn time, the state and the wakers.
     pub(crate) state: StateCell,
@@ -365,13 +365,14 @@ impl Shared<TaskRecord> {
 
 impl Drop for TaskRecord {
     fn drop(&mut self) {
+        // SAFETY: taken once, here, and the field is not used again. First, so that the scope
+        // is dropped even if the check below panics.
+        let scope = unsafe { ManuallyDrop::take(&mut self.scope) };
+        drop(spare_refs::keep_scope(scope));
         debug_assert!(
             self.owner_word.get_mut().is_null(),
             "the holder of a record's handle clears its word before letting the record go"
         );
-        // SAFETY: taken once, here, and the field is not used again.
-        let scope = unsafe { ManuallyDrop::take(&mut self.scope) };
-        drop(spare_refs::keep_scope(scope));
         // A long chain of ancestors kept alive only by this record would otherwise be dropped
         // recursively; unlink it iteratively so a deep spawn chain cannot overflow the stack.
         let mut parent = self.parent.take().and_then(spare_refs::keep_parent);

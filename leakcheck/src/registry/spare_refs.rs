@@ -10,10 +10,11 @@
 //!
 //! A thread keeps spares of one scope and of one parent: the ones it last spawned for, or, while
 //! it has none, the ones of the records it frees (a runtime's worker frees tasks that another
-//! thread spawned). It gives them back (a subtraction each) when it spawns for another, and when
-//! it ends. So a scope or a parent's record can outlive the tasks that used it until then, which
+//! thread spawned). It gives them back (a subtraction each) when it spawns for another, once the
+//! spawn has let go of the thread's context ([`settle`]), and when it ends. So a scope or a parent's record can outlive the tasks that used it until then, which
 //! nothing but its count can tell (tests that read counts settle them with `give_back` first);
-//! a thread keeps at most one scope and one parent (with its ancestors) alive so.
+//! a thread keeps at most one scope and one parent alive so, and what the parent keeps: its
+//! ancestors, their scopes and what they hold.
 //!
 //! All of this module's `unsafe` is the taking and giving of counts that its [`Counted`] types
 //! leak to it.
@@ -84,6 +85,11 @@ struct Spares<P: Counted> {
     of: Cell<*const P::Target>,
     /// How many references to `of` were leaked here, with [`Counted::into_raw`].
     count: Cell<usize>,
+    /// Spares of the value before `of`, put aside when a spawn moved to another, until
+    /// [`settle`] gives them back: that may free a scope or a whole chain of records, which the
+    /// spawn must not do while it holds the thread's context.
+    retired_of: Cell<*const P::Target>,
+    retired_count: Cell<usize>,
     marker: PhantomData<P>,
 }
 
@@ -92,12 +98,15 @@ impl<P: Counted> Spares<P> {
         Spares {
             of: Cell::new(std::ptr::null()),
             count: Cell::new(0),
+            retired_of: Cell::new(std::ptr::null()),
+            retired_count: Cell::new(0),
             marker: PhantomData,
         }
     }
 
     /// Another reference to what `reference` references: a spare if there is one. Spawning for
-    /// another value than the spares' gives them back, and keeps spares of this one from now on.
+    /// another value than the spares' puts them aside, for [`settle`] to give back, and keeps
+    /// spares of this one from now on.
     #[inline]
     fn share(&self, reference: &P) -> P {
         let pointer = P::as_ptr(reference);
@@ -106,11 +115,16 @@ impl<P: Counted> Spares<P> {
                 self.count.set(left);
                 // SAFETY: a spare is a reference to `of` leaked here with `into_raw`, taken back
                 // once: the count says it is still here, and now it is not.
-                return unsafe { P::from_raw(pointer) };
+                return unsafe { P::from_raw(self.of.get()) };
             }
         } else {
-            self.give_back();
-            self.of.set(pointer);
+            if self.retired_count.get() != 0 {
+                // Not settled since the last move (a spawn whose caller could not settle): given
+                // back here rather than lost.
+                self.give_back_retired();
+            }
+            self.retired_of.set(self.of.replace(pointer));
+            self.retired_count.set(self.count.replace(0));
         }
         P::clone(reference)
     }
@@ -132,14 +146,25 @@ impl<P: Counted> Spares<P> {
         None
     }
 
-    /// Drops the spares: what they kept alive may be dropped now, on this thread.
+    /// Drops the spares, those put aside first: what they kept alive may be dropped now, on
+    /// this thread.
     fn give_back(&self) {
+        self.give_back_retired();
         // Counted down before each drop, which may free a record that keeps its own references
         // here: this value's spares are settled, whatever that adds.
         while let Some(left) = self.count.get().checked_sub(1) {
             self.count.set(left);
             // SAFETY: as in `share`.
             drop(unsafe { P::from_raw(self.of.get()) });
+        }
+    }
+
+    /// Drops the spares put aside by a spawn for another value.
+    fn give_back_retired(&self) {
+        while let Some(left) = self.retired_count.get().checked_sub(1) {
+            self.retired_count.set(left);
+            // SAFETY: spares moved aside with their count, each taken back once.
+            drop(unsafe { P::from_raw(self.retired_of.get()) });
         }
     }
 }
@@ -226,6 +251,18 @@ fn keep<P: Counted>(which: fn(&ThreadSpares) -> &Spares<P>, reference: P) -> Opt
     reference
 }
 
+/// Gives back the spares a spawn on this thread put aside, moving to another scope or parent;
+/// called by the spawn once it no longer holds the thread's context.
+#[inline]
+pub(crate) fn settle() {
+    let _ = SPARES.try_with(|spares| {
+        if spares.scopes.retired_count.get() != 0 || spares.parents.retired_count.get() != 0 {
+            spares.parents.give_back_retired();
+            spares.scopes.give_back_retired();
+        }
+    });
+}
+
 /// Gives this thread's spares back, so that counts read next are exact.
 #[cfg(test)]
 pub(crate) fn give_back() {
@@ -249,9 +286,11 @@ mod tests {
 
     /// A task spawned on this thread in `scope` by `parent`, as `context` spawns one.
     fn spawn(scope: &Arc<TaskScope>, parent: &Shared<TaskRecord>) -> Shared<TaskRecord> {
+        let (scope, parent) = (share_scope(scope), share_parent(parent));
+        settle();
         TaskRecord::register_in(
-            share_scope(scope),
-            Some(share_parent(parent)),
+            scope,
+            Some(parent),
             TaskKind::Thread,
             None,
             Location::caller(),
@@ -306,8 +345,17 @@ mod tests {
         end(spawn(&first, &one));
         assert_eq!(counts(&first, &one), (3, 3), "one of each kept spare");
 
-        let child = spawn(&second, &other);
+        let (scope, parent) = (share_scope(&second), share_parent(&other));
+        assert_eq!(
+            counts(&first, &one),
+            (3, 3),
+            "put aside while the spawn holds the context"
+        );
+        settle();
         assert_eq!(counts(&first, &one), (2, 2), "given back");
+        let site = Location::caller();
+        let child =
+            TaskRecord::register_in(scope, Some(parent), TaskKind::Thread, None, site, || "");
         end(child);
         give_back();
         assert_eq!(counts(&second, &other), (2, 2));
