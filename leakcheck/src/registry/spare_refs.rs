@@ -150,21 +150,22 @@ impl<P: Counted> Spares<P> {
     /// this thread.
     fn give_back(&self) {
         self.give_back_retired();
-        // Counted down before each drop, which may free a record that keeps its own references
-        // here: this value's spares are settled, whatever that adds.
-        while let Some(left) = self.count.get().checked_sub(1) {
-            self.count.set(left);
-            // SAFETY: as in `share`.
-            drop(unsafe { P::from_raw(self.of.get()) });
-        }
+        Self::drop_counted(&self.of, &self.count);
     }
 
     /// Drops the spares put aside by a spawn for another value.
     fn give_back_retired(&self) {
-        while let Some(left) = self.retired_count.get().checked_sub(1) {
-            self.retired_count.set(left);
-            // SAFETY: spares moved aside with their count, each taken back once.
-            drop(unsafe { P::from_raw(self.retired_of.get()) });
+        Self::drop_counted(&self.retired_of, &self.retired_count);
+    }
+
+    /// Drops the `count` references to `of` leaked here. Counted down before each drop, and
+    /// `of` read again after it: a drop may free a record whose own references are kept here.
+    fn drop_counted(of: &Cell<*const P::Target>, count: &Cell<usize>) {
+        while let Some(left) = count.get().checked_sub(1) {
+            count.set(left);
+            // SAFETY: each of the `count` references to `of` was leaked here with `into_raw`
+            // (moved aside with its count, if retired), and is taken back once.
+            drop(unsafe { P::from_raw(of.get()) });
         }
     }
 }
@@ -191,17 +192,13 @@ thread_local! {
 /// Another reference to `scope`, for a task spawned in it on this thread.
 #[inline]
 pub(crate) fn share_scope(scope: &Arc<TaskScope>) -> Arc<TaskScope> {
-    SPARES
-        .try_with(|spares| spares.scopes.share(scope))
-        .unwrap_or_else(|_| Arc::clone(scope))
+    share(scope_spares, scope)
 }
 
 /// Another reference to `parent`, for a task it spawns on this thread.
 #[inline]
 pub(crate) fn share_parent(parent: &Shared<TaskRecord>) -> Shared<TaskRecord> {
-    SPARES
-        .try_with(|spares| spares.parents.share(parent))
-        .unwrap_or_else(|_| Shared::clone(parent))
+    share(parent_spares, parent)
 }
 
 /// Another reference to the parent at `pointer`, for a task it spawns on this thread.
@@ -236,6 +233,15 @@ fn scope_spares(spares: &ThreadSpares) -> &Spares<Arc<TaskScope>> {
 
 fn parent_spares(spares: &ThreadSpares) -> &Spares<Shared<TaskRecord>> {
     &spares.parents
+}
+
+/// Another reference to what `reference` references, from this thread's spares that `which`
+/// picks; a new count once the thread's spares are gone.
+#[inline]
+fn share<P: Counted>(which: fn(&ThreadSpares) -> &Spares<P>, reference: &P) -> P {
+    SPARES
+        .try_with(|spares| which(spares).share(reference))
+        .unwrap_or_else(|_| P::clone(reference))
 }
 
 /// Keeps `reference` in this thread's spares that `which` picks, if it is theirs; otherwise (or
