@@ -164,6 +164,20 @@ impl Check {
         subscription.epoch() == epoch || Instant::now() >= deadline
     }
 
+    /// Whether one of `survivors`, seen alive, has exited since without seeing `subscription`
+    /// (see [`ExitSubscription::see_exits`]): then they are looked at again, instead of waiting
+    /// for a wake-up that may not come.
+    fn exited_unseen(
+        subscription: &ExitSubscription<'_>,
+        survivors: &[Shared<TaskRecord>],
+    ) -> bool {
+        if survivors.is_empty() {
+            return false;
+        }
+        subscription.see_exits();
+        survivors.iter().any(|task| task.has_exited())
+    }
+
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
     pub(crate) fn run_blocking(mut self) -> Result<(), LeakReport> {
         let config = config::get();
@@ -180,6 +194,9 @@ impl Check {
                 if Self::scan_was_settled(&subscription, epoch, deadline) {
                     return Ok(());
                 }
+                continue;
+            }
+            if Self::exited_unseen(&subscription, &survivors) {
                 continue;
             }
             drop(survivors);
@@ -228,6 +245,9 @@ impl Check {
                 if Self::scan_was_settled(&subscription, epoch, deadline) {
                     return Ok(());
                 }
+                continue;
+            }
+            if Self::exited_unseen(&subscription, &survivors) {
                 continue;
             }
             drop(survivors);

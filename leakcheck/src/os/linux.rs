@@ -1,11 +1,13 @@
 //! Linux: the thread list and thread details from `/proc/self/task`, exits observed through
-//! thread pidfds, and live stacks taken by a real-time signal (see [`live_stack`]).
+//! thread pidfds, live stacks taken by a real-time signal (see [`live_stack`]), and a barrier on
+//! every thread of the process ([`process_barrier`]).
 
 mod c_runtime;
 mod elf;
 mod exit_wait;
 mod live_stack;
 mod proc;
+pub(crate) mod process_barrier;
 #[cfg(leakcheck_interpose)]
 pub(crate) mod pthread;
 

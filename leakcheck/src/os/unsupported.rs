@@ -92,3 +92,12 @@ pub(crate) fn live_stack(_thread: &ThreadHandle, _timeout: Duration) -> Result<V
 pub(crate) fn c_runtime_function(_ip: usize) -> Option<String> {
     None
 }
+
+/// No process-wide barrier here: its users use fences instead.
+pub(crate) mod process_barrier {
+    pub(crate) fn is_registered() -> bool {
+        false
+    }
+
+    pub(crate) fn barrier() {}
+}

@@ -1,18 +1,29 @@
 //! Wakes checks that wait for survivors to finish, the moment any tracked task exits.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::os::process_barrier;
+
 /// The process's one exit signal.
 ///
 /// A waiter subscribes, reads the epoch, looks at its survivors, and sleeps only if the epoch has
 /// not moved since. An exit bumps the epoch and wakes waiters only if someone is subscribed, so
-/// while no check waits an exit costs one load of a rarely written word. That is enough: a
-/// waiter subscribes before it reads a shard, and an exit unlinks itself under that shard's lock
-/// before it looks, so an exit the waiter could have missed always sees the subscription.
+/// while no check waits an exit costs one load of a rarely written word.
+///
+/// That is enough if an exit the waiter could have missed always sees the subscription. An
+/// exit that unlinks its record does so under its shard's lock before it looks, and the waiter
+/// reads that shard under the lock after it subscribed. A tracked future's exit only marks its
+/// record departed, with a store and no lock (see `departures`); a store and a later load of
+/// another word can pass each other in the CPU unless a fence stands between them, and a fence
+/// costs what the lock did. So the waiter pays instead: after it subscribed, and before it sleeps
+/// on survivors it saw alive, it calls [`ExitSubscription::see_exits`], which makes every thread
+/// of the process run a barrier. Each exit then either is visible to the waiter's next look at
+/// its survivors, or sees the subscription. Where that barrier is not available, every exit runs
+/// a fence.
 pub(crate) struct ExitSignal {
     epoch: AtomicU64,
     waiters: AtomicUsize,
@@ -32,9 +43,16 @@ pub(crate) fn exit_signal() -> &'static ExitSignal {
 }
 
 impl ExitSignal {
-    /// Called on every tracked exit.
+    /// Called on every tracked exit, once it is visible to a look at its scope.
     #[inline]
     pub(crate) fn notify(&self) {
+        if process_barrier::is_registered() {
+            // Keeps the compiler from moving the load above the exit; `see_exits` orders them
+            // for the CPU.
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.wake_waiters();
         }
@@ -68,6 +86,15 @@ pub(crate) struct ExitSubscription<'a> {
 }
 
 impl ExitSubscription<'_> {
+    /// Makes every exit that did not see this subscription visible to this thread's next look
+    /// at its survivors (see [`ExitSignal`]). Costs a system call: call it once survivors were
+    /// seen alive, before sleeping on them, and look at them again after it.
+    pub(crate) fn see_exits(&self) {
+        if process_barrier::is_registered() {
+            process_barrier::barrier();
+        }
+    }
+
     /// The current epoch: take it *before* looking at the survivors.
     pub(crate) fn epoch(&self) -> u64 {
         self.signal.epoch.load(Ordering::SeqCst)
