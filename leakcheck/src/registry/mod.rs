@@ -1,8 +1,9 @@
 //! The task registry: a record per live tracked task, kept in the scope that owns it.
 //!
 //! There is no process-wide table of tasks. Each scope keeps its live tasks in a few sharded
-//! intrusive lists, so spawning and exiting lock one shard of one scope for a few pointer writes,
-//! a check of a scope costs what that scope holds (not what the process holds), and a finished
+//! intrusive lists, so spawning locks one shard of one scope for a few pointer writes, an exit
+//! (of a tracked future) marks its record with a store and leaves the unlinking to a batch, a
+//! check of a scope costs what that scope holds (not what the process holds), and a finished
 //! task leaves nothing behind: the list links live in the record, which is freed with its last
 //! reference. The only global structures are the directory of open scopes (touched when a scope
 //! opens) and the exit signal that wakes checks waiting for survivors to finish.
@@ -23,9 +24,11 @@
 //!   spawns (`unsafe`; one `unsafe fn`, for the context's borrowed task);
 //! - `scope`: a scope and its shards;
 //! - `record`: one task's record, its id, its exit;
+//! - `departures`: exited tasks' records, unlinked in batches per thread;
 //! - `directory`: the open scopes, for process-wide checks;
 //! - `exit_signal`: wakes checks when any task exits.
 
+mod departures;
 mod directory;
 mod exit_signal;
 mod list;
@@ -42,6 +45,8 @@ pub(crate) use exit_signal::{exit_signal, ExitSubscription};
 pub(crate) use list::Listed;
 pub(crate) use record::{id_watermark, EntryName, ExitOnDrop, TaskRecord};
 // Made only by the `pthread_create` interposer's front end (`plain_threads`).
+#[cfg(test)]
+pub(crate) use departures::unlink_now as unlink_departures;
 #[cfg(leakcheck_interpose)]
 pub(crate) use record::Creation;
 pub(crate) use scope::ScopeLabel;
@@ -238,16 +243,28 @@ mod tests {
         }
     }
 
+    fn spawn_listed() -> Listed<TaskRecord> {
+        crate::context::register_listed(TaskKind::Async, None, Location::caller(), || "f")
+    }
+
+    fn exit_listed(mut listed: Listed<TaskRecord>) {
+        assert!(TaskRecord::exit_in_place(&mut listed, |_| ()));
+        assert!(listed.has_exited(), "kept by its handle after it ended");
+        assert!(
+            !TaskRecord::exit_in_place(&mut listed, |_| ()),
+            "ended once"
+        );
+        drop(listed);
+    }
+
     #[test]
-    fn an_ended_records_block_is_reused_by_the_next_spawn_on_its_thread() {
+    fn an_ended_records_block_is_reused_by_the_next_spawn_on_its_thread_once_unlinked() {
         let scope = open_scope(ScopeLabel::Named("reuse".into()));
         let _in_scope = crate::context::enter(Arc::clone(&scope), None);
-        let spawn =
-            || crate::context::register_listed(TaskKind::Async, None, Location::caller(), || "f");
-        let end = |mut listed| {
-            assert!(TaskRecord::exit_in_place(&mut listed, |_| ()));
-            assert!(listed.has_exited(), "kept by its handle after it ended");
-            drop(listed);
+        let spawn = spawn_listed;
+        let end = |listed| {
+            exit_listed(listed);
+            unlink_departures();
         };
         let first = spawn();
         let address = first.as_ptr();
@@ -265,6 +282,68 @@ mod tests {
         assert_eq!(scope.live_count(), 1);
         end(third);
         assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn exits_leave_their_scope_at_once_and_are_unlinked_in_batches_and_at_thread_end() {
+        let scope = open_scope(ScopeLabel::Named("batches".into()));
+        let in_thread = Arc::clone(&scope);
+        std::thread::spawn(move || {
+            let _in_scope = crate::context::enter(Arc::clone(&in_thread), None);
+            // Whatever earlier tests on this thread left is unlinked: the batch starts empty.
+            unlink_departures();
+            let first = spawn_listed();
+            let kept = first.share();
+            exit_listed(first);
+            assert!(in_thread.live_tasks().is_empty(), "no reader sees it");
+            assert_eq!(in_thread.live_count(), 1, "still linked, in the batch");
+            assert_eq!(Shared::strong_count(&kept), 2, "the list's and `kept`");
+            for _ in 1..departures::BATCH {
+                exit_listed(spawn_listed());
+            }
+            assert_eq!(in_thread.live_count(), 0, "a full batch is unlinked");
+            assert_eq!(Shared::strong_count(&kept), 1);
+            let last = spawn_listed();
+            let kept = last.share();
+            exit_listed(last);
+            assert_eq!(in_thread.live_count(), 1);
+            kept
+        })
+        .join()
+        .map(|kept| assert_eq!(Shared::strong_count(&kept), 1, "unlinked at thread end"))
+        .unwrap();
+        assert_eq!(scope.live_count(), 0);
+    }
+
+    #[test]
+    fn a_waiter_that_saw_a_task_alive_is_woken_by_its_departure_or_sees_it() {
+        // An exit that only marks its record departed races with the waiter's look; whichever
+        // way the race goes, the waiter must not sleep through it.
+        let scope = open_scope(ScopeLabel::Named("departure race".into()));
+        for _ in 0..if cfg!(miri) { 4 } else { 200 } {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let in_thread = Arc::clone(&scope);
+            let exiting = std::thread::spawn(move || {
+                let _in_scope = crate::context::enter(in_thread, None);
+                let mut listed = spawn_listed();
+                sender.send(listed.share()).unwrap();
+                assert!(TaskRecord::exit_in_place(&mut listed, |_| ()));
+            });
+            let survivor = receiver.recv().unwrap();
+            let subscription = exit_signal().subscribe();
+            let epoch = subscription.epoch();
+            if !survivor.has_exited() {
+                subscription.see_exits();
+                if !survivor.has_exited() {
+                    let far = Instant::now() + Duration::from_secs(60);
+                    assert!(
+                        subscription.wait(epoch, far),
+                        "woken by the exit, not the deadline"
+                    );
+                }
+            }
+            exiting.join().unwrap();
+        }
     }
 
     #[test]

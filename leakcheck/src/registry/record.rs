@@ -6,8 +6,9 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use super::departures;
 use super::exit_signal::exit_signal;
-use super::list::{Linked, Links, Listed};
+use super::list::{Departed, Linked, Links, Listed};
 use super::once_box::OnceBox;
 use super::scope::{Member, Scope, SHARD_RUN};
 use super::shared::Shared;
@@ -146,6 +147,10 @@ unsafe impl Linked for TaskRecord {
     fn links(&self) -> &Links<Self> {
         &self.links
     }
+
+    fn departed(this: Departed<Self>) {
+        departures::unlink_later(this);
+    }
 }
 
 impl Member for TaskRecord {
@@ -187,13 +192,14 @@ impl TaskRecord {
     }
 
     /// Ends a task registered with [`register_listed_in`](Self::register_listed_in), keeping
-    /// the record in the handle: it leaves its scope, `ending` runs, and waiting checks are woken
-    /// (last, as their wakers may panic). `false`, and nothing runs, if it had ended already.
+    /// the record in the handle: it leaves its scope (with no lock: see `departures`), `ending`
+    /// runs, and waiting checks are woken (last, as their wakers may panic). `false`, and nothing
+    /// runs, if it had ended already.
     pub(crate) fn exit_in_place(
         listed: &mut Listed<TaskRecord>,
         ending: impl FnOnce(&TaskRecord),
     ) -> bool {
-        let exited = listed.unlist_in_place(|record| record.scope.shard(record.id));
+        let exited = listed.depart();
         if exited {
             ending(listed);
             exit_signal().notify();

@@ -120,8 +120,9 @@ impl<T: Member> Scope<T> {
         self.shard(member.id()).remove(member).is_some()
     }
 
-    /// How many members of this scope are alive; exact when no task spawns or exits
-    /// concurrently, and never takes a lock.
+    /// How many members this scope's lists link, without a lock: those alive, and departed
+    /// ones not unlinked yet (see `departures`). Exact when no task spawns or exits concurrently
+    /// and no thread holds departed members of it.
     pub(crate) fn live_count(&self) -> usize {
         self.shards.iter().map(Shard::len).sum()
     }

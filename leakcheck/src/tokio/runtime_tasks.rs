@@ -638,7 +638,7 @@ mod hooks {
     }
 
     #[test]
-    fn a_plain_tasks_record_block_is_reused_by_the_next_spawn_on_its_thread() {
+    fn a_plain_tasks_record_block_is_reused_by_the_next_spawn_on_its_thread_once_unlinked() {
         use crate::tokio::test_runtime::{run_tokio_test, TokioTestConfig};
         fn record_address() -> Option<usize> {
             context::with_current_task(|task| task.map(|task| std::ptr::from_ref(task) as usize))
@@ -647,6 +647,8 @@ mod hooks {
         run_tokio_test("reuse", crate::Options::new(), config, async {
             let first = ::tokio::spawn(async { record_address() }).await.unwrap();
             assert!(first.is_some(), "the hooks made the task current");
+            // The ended task's record is freed once its thread unlinks it.
+            crate::registry::unlink_departures();
             let second = ::tokio::spawn(async { record_address() }).await.unwrap();
             assert_eq!(
                 first, second,
