@@ -50,6 +50,7 @@ pub(crate) use departures::unlink_now as unlink_departures;
 #[cfg(leakcheck_interpose)]
 pub(crate) use record::Creation;
 pub(crate) use scope::ScopeLabel;
+pub(crate) use shard_lock::ShardLock;
 pub(crate) use shared::Shared;
 #[cfg(test)]
 pub(crate) use spare_refs::give_back as give_back_spares;

@@ -24,11 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ::tokio::runtime::{Builder, Handle};
-use parking_lot::Mutex;
 
 use crate::check::{harness_thread_started, harness_thread_stopped};
 use crate::context::{self, ContextGuard};
-use crate::registry::Scope;
+use crate::registry::{Scope, ShardLock};
 #[cfg(tokio_unstable)]
 use crate::registry::{Shared, TaskRecord};
 
@@ -65,15 +64,24 @@ impl Hasher for TaskIdHasher {
 }
 
 /// The runtime's tasks leakcheck knows, in a few maps by task id, so that the workers of a
-/// multi-thread runtime, which look a task up on every poll, rarely wait for each other.
-#[derive(Default)]
+/// multi-thread runtime, which look a task up on every poll, rarely wait for each other. Each
+/// map is behind the registry's shard lock, which a store releases: with the hooks on, every
+/// task takes one at its spawn, each poll and its end, for a map operation.
 struct KnownTasks {
-    shards: [Mutex<TaskIdMap<Known>>; 8],
+    shards: [ShardLock<TaskIdMap<Known>>; 8],
+}
+
+impl Default for KnownTasks {
+    fn default() -> Self {
+        KnownTasks {
+            shards: std::array::from_fn(|_| ShardLock::new(TaskIdMap::default())),
+        }
+    }
 }
 
 impl KnownTasks {
     /// The map that holds task `id`.
-    fn of(&self, id: ::tokio::task::Id) -> &Mutex<TaskIdMap<Known>> {
+    fn of(&self, id: ::tokio::task::Id) -> &ShardLock<TaskIdMap<Known>> {
         let hash = BuildHasherDefault::<TaskIdHasher>::default().hash_one(id);
         // The top bits: the ones the multiplication mixes best.
         &self.shards[(hash >> 61) as usize]
