@@ -157,7 +157,8 @@ impl Check {
                 .collect()
         } else {
             // Always through the shard locks, never a lock-free look at the shards' lengths: the
-            // exit signal's no-lost-wake-up argument rests on those locks (see `ExitSignal`).
+            // exit signal's arguments rest on those locks, which spawns and unlinks take (see
+            // `ExitSignal`).
             self.scope.live_tasks()
         };
         let below = self.options.ignore_below;

@@ -152,30 +152,18 @@ impl Check {
         }
     }
 
-    /// Whether an empty scan that started at `epoch` can be trusted. Shards are read one after
+    /// Whether an empty scan that started at `start` can be trusted. Shards are read one after
     /// the other, so a task that spawned a child into an already-read shard and then exited
-    /// before its own shard was read would hide the child; that exit moved the epoch, so such a
-    /// scan is repeated (until the deadline, after which an empty scan is taken as it is).
+    /// before its own shard was read would hide the child; that spawn moved the subscription's
+    /// count of spawns (see `ExitSignal`), so such a scan is repeated (until the deadline, after
+    /// which an empty scan is taken as it is).
     fn scan_was_settled(
         subscription: &ExitSubscription<'_>,
-        epoch: u64,
+        start: ScanStart,
         deadline: Instant,
     ) -> bool {
-        subscription.epoch() == epoch || Instant::now() >= deadline
-    }
-
-    /// Whether one of `survivors`, seen alive, has exited since without seeing `subscription`
-    /// (see [`ExitSubscription::see_exits`]): then they are looked at again, instead of waiting
-    /// for a wake-up that may not come.
-    fn exited_unseen(
-        subscription: &ExitSubscription<'_>,
-        survivors: &[Shared<TaskRecord>],
-    ) -> bool {
-        if survivors.is_empty() {
-            return false;
-        }
-        subscription.see_exits();
-        survivors.iter().any(|task| task.has_exited())
+        (subscription.epoch() == start.epoch && subscription.spawns() == start.spawns)
+            || Instant::now() >= deadline
     }
 
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
@@ -188,20 +176,22 @@ impl Check {
         let deadline = deadline_after(start, self.grace());
         let subscription = exit_signal().subscribe();
         let (survivors, waited) = loop {
-            let epoch = subscription.epoch();
+            let scan = ScanStart::of(&subscription);
             let survivors = self.tracked_survivors(Scan::Waiting);
             if survivors.is_empty() && self.untracked_settled(deadline) {
-                if Self::scan_was_settled(&subscription, epoch, deadline) {
+                if Self::scan_was_settled(&subscription, scan, deadline) {
                     return Ok(());
                 }
                 continue;
             }
-            if Self::exited_unseen(&subscription, &survivors) {
+            if subscription.exited_unseen(&survivors) {
                 continue;
             }
             drop(survivors);
             let look = self.next_look(deadline);
-            if (!subscription.wait(epoch, look) && look >= deadline) || Instant::now() >= deadline {
+            if (!subscription.wait(scan.epoch, look) && look >= deadline)
+                || Instant::now() >= deadline
+            {
                 // The wait is over; what follows is the verdict.
                 let waited = start.elapsed();
                 break (self.tracked_survivors(Scan::Final), waited);
@@ -232,7 +222,7 @@ impl Check {
         let subscription = exit_signal().subscribe();
         let mut sleep = std::pin::pin!(sleep);
         loop {
-            let epoch = subscription.epoch();
+            let scan = ScanStart::of(&subscription);
             let survivors = self.tracked_survivors(Scan::Waiting);
             let pending_extras = extras(&survivors);
             if survivors.is_empty()
@@ -242,17 +232,17 @@ impl Check {
                     .as_mut()
                     .is_none_or(|watch| watch.settle_briefly(deadline, &self.live_stacks))
             {
-                if Self::scan_was_settled(&subscription, epoch, deadline) {
+                if Self::scan_was_settled(&subscription, scan, deadline) {
                     return Ok(());
                 }
                 continue;
             }
-            if Self::exited_unseen(&subscription, &survivors) {
+            if subscription.exited_unseen(&survivors) {
                 continue;
             }
             drop(survivors);
             let timed_out = std::future::poll_fn(|cx| {
-                if subscription.poll_exit(epoch, cx.waker()) || recheck(cx).is_ready() {
+                if subscription.poll_exit(scan.epoch, cx.waker()) || recheck(cx).is_ready() {
                     return std::task::Poll::Ready(false);
                 }
                 sleep.as_mut().poll(cx).map(|()| true)
@@ -303,6 +293,23 @@ impl ReportExtras {
     /// still be there: they only describe).
     fn counts_no_leaks(&self) -> bool {
         self.unidentified_async == 0
+    }
+}
+
+/// What a look at the survivors starts from: the exit signal's epoch and count of spawns, read
+/// before it, to tell afterwards whether it can be trusted.
+#[derive(Clone, Copy)]
+struct ScanStart {
+    epoch: u64,
+    spawns: u64,
+}
+
+impl ScanStart {
+    fn of(subscription: &ExitSubscription<'_>) -> ScanStart {
+        ScanStart {
+            epoch: subscription.epoch(),
+            spawns: subscription.spawns(),
+        }
     }
 }
 

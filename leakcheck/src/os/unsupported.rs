@@ -99,5 +99,7 @@ pub(crate) mod process_barrier {
         false
     }
 
-    pub(crate) fn barrier() {}
+    pub(crate) fn barrier() -> bool {
+        false
+    }
 }

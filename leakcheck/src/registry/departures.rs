@@ -1,5 +1,6 @@
-//! Exited tasks' records, unlinked from their scopes in batches per thread, so that an exit
-//! takes no lock.
+//! The records of exited tasks that had a `Listed` handle (tracked futures, and tasks the tokio
+//! hooks registered), unlinked from their scopes in batches per thread, so that an exit takes no
+//! lock.
 //!
 //! A shard's lock is a locked instruction to take, which waits for the thread's pending stores to
 //! reach the cache: with one at spawn and one at exit, the two were the largest cost left of

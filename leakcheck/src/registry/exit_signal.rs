@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::record::TaskRecord;
+use super::shared::Shared;
 use crate::os::process_barrier;
 
 /// The process's one exit signal.
@@ -16,16 +18,24 @@ use crate::os::process_barrier;
 ///
 /// That is enough if an exit the waiter could have missed always sees the subscription. An
 /// exit that unlinks its record does so under its shard's lock before it looks, and the waiter
-/// reads that shard under the lock after it subscribed. A tracked future's exit only marks its
-/// record departed, with a store and no lock (see `departures`); a store and a later load of
-/// another word can pass each other in the CPU unless a fence stands between them, and a fence
-/// costs what the lock did. So the waiter pays instead: after it subscribed, and before it sleeps
-/// on survivors it saw alive, it calls [`ExitSubscription::see_exits`], which makes every thread
-/// of the process run a barrier. Each exit then either is visible to the waiter's next look at
-/// its survivors, or sees the subscription. Where that barrier is not available, every exit runs
-/// a fence.
+/// reads that shard under the lock after it subscribed. A tracked future's (or a hook-driven
+/// task's) exit only marks its record departed, with a store and no lock (see `departures`); a
+/// store and a later load of another word can pass each other in the CPU unless a fence stands
+/// between them, and a fence costs what the lock did. So the waiter pays instead: after it
+/// subscribed, and before it sleeps on survivors it saw alive, it asks
+/// [`ExitSubscription::exited_unseen`], which makes every thread of the process run a barrier
+/// and looks at those survivors again. Each exit then either is visible to that look, or sees
+/// the subscription. Where that barrier is not available, every exit and that look run a fence.
+///
+/// A waiter also counts on a scan it can trust: shards are read one after the other, so a task
+/// that spawns a child into a shard already read, then exits before its own shard is read,
+/// would hide the child. Such a spawn sees the subscription (it takes the shard's lock after the
+/// waiter let go of it) and counts itself in [`ExitSubscription::spawns`] before that exit, which
+/// the waiter sees, so the waiter sees the count move too.
 pub(crate) struct ExitSignal {
     epoch: AtomicU64,
+    /// Spawns made while someone waits.
+    spawns: AtomicU64,
     waiters: AtomicUsize,
     lock: Mutex<Vec<Waker>>,
     condvar: Condvar,
@@ -35,6 +45,7 @@ pub(crate) struct ExitSignal {
 pub(crate) fn exit_signal() -> &'static ExitSignal {
     static SIGNAL: ExitSignal = ExitSignal {
         epoch: AtomicU64::new(0),
+        spawns: AtomicU64::new(0),
         waiters: AtomicUsize::new(0),
         lock: Mutex::new(Vec::new()),
         condvar: Condvar::new(),
@@ -47,7 +58,7 @@ impl ExitSignal {
     #[inline]
     pub(crate) fn notify(&self) {
         if process_barrier::is_registered() {
-            // Keeps the compiler from moving the load above the exit; `see_exits` orders them
+            // Keeps the compiler from moving the load above the exit; `exited_unseen` orders them
             // for the CPU.
             compiler_fence(Ordering::SeqCst);
         } else {
@@ -55,6 +66,14 @@ impl ExitSignal {
         }
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.wake_waiters();
+        }
+    }
+
+    /// Called on every spawn of a tracked task, once it is listed in its scope.
+    #[inline]
+    pub(crate) fn note_spawn(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.spawns.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -86,18 +105,31 @@ pub(crate) struct ExitSubscription<'a> {
 }
 
 impl ExitSubscription<'_> {
-    /// Makes every exit that did not see this subscription visible to this thread's next look
-    /// at its survivors (see [`ExitSignal`]). Costs a system call: call it once survivors were
-    /// seen alive, before sleeping on them, and look at them again after it.
-    pub(crate) fn see_exits(&self) {
-        if process_barrier::is_registered() {
-            process_barrier::barrier();
+    /// Whether one of `tasks`, seen alive, has exited since, maybe without seeing this
+    /// subscription: then they are looked at again, instead of waiting for a wake-up that may
+    /// not come. First it makes every exit that did not see the subscription visible here (see
+    /// [`ExitSignal`]), which costs a system call: ask it once survivors were seen alive, before
+    /// sleeping on them.
+    pub(crate) fn exited_unseen(&self, tasks: &[Shared<TaskRecord>]) -> bool {
+        if tasks.is_empty() {
+            return false;
         }
+        if !(process_barrier::is_registered() && process_barrier::barrier()) {
+            // Exits fence then; so does this side.
+            fence(Ordering::SeqCst);
+        }
+        tasks.iter().any(|task| task.has_exited())
     }
 
     /// The current epoch: take it *before* looking at the survivors.
     pub(crate) fn epoch(&self) -> u64 {
         self.signal.epoch.load(Ordering::SeqCst)
+    }
+
+    /// How many spawns were made while someone waited: take it *before* looking at the
+    /// survivors, and trust an empty look only if it has not moved since (see [`ExitSignal`]).
+    pub(crate) fn spawns(&self) -> u64 {
+        self.signal.spawns.load(Ordering::SeqCst)
     }
 
     /// Blocks until a task exits after `epoch` was read, or until `deadline`.
@@ -172,6 +204,7 @@ mod tests {
     fn signal() -> ExitSignal {
         ExitSignal {
             epoch: AtomicU64::new(0),
+            spawns: AtomicU64::new(0),
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(Vec::new()),
             condvar: Condvar::new(),

@@ -324,9 +324,10 @@ impl<T: Linked> Drop for Shard<T> {
         let mut cursor = std::mem::replace(&mut self.head.get_mut().first, ptr::null());
         while !cursor.is_null() {
             // SAFETY: `&mut self` excludes every other user of this list, so every element
-            // reachable from `first` is listed and alive; `cursor` came from `Shared::into_raw` in
+            // reachable from `first` is linked and alive; `cursor` came from `Shared::into_raw` in
             // `push` or `push_new_raw`. A `push`ed element's reference is given back here exactly
-            // once, after its links have been read and cleared; a handle's is not touched.
+            // once, after its links have been read and cleared; a handle's, or a departed
+            // element's (its `Departed` holds it), is not touched.
             unsafe {
                 let links = (*cursor).links();
                 let next = (*links.cell.get()).next;
@@ -478,7 +479,7 @@ mod tests {
         }
 
         fn departed(this: Departed<Self>) {
-            DEPARTED.with(|departed| departed.borrow_mut().push(this));
+            DEPARTED_HERE.with(|departed| departed.borrow_mut().push(this));
         }
     }
 
@@ -491,11 +492,11 @@ mod tests {
 
     thread_local! {
         /// Departed elements whose handles this thread dropped, for the test to unlink.
-        static DEPARTED: RefCell<Vec<Departed<Element>>> = const { RefCell::new(Vec::new()) };
+        static DEPARTED_HERE: RefCell<Vec<Departed<Element>>> = const { RefCell::new(Vec::new()) };
     }
 
     fn departed_elements() -> Vec<Departed<Element>> {
-        DEPARTED.with(|departed| std::mem::take(&mut *departed.borrow_mut()))
+        DEPARTED_HERE.with(|departed| std::mem::take(&mut *departed.borrow_mut()))
     }
 
     fn values(shard: &Shard<Element>) -> Vec<u32> {

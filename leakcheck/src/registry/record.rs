@@ -185,10 +185,12 @@ impl TaskRecord {
         entry: EntryName,
     ) -> Listed<TaskRecord> {
         let side = Side::at_spawn(kind, name, Self::captured_backtrace(&scope), None);
-        Listed::new_in(
+        let listed = Listed::new_in(
             || Self::new(scope, parent, kind, spawn_site, entry, side),
             |record| record.scope.shard(record.id),
-        )
+        );
+        exit_signal().note_spawn();
+        listed
     }
 
     /// Ends a task registered with [`register_listed_in`](Self::register_listed_in), keeping
@@ -241,6 +243,7 @@ impl TaskRecord {
     fn insert(make: impl FnOnce() -> TaskRecord) -> Shared<TaskRecord> {
         let record = Shared::new_with(make);
         record.scope.insert(&record);
+        exit_signal().note_spawn();
         record
     }
 

@@ -639,7 +639,7 @@ mod hooks {
         };
         let record = context.leave();
         // (The terminate hook runs inside the poll: a task that completed has exited, and this
-        // is most often the last reference to it.)
+        // reference and this thread's batch of departed records are most often the last.)
         if let (false, Some(start)) = (record.has_exited(), settle) {
             record.end_pending_poll(record.state.pending_at(start));
         }
