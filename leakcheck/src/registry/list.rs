@@ -483,11 +483,16 @@ mod tests {
         }
     }
 
-    fn element(value: u32) -> Shared<Element> {
-        Shared::new(Element {
+    /// An element in no list yet.
+    fn unlinked(value: u32) -> Element {
+        Element {
             value,
             links: Links::default(),
-        })
+        }
+    }
+
+    fn element(value: u32) -> Shared<Element> {
+        Shared::new(unlinked(value))
     }
 
     thread_local! {
@@ -602,10 +607,7 @@ mod tests {
         let shard = Shard::new();
         let shared = element(1);
         shard.push(&shared);
-        let mut listed = shard.push_new(Element {
-            value: 2,
-            links: Links::default(),
-        });
+        let mut listed = shard.push_new(unlinked(2));
         assert_eq!(listed.value, 2);
         assert!(listed.is_listed());
         assert_eq!(values(&shard), [2, 1]);
@@ -657,10 +659,7 @@ mod tests {
     )]
     fn a_dropped_handle_whose_element_has_not_departed_leaves_it_listed() {
         let shard = Shard::new();
-        let listed = shard.push_new(Element {
-            value: 4,
-            links: Links::default(),
-        });
+        let listed = shard.push_new(unlinked(4));
         let kept = listed.share();
         drop(listed);
         assert!(departed_elements().is_empty());
@@ -671,10 +670,7 @@ mod tests {
     #[test]
     fn a_departed_element_is_not_unlinked_from_another_shard() {
         let (one, other) = (Shard::new(), Shard::new());
-        let mut listed = one.push_new(Element {
-            value: 3,
-            links: Links::default(),
-        });
+        let mut listed = one.push_new(unlinked(3));
         let kept = listed.share();
         assert!(listed.depart());
         drop(listed);
@@ -702,10 +698,7 @@ mod tests {
     )]
     fn a_departed_element_dropped_still_linked_stays_so() {
         let shard = Shard::new();
-        let mut listed = shard.push_new(Element {
-            value: 5,
-            links: Links::default(),
-        });
+        let mut listed = shard.push_new(unlinked(5));
         let kept = listed.share();
         assert!(listed.depart());
         drop(listed);

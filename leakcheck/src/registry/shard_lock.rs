@@ -1,18 +1,18 @@
 //! The lock of one shard list: a spin lock whose release is a plain store.
 //!
-//! Every spawn of a tracked task takes one shard lock, for a few pointer writes, as does the exit
-//! of a task with no `Listed` handle (a thread's), and each run of a thread's batch of exits,
-//! and a general-purpose mutex costs two atomic read-modify-writes for that (one to take it, one
-//! to release it and learn whether anyone sleeps on it): with `parking_lot`'s, a tracked tokio
-//! spawn measured 20 ns slower. This lock releases with a store, because nobody sleeps on it: a
-//! waiter spins a little, then yields its CPU until the holder is done. That is right only for
-//! short holds, which these are: a spawn or an exit holds it for a few pointer writes, a batch
-//! for a few per record; a check
-//! that lists a shard holds it for longest (one pass over the shard), and spawns in that scope
-//! yield meanwhile. The tokio hooks' maps of known tasks use it too, for one map operation at a
-//! time: an insert that grows a map holds it for a rehash, which is rare (amortised) but long,
-//! and workers that look a task up meanwhile yield. (A waiter that never sleeps is wrong under real-time scheduling: a
-//! `SCHED_FIFO` waiter on the holder's CPU would yield to nobody. Test processes do not run so.)
+//! Every spawn of a tracked task takes one shard lock, for a few pointer writes; so do the exit of
+//! a task with no `Listed` handle (a thread's) and each run of a thread's batch of exits. A
+//! general-purpose mutex costs two atomic read-modify-writes for that (one to take it, one to
+//! release it and learn whether anyone sleeps on it): with `parking_lot`'s, a tracked tokio spawn
+//! measured 20 ns slower. This lock releases with a store, because nobody sleeps on it: a waiter
+//! spins a little, then yields its CPU until the holder is done. That is right only for short
+//! holds, which these are: a spawn or an exit holds it for a few pointer writes, a batch for a few
+//! per record; a check that lists a shard holds it for longest (one pass over the shard), and
+//! spawns in that scope yield meanwhile. The tokio hooks' maps of known tasks use it too, for one
+//! map operation at a time: an insert that grows a map holds it for a rehash, which is rare
+//! (amortised) but long, and workers that look a task up meanwhile yield. (A waiter that never
+//! sleeps is wrong under real-time scheduling: a `SCHED_FIFO` waiter on the holder's CPU would
+//! yield to nobody. Test processes do not run so.)
 //!
 //! Its `unsafe` (the `UnsafeCell` behind the guard) is all here.
 

@@ -8,13 +8,13 @@
 //! on a current-thread runtime. Instead, a record freed on a thread leaves its references to the
 //! thread, as spares, and the next spawn there takes them, with no atomic instruction either way.
 //!
-//! A thread keeps spares of one scope and of one parent: the ones it last spawned for, or, while
-//! it has none, the ones of the records it frees (a runtime's worker frees tasks that another
-//! thread spawned). It gives them back (a subtraction each) when it spawns for another, once the
-//! spawn has let go of the thread's context ([`settle`]), and when it ends. So a scope or a parent's record can outlive the tasks that used it until then, which
-//! nothing but its count can tell (tests that read counts settle them with `give_back` first);
-//! a thread keeps at most one scope and one parent alive so, and what the parent keeps: its
-//! ancestors, their scopes and what they hold.
+//! A thread keeps spares of one scope and of one parent: the ones it last spawned for, or, while it
+//! has none, the ones of the records it frees (a runtime's worker frees tasks that another thread
+//! spawned). It gives them back (a subtraction each) when it spawns for another, once the spawn has
+//! let go of the thread's context ([`settle`]), and when it ends. So a scope or a parent's record
+//! can outlive the tasks that used it until then, which nothing but its count can tell (tests that
+//! read counts settle them with `give_back` first); a thread keeps at most one scope and one parent
+//! alive so, and what the parent keeps: its ancestors, their scopes and what they hold.
 //!
 //! All of this module's `unsafe` is the taking and giving of counts that its [`Counted`] types
 //! leak to it.

@@ -120,9 +120,10 @@ pub struct Tracked<F> {
     /// Structurally pinned: never moved out of a pinned `Tracked`, never exposed unpinned.
     future: F,
     /// The task's record: listed in its scope while the task lives, kept after it ends (for its
-    /// id), and handed to the thread's batch of departed records with the future. One word, which is all a tracked future adds to the
-    /// future it wraps (the record keeps the reusable waker too): an executor that allocates
-    /// tasks in size classes (tokio's are 128 bytes) keeps a small future in its class.
+    /// id), and handed to the thread's batch of departed records with the future. One word, which
+    /// is all a tracked future adds to the future it wraps (the record keeps the reusable waker
+    /// too): an executor that allocates tasks in size classes (tokio's are 128 bytes) keeps a small
+    /// future in its class.
     record: Listed<TaskRecord>,
 }
 
