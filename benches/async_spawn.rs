@@ -23,7 +23,10 @@
 //! its spread (the 10th to 90th percentile of the per-round ratios).
 //!
 //! Run it with `cargo bench --bench async_spawn`; `-- --quick` (or `LEAKCHECK_BENCH_QUICK=1`) is a
-//! smoke run of a few rounds, which CI uses to keep it building and running.
+//! smoke run of a few rounds, which CI uses to keep it building and running. One row of the
+//! table moves by ±0.1× between runs on a loaded 2-core machine; to look at one closely, run
+//! only its flavor and pattern, with more rounds:
+//! `cargo bench --bench async_spawn -- --flavor current_thread --pattern burst --rounds 100`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -250,15 +253,85 @@ fn bench(flavor: Flavor, runtime: &Runtime, pattern: Pattern, rounds: usize, tas
     worst
 }
 
+/// What the command line asks for; see the module's documentation.
+struct Args {
+    quick: bool,
+    flavors: Vec<Flavor>,
+    patterns: Vec<Pattern>,
+    /// Rounds for every selected row, instead of each pattern's default.
+    rounds: Option<usize>,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut args = Args {
+            quick: std::env::var_os("LEAKCHECK_BENCH_QUICK").is_some_and(|v| v != "0"),
+            flavors: vec![Flavor::CurrentThread, Flavor::MultiThread],
+            patterns: vec![Pattern::OneByOne, Pattern::Burst],
+            rounds: None,
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(word) = words.next() {
+            let mut value = |accepted: &str| {
+                words
+                    .next()
+                    .ok_or_else(|| format!("`{word}` needs a value: {accepted}"))
+            };
+            match word.as_str() {
+                // What `cargo bench` passes to every benchmark binary.
+                "--bench" => {}
+                "--quick" => args.quick = true,
+                "--flavor" => {
+                    let accepted = "current_thread or multi_thread";
+                    args.flavors = vec![match value(accepted)?.as_str() {
+                        "current_thread" => Flavor::CurrentThread,
+                        "multi_thread" => Flavor::MultiThread,
+                        other => return Err(format!("`--flavor {other}`: expected {accepted}")),
+                    }];
+                }
+                "--pattern" => {
+                    let accepted = "one-by-one or burst";
+                    args.patterns = vec![match value(accepted)?.as_str() {
+                        "one-by-one" => Pattern::OneByOne,
+                        "burst" => Pattern::Burst,
+                        other => return Err(format!("`--pattern {other}`: expected {accepted}")),
+                    }];
+                }
+                "--rounds" => {
+                    let accepted = "a number of rounds, at least 1";
+                    let rounds = value(accepted)?;
+                    match rounds.parse() {
+                        Ok(rounds) if rounds > 0 => args.rounds = Some(rounds),
+                        _ => return Err(format!("`--rounds {rounds}`: expected {accepted}")),
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown argument `{other}`: expected --quick, --flavor, --pattern or \
+                         --rounds"
+                    ))
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick")
-        || std::env::var_os("LEAKCHECK_BENCH_QUICK").is_some_and(|v| v != "0");
+    let args = Args::parse().unwrap_or_else(|error| {
+        eprintln!("async_spawn: {error}");
+        std::process::exit(2);
+    });
+    let quick = args.quick;
     // (rounds, tasks per sample) for one by one and for bursts.
-    let (one_by_one, burst) = if quick {
+    let (mut one_by_one, mut burst) = if quick {
         ((3, 200), (3, 1_000))
     } else {
         ((31, 2_000), (21, 10_000))
     };
+    if let Some(rounds) = args.rounds {
+        (one_by_one.0, burst.0) = (rounds, rounds);
+    }
     println!(
         "tokio spawn + await of a trivial future: per task, medians of interleaved rounds{}",
         if quick { " (quick smoke run)" } else { "" }
@@ -277,10 +350,13 @@ fn main() {
         "flavor", "pattern", "variant", "ns/task", "ratio", "p10–p90", "+ns"
     );
     let mut worst = 0.0_f64;
-    for flavor in [Flavor::CurrentThread, Flavor::MultiThread] {
+    for &flavor in &args.flavors {
         let runtime = flavor.plain_runtime();
-        for (pattern, (rounds, tasks)) in [(Pattern::OneByOne, one_by_one), (Pattern::Burst, burst)]
-        {
+        for &pattern in &args.patterns {
+            let (rounds, tasks) = match pattern {
+                Pattern::OneByOne => one_by_one,
+                Pattern::Burst => burst,
+            };
             worst = worst.max(bench(flavor, &runtime, pattern, rounds, tasks));
         }
     }
