@@ -23,9 +23,9 @@
 //! its spread (the 10th to 90th percentile of the per-round ratios).
 //!
 //! Run it with `cargo bench --bench async_spawn`; `-- --quick` (or `LEAKCHECK_BENCH_QUICK=1`) is a
-//! smoke run of a few rounds, which CI uses to keep it building and running. One row of the
-//! table moves by ±0.1× between runs on a loaded 2-core machine; to look at one closely, run
-//! only its flavor and pattern, with more rounds:
+//! smoke run of a few rounds, which CI uses to keep it building and running. A burst row of the
+//! full table moves by 0.1× or more between runs on a loaded 2-core machine; 400 rounds of one
+//! flavor and pattern resolve a few hundredths:
 //! `cargo bench --bench async_spawn -- --flavor current_thread --pattern burst --rounds 100`.
 
 use std::hint::black_box;
