@@ -26,7 +26,7 @@
 //! smoke run of a few rounds, which CI uses to keep it building and running. A burst row of the
 //! full table moves by 0.1× or more between runs on a loaded 2-core machine; 400 rounds of one
 //! flavor and pattern resolve a few hundredths:
-//! `cargo bench --bench async_spawn -- --flavor current_thread --pattern burst --rounds 100`.
+//! `cargo bench --bench async_spawn -- --flavor current_thread --pattern burst --rounds 400`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -282,20 +282,15 @@ impl Args {
                 "--bench" => {}
                 "--quick" => args.quick = true,
                 "--flavor" => {
-                    let accepted = "current_thread or multi_thread";
-                    args.flavors = vec![match value(accepted)?.as_str() {
-                        "current_thread" => Flavor::CurrentThread,
-                        "multi_thread" => Flavor::MultiThread,
-                        other => return Err(format!("`--flavor {other}`: expected {accepted}")),
-                    }];
+                    let choices = [
+                        ("current_thread", Flavor::CurrentThread),
+                        ("multi_thread", Flavor::MultiThread),
+                    ];
+                    args.flavors = vec![one_of(&word, &mut value, &choices)?];
                 }
                 "--pattern" => {
-                    let accepted = "one-by-one or burst";
-                    args.patterns = vec![match value(accepted)?.as_str() {
-                        "one-by-one" => Pattern::OneByOne,
-                        "burst" => Pattern::Burst,
-                        other => return Err(format!("`--pattern {other}`: expected {accepted}")),
-                    }];
+                    let choices = [("one-by-one", Pattern::OneByOne), ("burst", Pattern::Burst)];
+                    args.patterns = vec![one_of(&word, &mut value, &choices)?];
                 }
                 "--rounds" => {
                     let accepted = "a number of rounds, at least 1";
@@ -315,6 +310,23 @@ impl Args {
         }
         Ok(args)
     }
+}
+
+/// The choice that `flag`'s value names, of `choices`; the error names the value and the accepted
+/// names.
+fn one_of<T: Copy>(
+    flag: &str,
+    value: &mut impl FnMut(&str) -> Result<String, String>,
+    choices: &[(&str, T)],
+) -> Result<T, String> {
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let accepted = names.join(" or ");
+    let given = value(&accepted)?;
+    choices
+        .iter()
+        .find(|(name, _)| *name == given)
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| format!("`{flag} {given}`: expected {accepted}"))
 }
 
 fn main() {
