@@ -68,7 +68,9 @@
 //! `nanosleep`, calls with socket timeouts) return `EINTR`, which std, mio and tokio retry.
 //! Live stacks are taken only while a report is built, that is, of threads that already leaked.
 //! A thread that blocks the signal (`pthread_sigmask`) is not sent one: its `SigBlk` mask is read
-//! from `/proc` first and the report says why there is no stack. A thread that cannot run the
+//! from `/proc` first and the report says why there is no stack. (It is watched for a moment
+//! first: the kernel blocks a signal while its handler runs, so a thread that has just answered
+//! shows it blocked until the handler has returned.) A thread that cannot run the
 //! handler in time (uninterruptible sleep, stopped, starved) makes the request time out; the
 //! signal stays queued and is ignored when it is finally delivered.
 
@@ -85,6 +87,24 @@ use crate::os::status::state_meaning;
 
 /// How far below `SIGRTMAX` the live-stack signal is.
 const BELOW_SIGRTMAX: libc::c_int = 7;
+
+/// How long a thread that shows the signal blocked is watched before it is refused: the kernel
+/// blocks a signal while its handler runs, so a thread that has just answered a request (a check
+/// takes a thread's stack for a verdict, then again for the report) shows it blocked until its
+/// handler has returned, which a starved thread may take milliseconds to do.
+const MASKED_BY_HANDLER: Duration = Duration::from_millis(50);
+
+/// Whether thread `tid` blocks `signal`, and still does after [`MASKED_BY_HANDLER`].
+fn blocks_signal_for_a_while(tid: libc::pid_t, signal: libc::c_int) -> bool {
+    let deadline = std::time::Instant::now() + MASKED_BY_HANDLER;
+    while blocks_signal(tid, signal) == Some(true) {
+        if std::time::Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
 
 /// The signal leakcheck takes live stacks with: `SIGRTMAX - 7`.
 pub(crate) fn signal() -> libc::c_int {
@@ -125,7 +145,7 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
         }
         _ => {}
     }
-    if blocks_signal(tid, signal) == Some(true) {
+    if blocks_signal_for_a_while(tid, signal) {
         return Err(format!(
             "the thread blocks signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with"
         ));
@@ -246,6 +266,33 @@ mod tests {
         let (release, wait) = mpsc::channel();
         let (thread, handle) = spawn_with_tid(move || wait_here_for_a_while(wait));
         assert!(live_stack(&thread, Duration::from_secs(2)).is_ok());
+        release.send(()).unwrap();
+        handle.join().unwrap();
+    }
+
+    /// As a thread that has just answered shows the signal blocked until its handler returned.
+    #[test]
+    fn a_thread_that_blocks_the_signal_for_a_moment_answers_once_it_stops() {
+        let (blocked_tx, blocked) = mpsc::channel();
+        let (release, wait) = mpsc::channel::<()>();
+        let (thread, handle) = spawn_with_tid(move || {
+            // SAFETY: blocks, then unblocks, every signal on this thread only.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+                blocked_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
+            }
+            let _ = wait.recv();
+        });
+        blocked.recv().unwrap();
+        while blocks_signal(thread.tid, signal()) != Some(true) {
+            std::thread::yield_now();
+        }
+        let stack = live_stack(&thread, Duration::from_secs(2));
+        assert!(stack.is_ok(), "{stack:?}");
         release.send(()).unwrap();
         handle.join().unwrap();
     }
