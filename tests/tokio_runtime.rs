@@ -405,6 +405,90 @@ fn a_blocked_spawn_blocking_closure_is_reported_and_does_not_hang_the_test() {
     assert_contains(&report, "1 × thread, blocked in `chan receive`");
 }
 
+/// A plain `tokio::task::spawn_blocking` job that never returns is no tokio task (the runtime
+/// does not count it alive) and nothing awaits it, yet it holds a thread forever: once the
+/// runtime's shutdown gave up on it, the test fails with the thread, where it waits, and where
+/// the job was handed to the pool.
+#[test]
+fn a_plain_spawn_blocking_job_still_running_after_the_shutdown_is_reported() {
+    for flavor in FLAVORS {
+        // Ends on its own a while after the test, so that no thread is left to later tests.
+        let (_keep, rx) = std::sync::mpsc::channel::<()>();
+        let (site_tx, site_rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        let report = leak_report(
+            "tokio_runtime::plain_blocking",
+            quick(),
+            config(flavor),
+            async move {
+                let (started_tx, started) = std::sync::mpsc::channel();
+                let (job, site) = spawned_here!(tokio::task::spawn_blocking(move || {
+                    started_tx.send(()).unwrap();
+                    rx.recv_timeout(Duration::from_secs(4))
+                }));
+                site_tx.send(site).unwrap();
+                drop(job);
+                // Running, not queued (a queued job is dropped at the shutdown).
+                tokio::task::spawn_blocking(move || started.recv().unwrap())
+                    .await
+                    .unwrap();
+            },
+        );
+        let site: String = site_rx.recv().unwrap();
+        assert_contains(
+            &report,
+            "leakcheck: 1 unexpected task in test `plain_blocking`",
+        );
+        assert_contains(
+            &report,
+            "blocked in `chan receive` (inferred from its stack)",
+        );
+        // The job's line the thread is stuck at, and a line of this test that made the pool
+        // start the thread: any `spawn_blocking` here, or the runtime's creation (a thread runs
+        // whichever job is queued when it is free).
+        assert_contains(&report, "called from  tests/tokio_runtime.rs:");
+        let job_line = site.rsplit(':').nth(1).unwrap().parse::<u32>().unwrap() + 2;
+        assert_contains(
+            &report,
+            &format!("blocked at   tests/tokio_runtime.rs:{job_line}"),
+        );
+        assert_contains(&report, "(by test `plain_blocking`, 1.");
+        assert_contains(
+            &report,
+            "still running 1.0s after the runtime began to shut",
+        );
+        assert_contains(&report, "in a `spawn_blocking` job that has not returned");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the shutdown waits about a second for the job, not for the job to end"
+        );
+    }
+}
+
+/// A plain `spawn_blocking` job that is still running when the test body returns, but ends while
+/// the runtime shuts down, is no leak: the shutdown waits for it.
+#[test]
+fn a_plain_spawn_blocking_job_that_ends_during_the_shutdown_passes() {
+    for flavor in FLAVORS {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        run_tokio_test(
+            "tokio_runtime::slow_blocking",
+            quick(),
+            config(flavor),
+            async move {
+                drop(tokio::task::spawn_blocking(move || {
+                    started_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(300));
+                }));
+                // Running, not queued (a queued job is dropped at the shutdown).
+                tokio::task::spawn_blocking(move || started.recv().unwrap())
+                    .await
+                    .unwrap();
+            },
+        );
+    }
+}
+
 /// With `--cfg tokio_unstable`, the runtime's hooks register plain tasks in the spawner's scope,
 /// as children of the spawning task, and make them current while polled.
 #[cfg(tokio_unstable)]

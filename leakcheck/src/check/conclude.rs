@@ -41,7 +41,7 @@ impl Check {
             } else {
                 self.scope.label.to_string()
             },
-            waited,
+            waited: extras.waited_before + waited,
             exited_while_waiting: self.seen.len(),
             tasks,
             notes,

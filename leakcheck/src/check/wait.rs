@@ -167,7 +167,12 @@ impl Check {
     }
 
     /// Waits (blocking this thread) for the survivors to finish, then reports those left.
-    pub(crate) fn run_blocking(mut self) -> Result<(), LeakReport> {
+    pub(crate) fn run_blocking(self) -> Result<(), LeakReport> {
+        self.run_blocking_with(ReportExtras::default())
+    }
+
+    /// [`run_blocking`](Self::run_blocking), with what a runtime adds to the report.
+    pub(crate) fn run_blocking_with(mut self, extras: ReportExtras) -> Result<(), LeakReport> {
         let config = config::get();
         if config.mode == Mode::Off {
             return Ok(());
@@ -198,7 +203,7 @@ impl Check {
             }
         };
         drop(subscription);
-        self.conclude(survivors, waited, ReportExtras::default())
+        self.conclude(survivors, waited, extras)
     }
 
     /// The async counterpart of [`run_blocking`](Self::run_blocking): waits without blocking the
@@ -286,6 +291,8 @@ pub(crate) struct ReportExtras {
     pub(crate) stacks: HashMap<TaskId, Stack>,
     pub(crate) unidentified_async: usize,
     pub(crate) notes: Vec<String>,
+    /// How long the survivors were waited for before the check began (a runtime's shutdown).
+    pub(crate) waited_before: Duration,
 }
 
 impl ReportExtras {

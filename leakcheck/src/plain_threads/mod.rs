@@ -156,9 +156,40 @@ impl Drop for Claim {
 /// Says that the calling thread, created plainly, belongs to a harness or runtime leakcheck
 /// drives itself (a test runtime's worker): its record leaves its creator's scope now. What the
 /// thread creates is still tracked.
-pub(crate) fn disown_current_thread() {
-    let own = OWN_RECORD.try_with(|own| own.borrow_mut().take());
+///
+/// Returns the record it had (ended), for the harness to [`relist`](Disowned::relist) if the
+/// thread outlives the harness's use of it.
+pub(crate) fn disown_current_thread() -> Option<Disowned> {
+    let own = OWN_RECORD
+        .try_with(|own| own.borrow_mut().take())
+        .ok()
+        .flatten()?;
+    let record = Shared::clone(&own.0);
     drop(own);
+    Some(Disowned(record))
+}
+
+/// The ended record of a plain thread a harness took over ([`disown_current_thread`]).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Only the tokio integration relists.
+pub(crate) struct Disowned(Shared<TaskRecord>);
+
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+impl Disowned {
+    /// Lists the thread again, in the scope and under the parent it was created in, as created
+    /// the same way: for a harness thread still running when the harness is done with it (a
+    /// test runtime's blocking-pool thread stuck in a job after the runtime shut down), which
+    /// the test's check then reports like any plain thread. The thread is alive as long as the
+    /// returned guard, which the harness drops when the thread stops.
+    #[cfg(leakcheck_interpose)]
+    pub(crate) fn relist(&self) -> Option<ExitOnDrop> {
+        TaskRecord::relist_created(&self.0).map(ExitOnDrop)
+    }
+
+    /// Without the interposer no plain thread has a record, so none is disowned.
+    #[cfg(not(leakcheck_interpose))]
+    pub(crate) fn relist(&self) -> Option<ExitOnDrop> {
+        None
+    }
 }
 
 /// Runs `f` with the threads this thread creates meanwhile left untracked: leakcheck's own

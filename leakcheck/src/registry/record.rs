@@ -238,6 +238,34 @@ impl TaskRecord {
         Self::insert(|| Self::new(scope, parent, TaskKind::Thread, site, || "", side))
     }
 
+    /// A new record of the plain thread whose ended record is `ended`: in the same scope, under
+    /// the same parent, created the same way and at the same time. For a thread a harness took
+    /// over and gives up (see `plain_threads::Disowned`). `None` if `ended` is not a plain
+    /// thread's that has started.
+    #[cfg(leakcheck_interpose)]
+    #[track_caller]
+    pub(crate) fn relist_created(ended: &TaskRecord) -> Option<Shared<TaskRecord>> {
+        let (created, thread) = (ended.created()?, ended.os_thread()?);
+        let creation = Creation {
+            stack: created.stack.clone(),
+            start_name: created.start_name.clone(),
+        };
+        let side = Side::boxed(None, None, Some(creation));
+        let _ = side.os_thread.set(*thread);
+        let (scope, parent) = (Arc::clone(&ended.scope), ended.parent.clone());
+        let (site, spawned) = (Location::caller(), ended.spawned_at(clock::now()));
+        Some(Self::insert(|| {
+            Self::new_at(
+                (scope, parent),
+                TaskKind::Thread,
+                site,
+                || "",
+                Some(side),
+                spawned,
+            )
+        }))
+    }
+
     /// Lists `record` in its scope, which then holds a reference to it until it exits.
     #[inline]
     fn insert(make: impl FnOnce() -> TaskRecord) -> Shared<TaskRecord> {
@@ -256,13 +284,27 @@ impl TaskRecord {
         entry: EntryName,
         side: Option<Box<Side>>,
     ) -> TaskRecord {
+        let now = clock::now();
+        Self::new_at((scope, parent), kind, spawn_site, entry, side, now)
+    }
+
+    /// [`new`](Self::new), spawned at the clock reading `spawned`.
+    #[inline(always)]
+    fn new_at(
+        (scope, parent): (Arc<Scope<TaskRecord>>, Option<Shared<TaskRecord>>),
+        kind: TaskKind,
+        spawn_site: &'static Location<'static>,
+        entry: EntryName,
+        side: Option<Box<Side>>,
+        spawned: u64,
+    ) -> TaskRecord {
         TaskRecord {
             id: next_task_id(),
             spawn_site,
             entry,
             parent,
             scope: ManuallyDrop::new(scope),
-            state: StateCell::new(kind, clock::now()),
+            state: StateCell::new(kind, spawned),
             side: side.map_or_else(OnceBox::new, OnceBox::from_box),
             owner_word: AtomicPtr::new(std::ptr::null_mut()),
             links: Links::default(),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use ::tokio::runtime::{Builder, Handle};
 
-use crate::check::{harness_thread_started, harness_thread_stopped};
+use super::runtime_threads::RuntimeThreads;
 use crate::context::{self, ContextGuard};
 use crate::registry::{Scope, ShardLock};
 #[cfg(tokio_unstable)]
@@ -36,6 +36,8 @@ pub(crate) struct TestRuntime {
     scope: Arc<Scope>,
     /// The runtime's tasks leakcheck knows, by tokio task id.
     known: KnownTasks,
+    /// The runtime's threads, for those that outlive its shutdown.
+    pub(crate) threads: RuntimeThreads,
 }
 
 /// A map by tokio task id, looked up on every spawn, poll and exit of a test's tasks: hashed by
@@ -113,22 +115,23 @@ impl TestRuntime {
         Arc::new(TestRuntime {
             scope,
             known: KnownTasks::default(),
+            threads: RuntimeThreads::default(),
         })
     }
 
     /// Installs the hooks that keep this up to date on the runtime `builder` builds.
     pub(crate) fn install(self: &Arc<Self>, builder: &mut Builder) {
-        let scope = Arc::clone(&self.scope);
+        let (started, stopped) = (Arc::clone(self), Arc::clone(self));
         builder
             .on_thread_start(move || {
-                harness_thread_started();
-                let guard = context::enter(Arc::clone(&scope), None);
+                started.threads.started();
+                let guard = context::enter(Arc::clone(&started.scope), None);
                 THREAD_SCOPE.with(|guards| guards.borrow_mut().push(guard));
             })
-            .on_thread_stop(|| {
+            .on_thread_stop(move || {
                 let guard = THREAD_SCOPE.with(|guards| guards.borrow_mut().pop());
                 drop(guard);
-                harness_thread_stopped();
+                stopped.threads.stopped();
             });
         #[cfg(tokio_unstable)]
         hooks::install(self, builder);

@@ -44,7 +44,8 @@ pub struct TokioTestConfig {
     pub start_paused: bool,
 }
 
-/// How long a clean test waits for its runtime to stop (its blocking-pool threads to exit).
+/// How long a clean test waits at least for its runtime to stop (its blocking-pool threads to
+/// exit); the grace period, if longer.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// While only unidentified runtime tasks are outstanding, how soon the check looks again, at
 /// first and at most (the interval doubles in between).
@@ -52,7 +53,9 @@ const RECHECK_FIRST: Duration = Duration::from_millis(1);
 const RECHECK_MAX: Duration = Duration::from_millis(16);
 
 /// The body of a `#[leak_test(tokio)]` test: builds the test's runtime, runs the body on it in
-/// the test's own scope, then checks the scope inside the runtime, before shutting it down.
+/// the test's own scope, then checks the scope inside the runtime, before shutting it down. A
+/// clean test then waits for the shutdown, and fails if a thread of the runtime still runs a
+/// `spawn_blocking` job when the wait is over (see `check_after_shutdown`).
 ///
 /// A survivor fails the test with the report. If the body panics, the check still runs and the
 /// test ends as `outcome::finish_test` says (a `#[should_panic]` test that leaked fails).
@@ -80,6 +83,7 @@ where
     let registration = test_runtime.register(&handle);
     let grace = options.timeout.unwrap_or_else(|| config::get().timeout);
     let expects_panic = options.expects_panic;
+    let after_shutdown = options.clone();
     // After the runtime is built: its threads are part of the harness, not the test.
     let check = match Check::try_new(options) {
         Ok(check) => check,
@@ -91,7 +95,16 @@ where
         let verdict = check_inside(check, grace, &handle, &test_runtime).await;
         (output, verdict)
     });
-    runtime.shut_down(verdict.is_ok());
+    let verdict = match verdict {
+        Ok(()) => {
+            let waited = runtime.shut_down_waiting(grace.max(SHUTDOWN_TIMEOUT));
+            check_after_shutdown(&test_runtime, after_shutdown, waited)
+        }
+        Err(report) => {
+            runtime.shut_down_now();
+            Err(report)
+        }
+    };
     drop(registration);
 
     crate::check::finish_test(output, verdict, expects_panic)
@@ -249,6 +262,39 @@ async fn check_inside(
     check.run_async(sleep, extras, recheck).await
 }
 
+/// After a clean check and the runtime's shutdown, which waited `waited`: the runtime's threads
+/// still running, which can only be running plain `spawn_blocking` jobs (see `runtime_threads`),
+/// checked in the test's scope like plain threads.
+fn check_after_shutdown(
+    runtime: &TestRuntime,
+    options: Options,
+    waited: Duration,
+) -> Result<(), LeakReport> {
+    let running = runtime.threads.relist_alive();
+    if running == 0 {
+        return Ok(());
+    }
+    // The shutdown was their grace period.
+    let check = Check::new(options.timeout(Duration::ZERO));
+    let (threads, were, each) = if running == 1 {
+        ("thread", "was", "")
+    } else {
+        ("threads", "were", "each ")
+    };
+    let note = format!(
+        "{running} {threads} of this test's tokio runtime {were} still running {waited:.1?} after \
+         the runtime began to shut down, {each}in a `spawn_blocking` job that has not returned \
+         (tokio counts such jobs as no task, and cannot stop them). A pool thread runs one job \
+         after another: where it was spawned is where the pool started it; the job is the code \
+         its stack shows"
+    );
+    check.run_blocking_with(ReportExtras {
+        notes: vec![note],
+        waited_before: waited,
+        ..ReportExtras::default()
+    })
+}
+
 fn unidentified_note(count: usize) -> String {
     let (tasks, are) = if count == 1 {
         ("task", "is")
@@ -275,15 +321,19 @@ fn unidentified_note(count: usize) -> String {
 struct RuntimeGuard(Option<TestRt>);
 
 impl RuntimeGuard {
-    /// A clean test waits (briefly) for the runtime to stop, so its threads are gone before the
-    /// next test; with leaks, nothing is waited for: the leaked tasks may never end.
-    fn shut_down(mut self, clean: bool) {
+    /// A clean test waits for the runtime to stop, up to `timeout`, so its threads are gone
+    /// before the next test. Returns how long it waited.
+    fn shut_down_waiting(mut self, timeout: Duration) -> Duration {
         let runtime = self.0.take().expect("the runtime is shut down once");
-        if clean {
-            runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
-        } else {
-            runtime.shutdown_background();
-        }
+        let start = std::time::Instant::now();
+        runtime.shutdown_timeout(timeout);
+        start.elapsed()
+    }
+
+    /// With leaks, nothing is waited for: the leaked tasks may never end.
+    fn shut_down_now(mut self) {
+        let runtime = self.0.take().expect("the runtime is shut down once");
+        runtime.shutdown_background();
     }
 }
 
