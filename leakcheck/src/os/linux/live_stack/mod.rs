@@ -68,9 +68,9 @@
 //! `nanosleep`, calls with socket timeouts) return `EINTR`, which std, mio and tokio retry.
 //! Live stacks are taken only while a report is built, that is, of threads that already leaked.
 //! A thread that blocks the signal (`pthread_sigmask`) is not sent one: its `SigBlk` mask is read
-//! from `/proc` first and the report says why there is no stack. (It is watched for a moment
-//! first: the kernel blocks a signal while its handler runs, so a thread that has just answered
-//! shows it blocked until the handler has returned.) A thread that cannot run the
+//! from `/proc` first and the report says why there is no stack. (A thread that answered lately
+//! is watched for a moment first: the kernel blocks a signal while its handler runs, so a thread
+//! that has just answered shows it blocked until the handler has returned.) A thread that cannot run the
 //! handler in time (uninterruptible sleep, stopped, starved) makes the request time out; the
 //! signal stays queued and is ignored when it is finally delivered.
 
@@ -79,7 +79,8 @@ mod request;
 mod slot;
 mod unwinder;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::proc::{blocks_signal, thread_stat};
 use super::ThreadHandle;
@@ -88,17 +89,39 @@ use crate::os::status::state_meaning;
 /// How far below `SIGRTMAX` the live-stack signal is.
 const BELOW_SIGRTMAX: libc::c_int = 7;
 
-/// How long a thread that shows the signal blocked is watched before it is refused: the kernel
-/// blocks a signal while its handler runs, so a thread that has just answered a request (a check
-/// takes a thread's stack for a verdict, then again for the report) shows it blocked until its
-/// handler has returned, which a starved thread may take milliseconds to do.
+/// How long a thread that answered lately and shows the signal blocked is watched before it is
+/// refused: the kernel blocks a signal while its handler runs, so a thread that has just
+/// answered a request (a check takes a thread's stack for a verdict, then again for the report)
+/// shows it blocked until its handler has returned, which a starved thread may take
+/// milliseconds to do.
 const MASKED_BY_HANDLER: Duration = Duration::from_millis(50);
 
-/// Whether thread `tid` blocks `signal`, and still does after [`MASKED_BY_HANDLER`].
-fn blocks_signal_for_a_while(tid: libc::pid_t, signal: libc::c_int) -> bool {
-    let deadline = std::time::Instant::now() + MASKED_BY_HANDLER;
+/// The last few threads that answered a request (their tids; 0 for none), written in turn.
+/// Requests are made one at a time, so a store never races another.
+static ANSWERED: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
+static NEXT_ANSWERED: AtomicUsize = AtomicUsize::new(0);
+
+fn note_answered(tid: libc::pid_t) {
+    let at = NEXT_ANSWERED.fetch_add(1, Ordering::Relaxed) % ANSWERED.len();
+    ANSWERED[at].store(tid, Ordering::Relaxed);
+}
+
+/// Whether thread `tid` blocks `signal`, and, if it answered a request lately, still does after
+/// [`MASKED_BY_HANDLER`] (or `timeout`, if shorter). A thread that never answered is not
+/// watched: one that blocks the signal for good is refused at once.
+fn blocks_signal_now(tid: libc::pid_t, signal: libc::c_int, timeout: Duration) -> bool {
+    if blocks_signal(tid, signal) != Some(true) {
+        return false;
+    }
+    if !ANSWERED
+        .iter()
+        .any(|answered| answered.load(Ordering::Relaxed) == tid)
+    {
+        return true;
+    }
+    let deadline = Instant::now() + MASKED_BY_HANDLER.min(timeout);
     while blocks_signal(tid, signal) == Some(true) {
-        if std::time::Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             return true;
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -145,7 +168,7 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
         }
         _ => {}
     }
-    if blocks_signal_for_a_while(tid, signal) {
+    if blocks_signal_now(tid, signal, timeout) {
         return Err(format!(
             "the thread blocks signal {signal} (SIGRTMAX-{BELOW_SIGRTMAX}), which leakcheck takes live stacks with"
         ));
@@ -157,6 +180,7 @@ pub(crate) fn live_stack(thread: &ThreadHandle, timeout: Duration) -> Result<Vec
     if !now.is_some_and(|start_ticks| thread.started_as(start_ticks)) {
         return Err(EXITED_WHILE_ANSWERING.to_owned());
     }
+    note_answered(tid);
     Ok(stack)
 }
 
@@ -272,21 +296,25 @@ mod tests {
 
     /// As a thread that has just answered shows the signal blocked until its handler returned.
     #[test]
-    fn a_thread_that_blocks_the_signal_for_a_moment_answers_once_it_stops() {
+    fn a_thread_that_answered_and_blocks_the_signal_for_a_moment_answers_again() {
+        let (go, blocks) = mpsc::channel::<()>();
         let (blocked_tx, blocked) = mpsc::channel();
         let (release, wait) = mpsc::channel::<()>();
         let (thread, handle) = spawn_with_tid(move || {
+            blocks.recv().unwrap();
             // SAFETY: blocks, then unblocks, every signal on this thread only.
             unsafe {
                 let mut all: libc::sigset_t = std::mem::zeroed();
                 libc::sigfillset(&mut all);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
                 blocked_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(2));
                 libc::pthread_sigmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
             }
             let _ = wait.recv();
         });
+        assert!(live_stack(&thread, Duration::from_secs(2)).is_ok());
+        go.send(()).unwrap();
         blocked.recv().unwrap();
         while blocks_signal(thread.tid, signal()) != Some(true) {
             std::thread::yield_now();
