@@ -25,6 +25,18 @@ const RAYON_MAIN_LOOP: &str = "rayon_core::registry::main_loop";
 /// Frames a rayon worker runs a job in.
 const RAYON_JOB: &[&str] = &["rayon_core::job::", "rayon_core::scope::"];
 
+/// Frames of a multi-thread tokio runtime's worker loop.
+const TOKIO_WORKER: &str = "tokio::runtime::scheduler::multi_thread::worker::";
+
+/// Whether the thread whose live stack is `frames` runs a multi-thread tokio runtime's worker
+/// loop (polling tasks, or blocking for one of them in `block_in_place`), rather than a job of
+/// the blocking pool.
+pub(crate) fn is_runtime_worker(frames: &[Frame]) -> bool {
+    frames
+        .iter()
+        .any(|frame| normalise(frame.function()).starts_with(TOKIO_WORKER))
+}
+
 /// Classifies the thread whose live stack is `frames` (innermost first).
 pub(crate) fn pool_thread(frames: &[Frame]) -> PoolThread {
     let names: Vec<String> = frames.iter().map(|f| normalise(f.function())).collect();
@@ -66,6 +78,28 @@ mod tests {
             std_frame("std::thread::lifecycle::spawn_unchecked::{{closure}}::h0ea4d3e32f93b388"),
             c_frame("start_thread"),
         ]
+    }
+
+    #[test]
+    fn a_runtime_worker_is_told_from_a_blocking_job() {
+        let mut worker = vec![
+            std_frame("std[e2]::sync::mpsc::Receiver<T>::recv"),
+            frame("app::tests::stuck::{{closure}}::h1", "src/lib.rs"),
+            dep_frame("tokio::runtime::task::core::Core<T,S>::poll::h1"),
+            dep_frame("tokio::runtime::scheduler::multi_thread::worker::Context::run_task::h2"),
+            dep_frame("tokio::runtime::scheduler::multi_thread::worker::run::h3"),
+            dep_frame("tokio::runtime::blocking::pool::Task::run::h4"),
+        ];
+        worker.extend(blocking_pool_tail());
+        assert!(is_runtime_worker(&worker));
+        let mut job = vec![
+            std_frame("std[e2]::sync::mpsc::Receiver<T>::recv"),
+            frame("app::tests::stuck::{{closure}}::h1", "src/lib.rs"),
+            dep_frame("tokio::runtime::blocking::task::BlockingTask<T>::poll::h5"),
+            dep_frame("tokio::runtime::blocking::pool::Task::run::h4"),
+        ];
+        job.extend(blocking_pool_tail());
+        assert!(!is_runtime_worker(&job));
     }
 
     #[test]

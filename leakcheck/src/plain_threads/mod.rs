@@ -31,6 +31,8 @@ use crate::registry::{ExitOnDrop, Shared, TaskRecord};
 pub(crate) use facts::{
     spawn_site_of, spawning_functions_of, started_by_initialiser, user_site_of,
 };
+#[cfg(feature = "tokio")]
+pub(crate) use observe::runs_a_runtime_worker;
 pub(crate) use observe::{inferred_wait, is_idle_pool_thread, name_of};
 
 /// How threads leakcheck did not spawn are found in this process; reports say it once.
@@ -175,6 +177,11 @@ pub(crate) struct Disowned(Shared<TaskRecord>);
 
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 impl Disowned {
+    /// The thread's OS identity, once it has started.
+    pub(crate) fn thread(&self) -> Option<crate::os::ThreadHandle> {
+        self.0.os_thread().copied()
+    }
+
     /// Lists the thread again, in the scope and under the parent it was created in, as created
     /// the same way: for a harness thread still running when the harness is done with it (a
     /// test runtime's blocking-pool thread stuck in a job after the runtime shut down), which

@@ -41,6 +41,19 @@ pub(crate) fn inferred_wait(frames: &[Frame]) -> Option<InferredWait> {
     })
 }
 
+/// Whether the live stack of `thread` shows a tokio runtime's worker loop (see
+/// `infer::pool::is_runtime_worker`); `None` if it cannot be taken within `budget`.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))] // Used by the tokio integration.
+pub(crate) fn runs_a_runtime_worker(
+    thread: &os::ThreadHandle,
+    budget: &os::LiveStackBudget,
+) -> Option<bool> {
+    let ips = budget.take(thread).ok()?;
+    let pending = PendingStack::Addresses(StackOrigin::Live, Arc::from(ips));
+    let (_, frames) = resolve_stacks_whole(&[Some(pending)]).pop()??;
+    Some(infer::pool::is_runtime_worker(&frames))
+}
+
 /// Whether `record` is a pool's thread waiting for its next job (looked at live, within the
 /// check's `budget`: only for threads a known pool created).
 pub(crate) fn is_idle_pool_thread(record: &TaskRecord, budget: &os::LiveStackBudget) -> bool {

@@ -243,7 +243,6 @@ impl TaskRecord {
     /// over and gives up (see `plain_threads::Disowned`). `None` if `ended` is not a plain
     /// thread's that has started.
     #[cfg(leakcheck_interpose)]
-    #[track_caller]
     pub(crate) fn relist_created(ended: &TaskRecord) -> Option<Shared<TaskRecord>> {
         let (created, thread) = (ended.created()?, ended.os_thread()?);
         let creation = Creation {

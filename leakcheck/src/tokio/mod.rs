@@ -82,8 +82,8 @@
 //!
 //! - Under `tokio_unstable`, `tokio::spawn(track(future))` (rather than [`spawn`]) is seen twice
 //!   in a leakcheck runtime: as the tracked future and as the runtime's task.
-//! - A plain `tokio::task::spawn_blocking` job is not counted by tokio's alive-task metric, so the
-//!   check inside the runtime does not wait for it. The runtime's shutdown does (for the grace
+//! - A plain `tokio::task::spawn_blocking` job (or tokio's own, for file and stdin I/O) is not
+//!   counted by tokio's alive-task metric, so the check inside the runtime does not wait for it. The runtime's shutdown does (for the grace
 //!   period, and at least a second): a job still running then fails the test, reported as the
 //!   blocking-pool thread that runs it, with where it waits and its live stack (where threads are
 //!   tracked from their creation: Linux with glibc). A test that leaked already does not wait

@@ -37,7 +37,7 @@ pub(crate) struct TestRuntime {
     /// The runtime's tasks leakcheck knows, by tokio task id.
     known: KnownTasks,
     /// The runtime's threads, for those that outlive its shutdown.
-    pub(crate) threads: RuntimeThreads,
+    threads: Arc<RuntimeThreads>,
 }
 
 /// A map by tokio task id, looked up on every spawn, poll and exit of a test's tasks: hashed by
@@ -115,26 +115,32 @@ impl TestRuntime {
         Arc::new(TestRuntime {
             scope,
             known: KnownTasks::default(),
-            threads: RuntimeThreads::default(),
+            threads: Arc::default(),
         })
     }
 
     /// Installs the hooks that keep this up to date on the runtime `builder` builds.
     pub(crate) fn install(self: &Arc<Self>, builder: &mut Builder) {
-        let (started, stopped) = (Arc::clone(self), Arc::clone(self));
+        let scope = Arc::clone(&self.scope);
+        let (started, stopped) = (Arc::clone(&self.threads), Arc::clone(&self.threads));
         builder
             .on_thread_start(move || {
-                started.threads.started();
-                let guard = context::enter(Arc::clone(&started.scope), None);
+                started.started();
+                let guard = context::enter(Arc::clone(&scope), None);
                 THREAD_SCOPE.with(|guards| guards.borrow_mut().push(guard));
             })
             .on_thread_stop(move || {
                 let guard = THREAD_SCOPE.with(|guards| guards.borrow_mut().pop());
                 drop(guard);
-                stopped.threads.stopped();
+                stopped.stopped();
             });
         #[cfg(tokio_unstable)]
         hooks::install(self, builder);
+    }
+
+    /// The runtime's threads.
+    pub(crate) fn threads(&self) -> &RuntimeThreads {
+        &self.threads
     }
 
     /// Makes the runtime known while the returned guard lives.

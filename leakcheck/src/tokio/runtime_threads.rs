@@ -1,14 +1,21 @@
-//! The OS threads of a leakcheck test runtime, so that the ones still running after its shutdown
-//! can be reported.
+//! The OS threads of a leakcheck test runtime, so that the ones still running a blocking job after
+//! its shutdown can be reported.
 //!
 //! A test runtime's threads are the harness's while it runs: its workers are the runtime itself,
-//! and its blocking pool sits idle between jobs. But a plain `tokio::task::spawn_blocking` job is
-//! neither a tokio task the runtime counts nor anything leakcheck sees spawn, and tokio cannot
-//! stop it: if it never returns, its thread outlives the runtime's shutdown, stuck. So each
-//! thread keeps the record it was created with (ended while it is the harness's), and a thread
-//! still alive once the shutdown gave up waiting is listed again in the test's scope, where the
-//! test's check reports it like any plain thread: where it waits, its live stack, and the user's
-//! line that made the pool create it.
+//! and its blocking pool sits idle between jobs. But a plain `tokio::task::spawn_blocking` job
+//! (or one of tokio's own, for file or stdin I/O) is neither a task the runtime counts nor
+//! anything leakcheck sees spawn, and tokio cannot stop it: if it never returns, its thread
+//! outlives the runtime's shutdown, stuck. So each thread keeps the record it was created with
+//! (ended while it is the harness's), and a blocking-pool thread still alive once the shutdown
+//! gave up waiting is listed again in the test's scope, where the test's check reports it like
+//! any plain thread: where it waits, its live stack, and the user's line that made the pool
+//! start it.
+//!
+//! Not listed again (the caller decides, with [`RuntimeThreads::still_running`]): the runtime's
+//! workers, which only a task blocking inside its poll keeps alive, a task the test's check
+//! already judged; and a thread that runs a tracked `leakcheck::tokio::spawn_blocking` closure,
+//! which has a record of its own, judged the same way. A thread's creation says nothing of which
+//! it is: the pool's threads take whichever job is queued first, workers included.
 
 use parking_lot::Mutex;
 
@@ -25,20 +32,29 @@ pub(crate) struct RuntimeThreads {
 
 struct RuntimeThread {
     tid: i32,
-    /// Its record from its creation, if it was tracked from there.
-    disowned: Option<Disowned>,
-    /// Its record listed again after the shutdown; ends when the thread stops.
-    relisted: Option<ExitOnDrop>,
+    record: ThreadRecord,
+}
+
+/// The record of a runtime thread, if it was tracked from its creation.
+enum ThreadRecord {
+    Untracked,
+    /// Ended when the thread became the harness's.
+    Disowned(Disowned),
+    /// Listed again after the runtime's shutdown; held for its drop, which ends it when the
+    /// thread stops.
+    Relisted {
+        _ends_on_drop: ExitOnDrop,
+    },
 }
 
 impl RuntimeThreads {
     /// From the runtime's thread-start hook: the calling thread is the harness's from now on.
     pub(crate) fn started(&self) {
-        let disowned = harness_thread_started();
+        let record =
+            harness_thread_started().map_or(ThreadRecord::Untracked, ThreadRecord::Disowned);
         self.alive.lock().push(RuntimeThread {
             tid: os::current_tid(),
-            disowned,
-            relisted: None,
+            record,
         });
     }
 
@@ -55,14 +71,33 @@ impl RuntimeThreads {
         harness_thread_stopped();
     }
 
-    /// Lists the threads still alive in the scope they were created in (see the module
-    /// documentation); returns how many were listed.
-    pub(crate) fn relist_alive(&self) -> usize {
+    /// The threads alive now that can be listed again: tid and OS identity.
+    pub(crate) fn still_running(&self) -> Vec<(i32, os::ThreadHandle)> {
+        let alive = self.alive.lock();
+        alive
+            .iter()
+            .filter_map(|thread| match &thread.record {
+                ThreadRecord::Disowned(disowned) => Some((thread.tid, disowned.thread()?)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Lists the threads `tids` that are still alive in the scope they were created in (see the
+    /// module documentation); returns how many were listed.
+    pub(crate) fn relist(&self, tids: &[i32]) -> usize {
         let mut alive = self.alive.lock();
         let mut listed = 0;
-        for thread in alive.iter_mut().filter(|thread| thread.relisted.is_none()) {
-            thread.relisted = thread.disowned.as_ref().and_then(Disowned::relist);
-            listed += usize::from(thread.relisted.is_some());
+        for thread in alive.iter_mut().filter(|thread| tids.contains(&thread.tid)) {
+            let ThreadRecord::Disowned(disowned) = &thread.record else {
+                continue;
+            };
+            if let Some(relisted) = disowned.relist() {
+                thread.record = ThreadRecord::Relisted {
+                    _ends_on_drop: relisted,
+                };
+                listed += 1;
+            }
         }
         listed
     }

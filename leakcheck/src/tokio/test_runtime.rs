@@ -1,6 +1,7 @@
 //! The runtime `#[leak_test(tokio)]` builds for a test, and the check it runs inside it.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -14,10 +15,12 @@ use ::tokio::time::Sleep;
 use super::dump::{self, Dumped};
 use super::runtime_tasks::TestRuntime;
 use crate::check::{test_name, Check, ReportExtras};
-use crate::config;
+use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
-use crate::registry::{open_scope, ScopeLabel, Shared, TaskRecord};
+use crate::os::LiveStackBudget;
+use crate::plain_threads;
+use crate::registry::{open_scope, Scope, ScopeLabel, Shared, TaskRecord};
 use crate::report::LeakReport;
 use crate::vocab::TaskKind;
 
@@ -77,7 +80,7 @@ where
 {
     let scope = open_scope(ScopeLabel::Test(test_name(name).to_owned()));
     let _context = context::enter(Arc::clone(&scope), None);
-    let test_runtime = TestRuntime::new(scope);
+    let test_runtime = TestRuntime::new(Arc::clone(&scope));
     let runtime = RuntimeGuard(Some(build(&config, &test_runtime)));
     let handle = runtime.handle().clone();
     let registration = test_runtime.register(&handle);
@@ -96,9 +99,13 @@ where
         (output, verdict)
     });
     let verdict = match verdict {
+        Ok(()) if config::get().mode == Mode::Off => {
+            runtime.shut_down_waiting(SHUTDOWN_TIMEOUT);
+            Ok(())
+        }
         Ok(()) => {
             let waited = runtime.shut_down_waiting(grace.max(SHUTDOWN_TIMEOUT));
-            check_after_shutdown(&test_runtime, after_shutdown, waited)
+            check_after_shutdown(&scope, &test_runtime, after_shutdown, waited)
         }
         Err(report) => {
             runtime.shut_down_now();
@@ -263,14 +270,33 @@ async fn check_inside(
 }
 
 /// After a clean check and the runtime's shutdown, which waited `waited`: the runtime's threads
-/// still running, which can only be running plain `spawn_blocking` jobs (see `runtime_threads`),
-/// checked in the test's scope like plain threads.
+/// still running a blocking job nothing tracks (see `runtime_threads`), checked in the test's
+/// scope like plain threads.
 fn check_after_shutdown(
+    scope: &Scope,
     runtime: &TestRuntime,
     options: Options,
     waited: Duration,
 ) -> Result<(), LeakReport> {
-    let running = runtime.threads.relist_alive();
+    // Workers (kept by a task in its poll) and tracked `spawn_blocking` closures were judged by
+    // the check already. A thread whose stack cannot be read is listed: better a thread too many.
+    let tracked: HashSet<i32> = scope
+        .live_tasks()
+        .iter()
+        .filter_map(|task| Some(task.os_thread()?.tid()))
+        .collect();
+    let budget = LiveStackBudget::new();
+    let jobs: Vec<i32> = runtime
+        .threads()
+        .still_running()
+        .into_iter()
+        .filter(|(tid, thread)| {
+            !tracked.contains(tid)
+                && plain_threads::runs_a_runtime_worker(thread, &budget) != Some(true)
+        })
+        .map(|(tid, _)| tid)
+        .collect();
+    let running = runtime.threads().relist(&jobs);
     if running == 0 {
         return Ok(());
     }
@@ -282,11 +308,11 @@ fn check_after_shutdown(
         ("threads", "were", "each ")
     };
     let note = format!(
-        "{running} {threads} of this test's tokio runtime {were} still running {waited:.1?} after \
-         the runtime began to shut down, {each}in a `spawn_blocking` job that has not returned \
-         (tokio counts such jobs as no task, and cannot stop them). A pool thread runs one job \
-         after another: where it was spawned is where the pool started it; the job is the code \
-         its stack shows"
+        "{running} {threads} of this test's tokio runtime {were} still running when its shutdown \
+         stopped waiting, {each}in a blocking job that has not returned (`spawn_blocking`, or \
+         tokio's own blocking I/O): tokio counts such jobs as no task, and cannot stop them. A \
+         pool thread runs one job after another: where it was spawned is where the pool started \
+         it; the job is the code its stack shows"
     );
     check.run_blocking_with(ReportExtras {
         notes: vec![note],
@@ -317,7 +343,8 @@ fn unidentified_note(count: usize) -> String {
 }
 
 /// The test's runtime: shut down without waiting for anything if the test does not reach
-/// [`shut_down`](Self::shut_down) (a leaked blocking task would hang a plain drop forever).
+/// [`shut_down_waiting`](Self::shut_down_waiting) or [`shut_down_now`](Self::shut_down_now) (a
+/// leaked blocking task would hang a plain drop forever).
 struct RuntimeGuard(Option<TestRt>);
 
 impl RuntimeGuard {
