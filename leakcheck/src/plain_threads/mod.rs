@@ -23,10 +23,10 @@ mod observe;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::{self, ThreadsMode};
-use crate::registry::{ExitOnDrop, Shared, TaskRecord};
+use crate::registry::{ExitOnDrop, Scope, Shared, TaskRecord};
 
 pub(crate) use facts::{
     spawn_site_of, spawning_functions_of, started_by_initialiser, user_site_of,
@@ -182,19 +182,19 @@ impl Disowned {
         self.0.os_thread().copied()
     }
 
-    /// Lists the thread again, in the scope and under the parent it was created in, as created
+    /// Lists the thread again, in `scope`, under the parent it was created by and as created
     /// the same way: for a harness thread still running when the harness is done with it (a
     /// test runtime's blocking-pool thread stuck in a job after the runtime shut down), which
-    /// the test's check then reports like any plain thread. The thread is alive as long as the
-    /// returned guard, which the harness drops when the thread stops.
+    /// the check of `scope` then reports like any plain thread. The thread is alive as long as
+    /// the returned guard, which the harness drops when the thread stops.
     #[cfg(leakcheck_interpose)]
-    pub(crate) fn relist(&self) -> Option<ExitOnDrop> {
-        TaskRecord::relist_created(&self.0).map(ExitOnDrop)
+    pub(crate) fn relist(&self, scope: &Arc<Scope>) -> Option<ExitOnDrop> {
+        TaskRecord::relist_created(&self.0, Arc::clone(scope)).map(ExitOnDrop)
     }
 
     /// Without the interposer no plain thread has a record, so none is disowned.
     #[cfg(not(leakcheck_interpose))]
-    pub(crate) fn relist(&self) -> Option<ExitOnDrop> {
+    pub(crate) fn relist(&self, _scope: &Arc<Scope>) -> Option<ExitOnDrop> {
         None
     }
 }

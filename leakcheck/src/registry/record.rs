@@ -238,12 +238,15 @@ impl TaskRecord {
         Self::insert(|| Self::new(scope, parent, TaskKind::Thread, site, || "", side))
     }
 
-    /// A new record of the plain thread whose ended record is `ended`: in the same scope, under
-    /// the same parent, created the same way and at the same time. For a thread a harness took
-    /// over and gives up (see `plain_threads::Disowned`). `None` if `ended` is not a plain
-    /// thread's that has started.
+    /// A new record of the plain thread whose ended record is `ended`, in `scope`: under the
+    /// same parent, created the same way and at the same time. For a thread a harness took over
+    /// and gives up (see `plain_threads::Disowned`). `None` if `ended` is not a plain thread's
+    /// that has started.
     #[cfg(leakcheck_interpose)]
-    pub(crate) fn relist_created(ended: &TaskRecord) -> Option<Shared<TaskRecord>> {
+    pub(crate) fn relist_created(
+        ended: &TaskRecord,
+        scope: Arc<Scope<TaskRecord>>,
+    ) -> Option<Shared<TaskRecord>> {
         let (created, thread) = (ended.created()?, ended.os_thread()?);
         let creation = Creation {
             stack: created.stack.clone(),
@@ -251,8 +254,8 @@ impl TaskRecord {
         };
         let side = Side::boxed(None, None, Some(creation));
         let _ = side.os_thread.set(*thread);
-        let (scope, parent) = (Arc::clone(&ended.scope), ended.parent.clone());
-        let (site, spawned) = (Location::caller(), ended.spawned_at(clock::now()));
+        let parent = ended.parent.clone();
+        let (site, spawned) = (ended.spawn_site, ended.spawned_at(clock::now()));
         Some(Self::insert(|| {
             Self::new_at(
                 (scope, parent),

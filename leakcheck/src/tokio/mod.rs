@@ -82,12 +82,14 @@
 //!
 //! - Under `tokio_unstable`, `tokio::spawn(track(future))` (rather than [`spawn`]) is seen twice
 //!   in a leakcheck runtime: as the tracked future and as the runtime's task.
-//! - A plain `tokio::task::spawn_blocking` job (or tokio's own, for file and stdin I/O) is not
-//!   counted by tokio's alive-task metric, so the check inside the runtime does not wait for it. The runtime's shutdown does (for the grace
-//!   period, and at least a second): a job still running then fails the test, reported as the
-//!   blocking-pool thread that runs it, with where it waits and its live stack (where threads are
-//!   tracked from their creation: Linux with glibc). A test that leaked already does not wait
-//!   for the shutdown, so its report leaves such jobs out.
+//! - A plain `tokio::task::spawn_blocking` job (or tokio's own, for files, stdin and name
+//!   lookups) is not counted by tokio's alive-task metric, so the check inside the runtime does
+//!   not wait for it. After a clean check, the test drops the runtime's tasks and waits for its
+//!   threads (for the grace period, and at least a second): a job still running then fails the
+//!   test, reported as the blocking-pool thread that runs it, with where it waits and its live
+//!   stack. This needs threads tracked from their creation (Linux with glibc, and not
+//!   `LEAKCHECK_THREADS=census`). A test whose check failed does not wait, so its report leaves
+//!   such jobs out; under `LEAKCHECK=warn` its check passes, so it does wait.
 
 mod dump;
 mod runtime_tasks;

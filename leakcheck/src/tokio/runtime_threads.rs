@@ -6,8 +6,8 @@
 //! (or one of tokio's own, for file or stdin I/O) is neither a task the runtime counts nor
 //! anything leakcheck sees spawn, and tokio cannot stop it: if it never returns, its thread
 //! outlives the runtime's shutdown, stuck. So each thread keeps the record it was created with
-//! (ended while it is the harness's), and a blocking-pool thread still alive once the shutdown
-//! gave up waiting is listed again in the test's scope, where the test's check reports it like
+//! (ended while it is the harness's), and a thread still running a job once the shutdown gave
+//! up waiting is listed again in the test's scope, where the test's check reports it like
 //! any plain thread: where it waits, its live stack, and the user's line that made the pool
 //! start it.
 //!
@@ -17,17 +17,22 @@
 //! which has a record of its own, judged the same way. A thread's creation says nothing of which
 //! it is: the pool's threads take whichever job is queued first, workers included.
 
-use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::check::{harness_thread_started, harness_thread_stopped};
 use crate::os;
 use crate::plain_threads::Disowned;
-use crate::registry::ExitOnDrop;
+use crate::registry::{ExitOnDrop, Scope};
 
 /// The threads of one runtime that have started and not stopped yet.
 #[derive(Default)]
 pub(crate) struct RuntimeThreads {
     alive: Mutex<Vec<RuntimeThread>>,
+    /// Notified whenever a thread stops.
+    one_stopped: Condvar,
 }
 
 struct RuntimeThread {
@@ -66,9 +71,24 @@ impl RuntimeThreads {
             let at = alive.iter().position(|thread| thread.tid == tid);
             at.map(|at| alive.swap_remove(at))
         };
+        self.one_stopped.notify_all();
         // Outside the lock: ending a record wakes the checks waiting for it.
         drop(stopped);
         harness_thread_stopped();
+    }
+
+    /// Waits until every thread alive is one `may_stay` accepts (by tid), or until `deadline`.
+    pub(crate) fn wait_for_stops(&self, deadline: Instant, may_stay: impl Fn(i32) -> bool) {
+        let mut alive = self.alive.lock();
+        while !alive.iter().all(|thread| may_stay(thread.tid)) {
+            if self
+                .one_stopped
+                .wait_until(&mut alive, deadline)
+                .timed_out()
+            {
+                return;
+            }
+        }
     }
 
     /// The threads alive now that can be listed again: tid and OS identity.
@@ -83,16 +103,16 @@ impl RuntimeThreads {
             .collect()
     }
 
-    /// Lists the threads `tids` that are still alive in the scope they were created in (see the
-    /// module documentation); returns how many were listed.
-    pub(crate) fn relist(&self, tids: &[i32]) -> usize {
+    /// Lists the threads `tids` that are still alive in `scope`, the test's (see the module
+    /// documentation); returns how many were listed.
+    pub(crate) fn relist(&self, tids: &[i32], scope: &Arc<Scope>) -> usize {
         let mut alive = self.alive.lock();
         let mut listed = 0;
         for thread in alive.iter_mut().filter(|thread| tids.contains(&thread.tid)) {
             let ThreadRecord::Disowned(disowned) = &thread.record else {
                 continue;
             };
-            if let Some(relisted) = disowned.relist() {
+            if let Some(relisted) = disowned.relist(scope) {
                 thread.record = ThreadRecord::Relisted {
                     _ends_on_drop: relisted,
                 };

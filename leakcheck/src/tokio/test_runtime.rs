@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 use ::tokio::time::Sleep;
@@ -47,8 +47,8 @@ pub struct TokioTestConfig {
     pub start_paused: bool,
 }
 
-/// How long a clean test waits at least for its runtime to stop (its blocking-pool threads to
-/// exit); the grace period, if longer.
+/// How long a clean test waits at least for its runtime's threads to stop; the grace period, if
+/// longer.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// While only unidentified runtime tasks are outstanding, how soon the check looks again, at
 /// first and at most (the interval doubles in between).
@@ -99,13 +99,25 @@ where
         (output, verdict)
     });
     let verdict = match verdict {
-        Ok(()) if config::get().mode == Mode::Off => {
-            runtime.shut_down_waiting(SHUTDOWN_TIMEOUT);
-            Ok(())
-        }
         Ok(()) => {
-            let waited = runtime.shut_down_waiting(grace.max(SHUTDOWN_TIMEOUT));
-            check_after_shutdown(&scope, &test_runtime, after_shutdown, waited)
+            // Its tasks dropped at once (which may end blocking jobs), then its threads waited for.
+            let start = Instant::now();
+            runtime.shut_down_now();
+            let tracked = threads_of_tracked_tasks(&scope);
+            let off = config::get().mode == Mode::Off;
+            let timeout = if off {
+                SHUTDOWN_TIMEOUT
+            } else {
+                grace.max(SHUTDOWN_TIMEOUT)
+            };
+            test_runtime
+                .threads()
+                .wait_for_stops(start + timeout, |tid| tracked.contains(&tid));
+            if off {
+                Ok(())
+            } else {
+                check_after_shutdown(&scope, &test_runtime, after_shutdown, &tracked, start)
+            }
         }
         Err(report) => {
             runtime.shut_down_now();
@@ -186,13 +198,6 @@ impl TestRt {
         }
     }
 
-    fn shutdown_timeout(self, timeout: Duration) {
-        match self {
-            TestRt::Shared(runtime) => runtime.shutdown_timeout(timeout),
-            TestRt::Local(runtime) => runtime.shutdown_timeout(timeout),
-        }
-    }
-
     fn shutdown_background(self) {
         match self {
             TestRt::Shared(runtime) => runtime.shutdown_background(),
@@ -269,22 +274,27 @@ async fn check_inside(
     check.run_async(sleep, extras, recheck).await
 }
 
-/// After a clean check and the runtime's shutdown, which waited `waited`: the runtime's threads
-/// still running a blocking job nothing tracks (see `runtime_threads`), checked in the test's
-/// scope like plain threads.
-fn check_after_shutdown(
-    scope: &Scope,
-    runtime: &TestRuntime,
-    options: Options,
-    waited: Duration,
-) -> Result<(), LeakReport> {
-    // Workers (kept by a task in its poll) and tracked `spawn_blocking` closures were judged by
-    // the check already. A thread whose stack cannot be read is listed: better a thread too many.
-    let tracked: HashSet<i32> = scope
+/// The threads running tracked tasks of `scope` (`leakcheck::tokio::spawn_blocking` closures):
+/// the check judged those already.
+fn threads_of_tracked_tasks(scope: &Scope) -> HashSet<i32> {
+    scope
         .live_tasks()
         .iter()
         .filter_map(|task| Some(task.os_thread()?.tid()))
-        .collect();
+        .collect()
+}
+
+/// After a clean check and the runtime's shutdown, which began at `shutdown`: the runtime's
+/// threads still running a blocking job nothing tracks (see `runtime_threads`), checked in the
+/// test's scope like plain threads. Not those in `tracked`, nor workers (a task keeps them,
+/// which the check judged); a thread whose stack cannot be read is listed: better one too many.
+fn check_after_shutdown(
+    scope: &Arc<Scope>,
+    runtime: &TestRuntime,
+    options: Options,
+    tracked: &HashSet<i32>,
+    shutdown: Instant,
+) -> Result<(), LeakReport> {
     let budget = LiveStackBudget::new();
     let jobs: Vec<i32> = runtime
         .threads()
@@ -296,24 +306,19 @@ fn check_after_shutdown(
         })
         .map(|(tid, _)| tid)
         .collect();
-    let running = runtime.threads().relist(&jobs);
-    if running == 0 {
+    if runtime.threads().relist(&jobs, scope) == 0 {
         return Ok(());
     }
+    let waited = shutdown.elapsed();
     // The shutdown was their grace period.
     let check = Check::new(options.timeout(Duration::ZERO));
-    let (threads, were, each) = if running == 1 {
-        ("thread", "was", "")
-    } else {
-        ("threads", "were", "each ")
-    };
-    let note = format!(
-        "{running} {threads} of this test's tokio runtime {were} still running when its shutdown \
-         stopped waiting, {each}in a blocking job that has not returned (`spawn_blocking`, or \
-         tokio's own blocking I/O): tokio counts such jobs as no task, and cannot stop them. A \
-         pool thread runs one job after another: where it was spawned is where the pool started \
-         it; the job is the code its stack shows"
-    );
+    let note = "threads of this test's tokio runtime were still running when its shutdown \
+                stopped waiting, in blocking jobs that have not returned (`spawn_blocking`, or \
+                tokio's own blocking I/O): tokio counts such jobs as no task, and cannot stop \
+                them. A pool thread runs one job after another: where it was spawned is where \
+                the pool started it; the job is the code its stack shows. To accept one, \
+                `ignore_function` a function in its stack"
+        .to_owned();
     check.run_blocking_with(ReportExtras {
         notes: vec![note],
         waited_before: waited,
@@ -343,21 +348,16 @@ fn unidentified_note(count: usize) -> String {
 }
 
 /// The test's runtime: shut down without waiting for anything if the test does not reach
-/// [`shut_down_waiting`](Self::shut_down_waiting) or [`shut_down_now`](Self::shut_down_now) (a
-/// leaked blocking task would hang a plain drop forever).
+/// [`shut_down_now`](Self::shut_down_now) (a leaked blocking task would hang a plain drop
+/// forever).
 struct RuntimeGuard(Option<TestRt>);
 
 impl RuntimeGuard {
-    /// A clean test waits for the runtime to stop, up to `timeout`, so its threads are gone
-    /// before the next test. Returns how long it waited.
-    fn shut_down_waiting(mut self, timeout: Duration) -> Duration {
-        let runtime = self.0.take().expect("the runtime is shut down once");
-        let start = std::time::Instant::now();
-        runtime.shutdown_timeout(timeout);
-        start.elapsed()
-    }
-
-    /// With leaks, nothing is waited for: the leaked tasks may never end.
+    /// Drops the runtime's tasks and tells its threads to stop, waiting for nothing: a test that
+    /// leaked ends now, since the leaked tasks may never end; a clean one waits for the threads
+    /// on its own (`RuntimeThreads::wait_for_stops`). (tokio's `shutdown_timeout` would wait
+    /// first, and drop a current-thread runtime's tasks only then: a blocking job that ends
+    /// when a task is dropped would be waited for in vain.)
     fn shut_down_now(mut self) {
         let runtime = self.0.take().expect("the runtime is shut down once");
         runtime.shutdown_background();

@@ -79,8 +79,9 @@ mod request;
 mod slot;
 mod unwinder;
 
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::proc::{blocks_signal, thread_stat};
 use super::ThreadHandle;
@@ -96,14 +97,26 @@ const BELOW_SIGRTMAX: libc::c_int = 7;
 /// milliseconds to do.
 const MASKED_BY_HANDLER: Duration = Duration::from_millis(50);
 
-/// The last few threads that answered a request (their tids; 0 for none), written in turn.
-/// Requests are made one at a time, so a store never races another.
-static ANSWERED: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
-static NEXT_ANSWERED: AtomicUsize = AtomicUsize::new(0);
+/// How long ago a thread may have answered to be watched.
+const LATELY: Duration = Duration::from_secs(1);
+
+/// The threads that answered a request, and when; those older than [`LATELY`] are dropped as
+/// new ones come. Only requesters touch it, never the handler.
+static ANSWERED: Mutex<Vec<(libc::pid_t, Instant)>> = Mutex::new(Vec::new());
 
 fn note_answered(tid: libc::pid_t) {
-    let at = NEXT_ANSWERED.fetch_add(1, Ordering::Relaxed) % ANSWERED.len();
-    ANSWERED[at].store(tid, Ordering::Relaxed);
+    let now = Instant::now();
+    let mut answered = ANSWERED.lock();
+    answered.retain(|&(other, at)| other != tid && now.duration_since(at) < LATELY);
+    answered.push((tid, now));
+}
+
+fn answered_lately(tid: libc::pid_t) -> bool {
+    let now = Instant::now();
+    ANSWERED
+        .lock()
+        .iter()
+        .any(|&(other, at)| other == tid && now.duration_since(at) < LATELY)
 }
 
 /// Whether thread `tid` blocks `signal`, and, if it answered a request lately, still does after
@@ -113,10 +126,7 @@ fn blocks_signal_now(tid: libc::pid_t, signal: libc::c_int, timeout: Duration) -
     if blocks_signal(tid, signal) != Some(true) {
         return false;
     }
-    if !ANSWERED
-        .iter()
-        .any(|answered| answered.load(Ordering::Relaxed) == tid)
-    {
+    if !answered_lately(tid) {
         return true;
     }
     let deadline = Instant::now() + MASKED_BY_HANDLER.min(timeout);
@@ -299,6 +309,7 @@ mod tests {
     fn a_thread_that_answered_and_blocks_the_signal_for_a_moment_answers_again() {
         let (go, blocks) = mpsc::channel::<()>();
         let (blocked_tx, blocked) = mpsc::channel();
+        let (unblock, unblocks) = mpsc::channel::<()>();
         let (release, wait) = mpsc::channel::<()>();
         let (thread, handle) = spawn_with_tid(move || {
             blocks.recv().unwrap();
@@ -308,7 +319,8 @@ mod tests {
                 libc::sigfillset(&mut all);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
                 blocked_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(2));
+                unblocks.recv().unwrap();
+                std::thread::sleep(Duration::from_millis(10));
                 libc::pthread_sigmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
             }
             let _ = wait.recv();
@@ -319,6 +331,8 @@ mod tests {
         while blocks_signal(thread.tid, signal()) != Some(true) {
             std::thread::yield_now();
         }
+        // Unblocked 10 ms from now: a request refused at once would see it blocked.
+        unblock.send(()).unwrap();
         let stack = live_stack(&thread, Duration::from_secs(2));
         assert!(stack.is_ok(), "{stack:?}");
         release.send(()).unwrap();
