@@ -405,6 +405,28 @@ fn a_blocked_spawn_blocking_closure_is_reported_and_does_not_hang_the_test() {
     assert_contains(&report, "1 × thread, blocked in `chan receive`");
 }
 
+/// `job`, made to say when it starts, and a future that returns once it has: a job still
+/// queued when the runtime shuts down is dropped, not run, so a test that leaves one running
+/// waits for it to start.
+fn announced<R>(
+    job: impl FnOnce() -> R + Send + 'static,
+) -> (
+    impl FnOnce() -> R + Send + 'static,
+    impl std::future::Future<Output = ()>,
+) {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let announced = move || {
+        started_tx.send(()).unwrap();
+        job()
+    };
+    let running = async move {
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+    };
+    (announced, running)
+}
+
 /// A plain `tokio::task::spawn_blocking` job that never returns is no tokio task (the runtime
 /// does not count it alive) and nothing awaits it, yet it holds a thread forever: once the
 /// runtime's shutdown gave up on it, the test fails with the thread, where it waits, and where
@@ -421,17 +443,12 @@ fn a_plain_spawn_blocking_job_still_running_after_the_shutdown_is_reported() {
             quick(),
             config(flavor),
             async move {
-                let (started_tx, started) = std::sync::mpsc::channel();
-                let (job, site) = spawned_here!(tokio::task::spawn_blocking(move || {
-                    started_tx.send(()).unwrap();
+                let ((job, running), site) = spawned_here!(announced(move || {
                     rx.recv_timeout(Duration::from_secs(4))
                 }));
                 site_tx.send(site).unwrap();
-                drop(job);
-                // Running, not queued (a queued job is dropped at the shutdown).
-                tokio::task::spawn_blocking(move || started.recv().unwrap())
-                    .await
-                    .unwrap();
+                drop(tokio::task::spawn_blocking(job));
+                running.await;
             },
         );
         let site: String = site_rx.recv().unwrap();
@@ -447,7 +464,7 @@ fn a_plain_spawn_blocking_job_still_running_after_the_shutdown_is_reported() {
         // start the thread: any `spawn_blocking` here, or the runtime's creation (a thread runs
         // whichever job is queued when it is free).
         assert_contains(&report, "called from  tests/tokio_runtime.rs:");
-        let job_line = site.rsplit(':').nth(1).unwrap().parse::<u32>().unwrap() + 2;
+        let job_line = site.rsplit(':').nth(1).unwrap().parse::<u32>().unwrap() + 1;
         assert_contains(
             &report,
             &format!("blocked at   tests/tokio_runtime.rs:{job_line}"),
@@ -471,20 +488,14 @@ fn a_plain_spawn_blocking_job_still_running_after_the_shutdown_is_reported() {
 /// longer than the second it waits at least).
 #[test]
 fn a_plain_spawn_blocking_job_that_ends_within_the_grace_period_passes() {
-    let (started_tx, started) = std::sync::mpsc::channel();
     run_tokio_test(
         "tokio_runtime::slow_blocking",
         Options::new().timeout(Duration::from_secs(3)),
         config(TokioFlavor::MultiThread),
         async move {
-            drop(tokio::task::spawn_blocking(move || {
-                started_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(1300));
-            }));
-            // Running, not queued (a queued job is dropped at the shutdown).
-            tokio::task::spawn_blocking(move || started.recv().unwrap())
-                .await
-                .unwrap();
+            let (job, running) = announced(|| std::thread::sleep(Duration::from_millis(1300)));
+            drop(tokio::task::spawn_blocking(job));
+            running.await;
         },
     );
 }
@@ -507,14 +518,9 @@ fn a_blocking_job_that_ends_when_the_shutdown_drops_a_task_passes() {
                     let _tx = tx;
                     std::future::pending::<()>().await
                 }));
-                let (started_tx, started) = std::sync::mpsc::channel();
-                drop(tokio::task::spawn_blocking(move || {
-                    started_tx.send(()).unwrap();
-                    while rx.blocking_recv().is_some() {}
-                }));
-                tokio::task::spawn_blocking(move || started.recv().unwrap())
-                    .await
-                    .unwrap();
+                let (job, running) = announced(move || while rx.blocking_recv().is_some() {});
+                drop(tokio::task::spawn_blocking(job));
+                running.await;
             },
         );
         assert!(
@@ -534,14 +540,9 @@ fn a_forgiven_tracked_spawn_blocking_closure_is_not_reported_after_the_shutdown(
         quick().ignore_spawned_at("tests/tokio_runtime.rs"),
         config(TokioFlavor::CurrentThread),
         async move {
-            let (started_tx, started) = std::sync::mpsc::channel();
-            drop(leakcheck::tokio::spawn_blocking(move || {
-                started_tx.send(()).unwrap();
-                rx.recv_timeout(Duration::from_secs(4))
-            }));
-            tokio::task::spawn_blocking(move || started.recv().unwrap())
-                .await
-                .unwrap();
+            let (job, running) = announced(move || rx.recv_timeout(Duration::from_secs(4)));
+            drop(leakcheck::tokio::spawn_blocking(job));
+            running.await;
         },
     );
 }

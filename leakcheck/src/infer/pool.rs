@@ -82,23 +82,26 @@ mod tests {
 
     #[test]
     fn a_runtime_worker_is_told_from_a_blocking_job() {
-        let mut worker = vec![
-            std_frame("std[e2]::sync::mpsc::Receiver<T>::recv"),
-            frame("app::tests::stuck::{{closure}}::h1", "src/lib.rs"),
+        // User code stuck in `recv`, run by `runner`, on a blocking-pool thread.
+        let stuck_under = |runner: &[Frame]| {
+            let mut frames = vec![
+                std_frame("std[e2]::sync::mpsc::Receiver<T>::recv"),
+                frame("app::tests::stuck::{{closure}}::h1", "src/lib.rs"),
+            ];
+            frames.extend_from_slice(runner);
+            frames.push(dep_frame("tokio::runtime::blocking::pool::Task::run::h4"));
+            frames.extend(blocking_pool_tail());
+            frames
+        };
+        let worker = stuck_under(&[
             dep_frame("tokio::runtime::task::core::Core<T,S>::poll::h1"),
             dep_frame("tokio::runtime::scheduler::multi_thread::worker::Context::run_task::h2"),
             dep_frame("tokio::runtime::scheduler::multi_thread::worker::run::h3"),
-            dep_frame("tokio::runtime::blocking::pool::Task::run::h4"),
-        ];
-        worker.extend(blocking_pool_tail());
+        ]);
         assert!(is_runtime_worker(&worker));
-        let mut job = vec![
-            std_frame("std[e2]::sync::mpsc::Receiver<T>::recv"),
-            frame("app::tests::stuck::{{closure}}::h1", "src/lib.rs"),
-            dep_frame("tokio::runtime::blocking::task::BlockingTask<T>::poll::h5"),
-            dep_frame("tokio::runtime::blocking::pool::Task::run::h4"),
-        ];
-        job.extend(blocking_pool_tail());
+        let job = stuck_under(&[dep_frame(
+            "tokio::runtime::blocking::task::BlockingTask<T>::poll::h5",
+        )]);
         assert!(!is_runtime_worker(&job));
     }
 

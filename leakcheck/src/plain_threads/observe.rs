@@ -48,9 +48,7 @@ pub(crate) fn runs_a_runtime_worker(
     thread: &os::ThreadHandle,
     budget: &os::LiveStackBudget,
 ) -> Option<bool> {
-    let ips = budget.take(thread).ok()?;
-    let pending = PendingStack::Addresses(StackOrigin::Live, Arc::from(ips));
-    let (_, frames) = resolve_stacks_whole(&[Some(pending)]).pop()??;
+    let frames = live_frames(thread, budget)?;
     Some(infer::pool::is_runtime_worker(&frames))
 }
 
@@ -66,12 +64,15 @@ pub(crate) fn is_idle_pool_thread(record: &TaskRecord, budget: &os::LiveStackBud
     if !facts.pool {
         return false;
     }
-    let Ok(ips) = budget.take(thread) else {
-        return false;
-    };
+    live_frames(thread, budget)
+        .is_some_and(|frames| infer::pool::pool_thread(&frames) == PoolThread::Idle)
+}
+
+/// The live stack of `thread`, symbolised whole for inference, if it can be taken within
+/// `budget`.
+fn live_frames(thread: &os::ThreadHandle, budget: &os::LiveStackBudget) -> Option<Arc<Vec<Frame>>> {
+    let ips = budget.take(thread).ok()?;
     let pending = PendingStack::Addresses(StackOrigin::Live, Arc::from(ips));
-    let Some(Some((_, frames))) = resolve_stacks_whole(&[Some(pending)]).pop() else {
-        return false;
-    };
-    infer::pool::pool_thread(&frames) == PoolThread::Idle
+    let (_, frames) = resolve_stacks_whole(&[Some(pending)]).pop()??;
+    Some(frames)
 }

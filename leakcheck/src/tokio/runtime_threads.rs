@@ -91,24 +91,25 @@ impl RuntimeThreads {
         }
     }
 
-    /// The threads alive now that can be listed again: tid and OS identity.
-    pub(crate) fn still_running(&self) -> Vec<(i32, os::ThreadHandle)> {
+    /// The threads alive now that can be listed again.
+    pub(crate) fn still_running(&self) -> Vec<os::ThreadHandle> {
         let alive = self.alive.lock();
         alive
             .iter()
             .filter_map(|thread| match &thread.record {
-                ThreadRecord::Disowned(disowned) => Some((thread.tid, disowned.thread()?)),
+                ThreadRecord::Disowned(disowned) => disowned.thread(),
                 _ => None,
             })
             .collect()
     }
 
-    /// Lists the threads `tids` that are still alive in `scope`, the test's (see the module
+    /// Lists the threads `threads` that are still alive in `scope`, the test's (see the module
     /// documentation); returns how many were listed.
-    pub(crate) fn relist(&self, tids: &[i32], scope: &Arc<Scope>) -> usize {
+    pub(crate) fn relist(&self, threads: &[os::ThreadHandle], scope: &Arc<Scope>) -> usize {
         let mut alive = self.alive.lock();
         let mut listed = 0;
-        for thread in alive.iter_mut().filter(|thread| tids.contains(&thread.tid)) {
+        let chosen = |thread: &&mut RuntimeThread| threads.iter().any(|t| t.tid() == thread.tid);
+        for thread in alive.iter_mut().filter(chosen) {
             let ThreadRecord::Disowned(disowned) = &thread.record else {
                 continue;
             };

@@ -18,7 +18,7 @@ use crate::check::{test_name, Check, ReportExtras};
 use crate::config::{self, Mode};
 use crate::context;
 use crate::options::Options;
-use crate::os::LiveStackBudget;
+use crate::os::{LiveStackBudget, ThreadHandle};
 use crate::plain_threads;
 use crate::registry::{open_scope, Scope, ScopeLabel, Shared, TaskRecord};
 use crate::report::LeakReport;
@@ -98,32 +98,12 @@ where
         let verdict = check_inside(check, grace, &handle, &test_runtime).await;
         (output, verdict)
     });
-    let verdict = match verdict {
-        Ok(()) => {
-            // Its tasks dropped at once (which may end blocking jobs), then its threads waited for.
-            let start = Instant::now();
-            runtime.shut_down_now();
-            let tracked = threads_of_tracked_tasks(&scope);
-            let off = config::get().mode == Mode::Off;
-            let timeout = if off {
-                SHUTDOWN_TIMEOUT
-            } else {
-                grace.max(SHUTDOWN_TIMEOUT)
-            };
-            test_runtime
-                .threads()
-                .wait_for_stops(start + timeout, |tid| tracked.contains(&tid));
-            if off {
-                Ok(())
-            } else {
-                check_after_shutdown(&scope, &test_runtime, after_shutdown, &tracked, start)
-            }
-        }
-        Err(report) => {
-            runtime.shut_down_now();
-            Err(report)
-        }
-    };
+    // Its tasks dropped at once (which may end blocking jobs), its threads told to stop.
+    let shutdown = Instant::now();
+    drop(runtime);
+    let verdict = verdict.and_then(|()| {
+        check_after_shutdown(&scope, &test_runtime, after_shutdown, grace, shutdown)
+    });
     drop(registration);
 
     crate::check::finish_test(output, verdict, expects_panic)
@@ -274,37 +254,45 @@ async fn check_inside(
     check.run_async(sleep, extras, recheck).await
 }
 
-/// The threads running tracked tasks of `scope` (`leakcheck::tokio::spawn_blocking` closures):
-/// the check judged those already.
-fn threads_of_tracked_tasks(scope: &Scope) -> HashSet<i32> {
-    scope
-        .live_tasks()
-        .iter()
-        .filter_map(|task| Some(task.os_thread()?.tid()))
-        .collect()
-}
-
-/// After a clean check and the runtime's shutdown, which began at `shutdown`: the runtime's
-/// threads still running a blocking job nothing tracks (see `runtime_threads`), checked in the
-/// test's scope like plain threads. Not those in `tracked`, nor workers (a task keeps them,
-/// which the check judged); a thread whose stack cannot be read is listed: better one too many.
+/// After a clean check and the runtime's shutdown, which began at `shutdown`: waits for the
+/// runtime's threads (the grace period, at least [`SHUTDOWN_TIMEOUT`]), then checks those still
+/// running a blocking job nothing tracks (see `runtime_threads`) in the test's scope, like plain
+/// threads. Not those running a tracked task (`leakcheck::tokio::spawn_blocking` closures), nor
+/// workers (a task keeps them): the check judged those. A thread whose stack cannot be read is
+/// listed: better one too many.
 fn check_after_shutdown(
     scope: &Arc<Scope>,
     runtime: &TestRuntime,
     options: Options,
-    tracked: &HashSet<i32>,
+    grace: Duration,
     shutdown: Instant,
 ) -> Result<(), LeakReport> {
+    let tracked: HashSet<i32> = scope
+        .live_tasks()
+        .iter()
+        .filter_map(|task| Some(task.os_thread()?.tid()))
+        .collect();
+    let off = config::get().mode == Mode::Off;
+    let timeout = if off {
+        SHUTDOWN_TIMEOUT
+    } else {
+        grace.max(SHUTDOWN_TIMEOUT)
+    };
+    runtime
+        .threads()
+        .wait_for_stops(shutdown + timeout, |tid| tracked.contains(&tid));
+    if off {
+        return Ok(());
+    }
     let budget = LiveStackBudget::new();
-    let jobs: Vec<i32> = runtime
+    let jobs: Vec<ThreadHandle> = runtime
         .threads()
         .still_running()
         .into_iter()
-        .filter(|(tid, thread)| {
-            !tracked.contains(tid)
+        .filter(|thread| {
+            !tracked.contains(&thread.tid())
                 && plain_threads::runs_a_runtime_worker(thread, &budget) != Some(true)
         })
-        .map(|(tid, _)| tid)
         .collect();
     if runtime.threads().relist(&jobs, scope) == 0 {
         return Ok(());
@@ -347,22 +335,12 @@ fn unidentified_note(count: usize) -> String {
     }
 }
 
-/// The test's runtime: shut down without waiting for anything if the test does not reach
-/// [`shut_down_now`](Self::shut_down_now) (a leaked blocking task would hang a plain drop
-/// forever).
+/// The test's runtime, shut down in the background when dropped: its tasks are dropped, and its
+/// threads told to stop, with nothing waited for. A leaked blocking task would hang a plain drop
+/// forever; a clean test waits for the threads on its own (`RuntimeThreads::wait_for_stops`).
+/// (tokio's `shutdown_timeout` would wait first, and drop a current-thread runtime's tasks only
+/// then: a blocking job that ends when a task is dropped would be waited for in vain.)
 struct RuntimeGuard(Option<TestRt>);
-
-impl RuntimeGuard {
-    /// Drops the runtime's tasks and tells its threads to stop, waiting for nothing: a test that
-    /// leaked ends now, since the leaked tasks may never end; a clean one waits for the threads
-    /// on its own (`RuntimeThreads::wait_for_stops`). (tokio's `shutdown_timeout` would wait
-    /// first, and drop a current-thread runtime's tasks only then: a blocking job that ends
-    /// when a task is dropped would be waited for in vain.)
-    fn shut_down_now(mut self) {
-        let runtime = self.0.take().expect("the runtime is shut down once");
-        runtime.shutdown_background();
-    }
-}
 
 impl std::ops::Deref for RuntimeGuard {
     type Target = TestRt;

@@ -70,9 +70,9 @@
 //! A thread that blocks the signal (`pthread_sigmask`) is not sent one: its `SigBlk` mask is read
 //! from `/proc` first and the report says why there is no stack. (A thread that answered lately
 //! is watched for a moment first: the kernel blocks a signal while its handler runs, so a thread
-//! that has just answered shows it blocked until the handler has returned.) A thread that cannot run the
-//! handler in time (uninterruptible sleep, stopped, starved) makes the request time out; the
-//! signal stays queued and is ignored when it is finally delivered.
+//! that has just answered shows it blocked until the handler has returned.) A thread that cannot
+//! run the handler in time (uninterruptible sleep, stopped, starved) makes the request time out;
+//! the signal stays queued and is ignored when it is finally delivered.
 
 mod handler;
 mod request;
