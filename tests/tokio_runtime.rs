@@ -483,6 +483,59 @@ fn a_plain_spawn_blocking_job_still_running_after_the_shutdown_is_reported() {
     }
 }
 
+/// A test that leaked a task names, in the same report, the plain blocking job its runtime's
+/// shutdown left running: one run shows every leak, and the task is not reported twice.
+#[test]
+fn a_leaking_test_also_reports_the_blocking_job_its_shutdown_left_running() {
+    for flavor in [FLAVORS[0], FLAVORS[1], TokioFlavor::Local] {
+        // The job ends once the report is in (`_keep` is dropped at the end of the pass).
+        let (_keep, rx) = std::sync::mpsc::channel::<()>();
+        let (sites_tx, sites_rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        let report = leak_report(
+            "tokio_runtime::leak_and_job",
+            quick(),
+            config(flavor),
+            async move {
+                let (task, task_site) =
+                    spawned_here!(leakcheck::tokio::spawn(std::future::pending::<()>()));
+                drop(task);
+                let ((job, running), job_site) = spawned_here!(announced(move || {
+                    rx.recv_timeout(Duration::from_secs(4))
+                }));
+                sites_tx.send((task_site, job_site)).unwrap();
+                drop(tokio::task::spawn_blocking(job));
+                running.await;
+            },
+        );
+        let (task_site, job_site): (String, String) = sites_rx.recv().unwrap();
+        assert_contains(
+            &report,
+            "leakcheck: 2 unexpected tasks in test `leak_and_job`",
+        );
+        assert_contains(&report, &format!("spawned at   {task_site}"));
+        assert_eq!(
+            report.matches(&format!("spawned at   {task_site}")).count(),
+            1,
+            "{flavor:?}: the task is reported once\n{report}"
+        );
+        assert_contains(
+            &report,
+            "blocked in `chan receive` (inferred from its stack)",
+        );
+        let job_line = job_site.rsplit(':').nth(1).unwrap().parse::<u32>().unwrap() + 1;
+        assert_contains(
+            &report,
+            &format!("blocked at   tests/tokio_runtime.rs:{job_line}"),
+        );
+        assert_contains(&report, "still running when its shutdown stopped waiting");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{flavor:?}: a leaking test waits a moment for the job, not a second"
+        );
+    }
+}
+
 /// A plain `spawn_blocking` job that is still running when the test body returns, but ends while
 /// the runtime shuts down, is no leak: the shutdown waits for it for the grace period (here
 /// longer than the second it waits at least).

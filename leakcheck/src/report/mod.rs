@@ -117,6 +117,21 @@ impl LeakReport {
     }
 }
 
+impl LeakReport {
+    /// Adds what `later` found, a check of another scope for the same test (stuck blocking jobs
+    /// after a tokio test's shutdown): its survivors, after ours, and its notes that this report
+    /// does not have already.
+    pub(crate) fn include(&mut self, later: LeakReport) {
+        self.tasks.extend(later.tasks);
+        self.unidentified_async += later.unidentified_async;
+        for note in later.notes {
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
+        }
+    }
+}
+
 impl fmt::Display for LeakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&text::render(self))

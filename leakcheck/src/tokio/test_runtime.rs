@@ -50,15 +50,20 @@ pub struct TokioTestConfig {
 /// How long a clean test waits at least for its runtime's threads to stop; the grace period, if
 /// longer.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a test that leaked waits after its runtime's shutdown for blocking jobs that end once
+/// the runtime's tasks are dropped, before its report names those still running: it fails
+/// anyway, so not for the grace period.
+const LEAKED_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(250);
 /// While only unidentified runtime tasks are outstanding, how soon the check looks again, at
 /// first and at most (the interval doubles in between).
 const RECHECK_FIRST: Duration = Duration::from_millis(1);
 const RECHECK_MAX: Duration = Duration::from_millis(16);
 
 /// The body of a `#[leak_test(tokio)]` test: builds the test's runtime, runs the body on it in
-/// the test's own scope, then checks the scope inside the runtime, before shutting it down. A
-/// clean test then waits for the shutdown, and fails if a thread of the runtime still runs a
-/// `spawn_blocking` job when the wait is over (see `check_after_shutdown`).
+/// the test's own scope, then checks the scope inside the runtime, before shutting it down. Then
+/// it waits for the shutdown, and a thread of the runtime still running a `spawn_blocking` job
+/// when the wait is over is a leak too (see `check_after_shutdown`): a clean test waits for the
+/// grace period (a second at least), one that leaked a moment, and its report names both.
 ///
 /// A survivor fails the test with the report. If the body panics, the check still runs and the
 /// test ends as `outcome::finish_test` says (a `#[should_panic]` test that leaked fails).
@@ -101,9 +106,38 @@ where
     // Its tasks dropped at once (which may end blocking jobs), its threads told to stop.
     let shutdown = Instant::now();
     drop(runtime);
-    let verdict = verdict.and_then(|()| {
-        check_after_shutdown(&scope, &test_runtime, after_shutdown, grace, shutdown)
-    });
+    let timeout = grace.max(SHUTDOWN_TIMEOUT);
+    let verdict = match verdict {
+        Ok(()) => check_after_shutdown(
+            &scope,
+            &scope,
+            &test_runtime,
+            after_shutdown,
+            timeout,
+            shutdown,
+        ),
+        Err(mut report) => {
+            // One run names every leak, the blocking jobs the shutdown left running too. They
+            // are checked in a scope of their own, under the test's name, so that survivors the
+            // report has already are not reported twice. (With `LEAKCHECK_REPORT_DIR`, each
+            // check writes its own JSON file.)
+            let jobs = open_scope(scope.label.clone());
+            let _in_jobs = context::enter(Arc::clone(&jobs), None);
+            let timeout = LEAKED_SHUTDOWN_TIMEOUT;
+            let stuck = check_after_shutdown(
+                &scope,
+                &jobs,
+                &test_runtime,
+                after_shutdown,
+                timeout,
+                shutdown,
+            );
+            if let Err(stuck) = stuck {
+                report.include(stuck);
+            }
+            Err(report)
+        }
+    };
     drop(registration);
 
     crate::check::finish_test(output, verdict, expects_panic)
@@ -254,17 +288,18 @@ async fn check_inside(
     check.run_async(sleep, extras, recheck).await
 }
 
-/// After a clean check and the runtime's shutdown, which began at `shutdown`: waits for the
-/// runtime's threads (the grace period, at least [`SHUTDOWN_TIMEOUT`]), then checks those still
-/// running a blocking job nothing tracks (see `runtime_threads`) in the test's scope, like plain
-/// threads. Not those running a tracked task (`leakcheck::tokio::spawn_blocking` closures), nor
-/// workers (a task keeps them): the check judged those. A thread whose stack cannot be read is
-/// listed: better one too many.
+/// After the check and the runtime's shutdown, which began at `shutdown`: waits for the
+/// runtime's threads until `timeout` after it, then lists those still running a blocking job
+/// nothing tracks (see `runtime_threads`) in `into`, the current scope, and checks it, as for
+/// plain threads. Not those running a task of the test's `scope` (tracked
+/// `leakcheck::tokio::spawn_blocking` closures), nor workers (a task keeps them): the check
+/// judged those. A thread whose stack cannot be read is listed: better one too many.
 fn check_after_shutdown(
     scope: &Arc<Scope>,
+    into: &Arc<Scope>,
     runtime: &TestRuntime,
     options: Options,
-    grace: Duration,
+    timeout: Duration,
     shutdown: Instant,
 ) -> Result<(), LeakReport> {
     let tracked: HashSet<i32> = scope
@@ -273,11 +308,7 @@ fn check_after_shutdown(
         .filter_map(|task| Some(task.os_thread()?.tid()))
         .collect();
     let off = config::get().mode == Mode::Off;
-    let timeout = if off {
-        SHUTDOWN_TIMEOUT
-    } else {
-        grace.max(SHUTDOWN_TIMEOUT)
-    };
+    let timeout = if off { SHUTDOWN_TIMEOUT } else { timeout };
     runtime
         .threads()
         .wait_for_stops(shutdown + timeout, |tid| tracked.contains(&tid));
@@ -294,7 +325,7 @@ fn check_after_shutdown(
                 && plain_threads::runs_a_runtime_worker(thread, &budget) != Some(true)
         })
         .collect();
-    if runtime.threads().relist(&jobs, scope) == 0 {
+    if runtime.threads().relist(&jobs, into) == 0 {
         return Ok(());
     }
     let waited = shutdown.elapsed();
