@@ -88,8 +88,8 @@
 //!   threads (for the grace period, and at least a second): a job still running then fails the
 //!   test, reported as the blocking-pool thread that runs it, with where it waits and its live
 //!   stack. This needs threads tracked from their creation (Linux with glibc, and not
-//!   `LEAKCHECK_THREADS=census`). A test whose check failed does not wait, so its report leaves
-//!   such jobs out; under `LEAKCHECK=warn` its check passes, so it does wait.
+//!   `LEAKCHECK_THREADS=census`). A test whose check failed waits only a moment (250 ms: it
+//!   fails anyway), and its report names the jobs still running then too.
 
 mod dump;
 mod runtime_tasks;
