@@ -356,6 +356,7 @@ impl TaskRecord {
     }
 
     /// The details of the task's state, if it ever needed any.
+    #[inline]
     pub(crate) fn state_details_if_any(&self) -> Option<&StateDetails> {
         Some(&self.side.get()?.state)
     }

@@ -97,6 +97,7 @@ impl StateDetails {
 
 impl StateCell {
     /// Declares that this async task's wakers are ours, so that their count is meaningful.
+    #[inline]
     pub(crate) fn observe_wakers(&self) {
         self.observes_wakers.store(true, Ordering::Relaxed);
     }

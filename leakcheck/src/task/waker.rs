@@ -69,11 +69,13 @@ pub(super) struct Reusable<'a>(&'a AtomicPtr<()>);
 impl<'a> Reusable<'a> {
     /// The slot of `record`, reached through its one handle, held by `&mut`: nobody else uses
     /// the slot meanwhile (hence `Relaxed`: the slot moves between threads with the handle).
+    #[inline]
     pub(super) fn of(record: &'a mut Listed<TaskRecord>) -> Reusable<'a> {
         Reusable(TaskRecord::owner_word(record))
     }
 
     /// The kept wrapper, if it is still alive and forwards to the executor's waker of `cx`.
+    #[inline]
     pub(super) fn fitting(&self, cx: &Context<'_>) -> Option<Arc<WakerShared>> {
         let raw = self.0.load(Ordering::Relaxed);
         if raw.is_null() {
@@ -88,11 +90,13 @@ impl<'a> Reusable<'a> {
     }
 
     /// Keeps `shared` for the next polls, in place of what was kept.
+    #[inline]
     pub(super) fn keep(&self, shared: &Arc<WakerShared>) {
         self.replace(Weak::into_raw(Arc::downgrade(shared)).cast_mut().cast());
     }
 
     /// Forgets what was kept, as the task ends.
+    #[inline]
     pub(super) fn clear(&self) {
         self.replace(ptr::null_mut());
     }

@@ -38,6 +38,7 @@ extern "C" fn register_at_load() {
 
 /// Whether [`barrier`] works in this process: false on kernels older than 4.14, where a
 /// sandbox forbids the call, and under Miri. Its users then need fences on both sides.
+#[inline]
 pub(crate) fn is_registered() -> bool {
     REGISTERED.load(Ordering::Acquire)
 }
