@@ -173,7 +173,7 @@ impl CurrentTask<'_> {
 
     /// Another strong reference to the task, as the parent of a task spawned now: from this
     /// thread's spares (see `registry::share_parent`).
-    #[inline]
+    #[inline(always)] // Into `spawn_target`, on every spawn.
     fn share_as_parent(&self) -> Option<Shared<TaskRecord>> {
         match self {
             CurrentTask::None => None,
@@ -258,7 +258,7 @@ impl Context {
     }
 
     /// The scope a task spawned here joins, and the task that spawns it.
-    #[inline]
+    #[inline(always)] // Into `spawn_context`, on every spawn.
     fn spawn_target(&mut self, borrowed: Borrowed) -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
         let current = self.current(&borrowed);
         let (scope, parent) = (
@@ -357,6 +357,7 @@ thread_local! {
 }
 
 /// The scope a task spawned here joins, and the task that spawns it.
+#[inline]
 pub(crate) fn spawn_context() -> (Arc<Scope>, Option<Shared<TaskRecord>>) {
     let target = CONTEXT
         .try_with(|cx| cx.borrow_mut().spawn_target(BORROWED.get()))

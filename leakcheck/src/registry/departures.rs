@@ -36,6 +36,7 @@ thread_local! {
 }
 
 impl Batch {
+    #[inline]
     fn push(&self, departed: Departed<TaskRecord>) {
         let len = self.len.get();
         self.records[len].set(Some(departed));
@@ -65,6 +66,7 @@ impl Drop for Batch {
 
 /// Takes over the record of a departed task whose handle is dropped: unlinked with its thread's
 /// next batch, or now if the thread's batch is gone (the thread is ending).
+#[inline]
 pub(super) fn unlink_later(departed: Departed<TaskRecord>) {
     let mut departed = Some(departed);
     let _ = BATCH_OF_THREAD.try_with(|batch| batch.push(departed.take().expect("pushed once")));

@@ -148,6 +148,7 @@ unsafe impl Linked for TaskRecord {
         &self.links
     }
 
+    #[inline]
     fn departed(this: Departed<Self>) {
         departures::unlink_later(this);
     }

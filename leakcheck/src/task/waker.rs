@@ -103,6 +103,7 @@ impl<'a> Reusable<'a> {
 
     /// Puts `new` in the slot and gives back the reference of what it held. A load and a store,
     /// not a swap: the holder of the record's handle is the slot's only user.
+    #[inline]
     fn replace(&self, new: *mut ()) {
         let old = self.0.load(Ordering::Relaxed);
         if old.is_null() && new.is_null() {
