@@ -51,12 +51,15 @@ impl Check {
         if report.leak_count() == 0 {
             return Ok(());
         }
+        if self.deferred {
+            return Err(report);
+        }
         deliver(report)
     }
 }
 
 /// Writes the JSON file if asked to, and turns the report into the check's result per `LEAKCHECK`.
-fn deliver(report: LeakReport) -> Result<(), LeakReport> {
+pub(crate) fn deliver(report: LeakReport) -> Result<(), LeakReport> {
     let config = config::get();
     if let Some(dir) = &config.report_dir {
         if let Err(error) = report.write_json_to(dir) {

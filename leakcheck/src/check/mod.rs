@@ -26,6 +26,8 @@ mod wait;
 
 #[cfg_attr(not(feature = "tokio"), allow(unused_imports))]
 pub(crate) use census::{enter_test_main, harness_thread_started, harness_thread_stopped};
+#[cfg(feature = "tokio")]
+pub(crate) use conclude::deliver;
 pub use guard::{in_scope, verify_none, verify_none_with, VerifyGuard};
 #[cfg(feature = "tokio")]
 pub(crate) use outcome::{finish_test, unusable_check};

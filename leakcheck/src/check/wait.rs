@@ -62,6 +62,9 @@ pub(crate) struct Check {
     pub(super) began: Instant,
     /// Whether the last scan left threads to classify once [`SETTLE`] is over.
     pub(super) unclassified: bool,
+    /// Whether a report is handed back as it is, for the caller to deliver once it has added to
+    /// it (see [`Check::deferring_delivery`]).
+    pub(super) deferred: bool,
 }
 
 impl Check {
@@ -126,7 +129,16 @@ impl Check {
             global_sites: Vec::new(),
             began: Instant::now(),
             unclassified: false,
+            deferred: false,
         })
+    }
+
+    /// Hands a report back undelivered (no JSON file written, the `LEAKCHECK` mode not applied
+    /// yet), for a caller that adds to it and then delivers it with `check::deliver`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn deferring_delivery(mut self) -> Check {
+        self.deferred = true;
+        self
     }
 
     /// How long the grace wait may sleep before it looks again: until the deadline, or until

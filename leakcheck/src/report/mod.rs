@@ -119,9 +119,11 @@ impl LeakReport {
 
 impl LeakReport {
     /// Adds what `later` found, a check of another scope for the same test (stuck blocking jobs
-    /// after a tokio test's shutdown): its survivors, after ours, and its notes that this report
-    /// does not have already.
+    /// after a tokio test's shutdown): its survivors, after ours, its notes that this report does
+    /// not have already, and its wait. What was checked and how many tasks exited while waiting
+    /// stay this report's.
     pub(crate) fn include(&mut self, later: LeakReport) {
+        self.waited += later.waited;
         self.tasks.extend(later.tasks);
         self.unidentified_async += later.unidentified_async;
         for note in later.notes {

@@ -63,7 +63,8 @@ const RECHECK_MAX: Duration = Duration::from_millis(16);
 /// the test's own scope, then checks the scope inside the runtime, before shutting it down. Then
 /// it waits for the shutdown, and a thread of the runtime still running a `spawn_blocking` job
 /// when the wait is over is a leak too (see `check_after_shutdown`): a clean test waits for the
-/// grace period (a second at least), one that leaked a moment, and its report names both.
+/// grace period (a second at least); one that leaked waits a moment, and its one report names
+/// its leaked tasks and such jobs.
 ///
 /// A survivor fails the test with the report. If the body panics, the check still runs and the
 /// test ends as `outcome::finish_test` says (a `#[should_panic]` test that leaked fails).
@@ -94,7 +95,8 @@ where
     let after_shutdown = options.clone();
     // After the runtime is built: its threads are part of the harness, not the test.
     let check = match Check::try_new(options) {
-        Ok(check) => check,
+        // Delivered below, with the blocking jobs the shutdown leaves running if it leaked.
+        Ok(check) => check.deferring_delivery(),
         Err(error) => return crate::check::unusable_check(error, expects_panic),
     };
 
@@ -106,36 +108,14 @@ where
     // Its tasks dropped at once (which may end blocking jobs), its threads told to stop.
     let shutdown = Instant::now();
     drop(runtime);
-    let timeout = grace.max(SHUTDOWN_TIMEOUT);
     let verdict = match verdict {
-        Ok(()) => check_after_shutdown(
-            &scope,
-            &scope,
-            &test_runtime,
-            after_shutdown,
-            timeout,
-            shutdown,
-        ),
+        Ok(()) => check_after_shutdown(&scope, &test_runtime, after_shutdown, grace, shutdown),
         Err(mut report) => {
-            // One run names every leak, the blocking jobs the shutdown left running too. They
-            // are checked in a scope of their own, under the test's name, so that survivors the
-            // report has already are not reported twice. (With `LEAKCHECK_REPORT_DIR`, each
-            // check writes its own JSON file.)
-            let jobs = open_scope(scope.label.clone());
-            let _in_jobs = context::enter(Arc::clone(&jobs), None);
-            let timeout = LEAKED_SHUTDOWN_TIMEOUT;
-            let stuck = check_after_shutdown(
-                &scope,
-                &jobs,
-                &test_runtime,
-                after_shutdown,
-                timeout,
-                shutdown,
-            );
+            let stuck = check_after_leak(&scope, &test_runtime, after_shutdown, shutdown);
             if let Err(stuck) = stuck {
                 report.include(stuck);
             }
-            Err(report)
+            crate::check::deliver(report)
         }
     };
     drop(registration);
@@ -288,49 +268,99 @@ async fn check_inside(
     check.run_async(sleep, extras, recheck).await
 }
 
-/// After the check and the runtime's shutdown, which began at `shutdown`: waits for the
-/// runtime's threads until `timeout` after it, then lists those still running a blocking job
-/// nothing tracks (see `runtime_threads`) in `into`, the current scope, and checks it, as for
-/// plain threads. Not those running a task of the test's `scope` (tracked
-/// `leakcheck::tokio::spawn_blocking` closures), nor workers (a task keeps them): the check
-/// judged those. A thread whose stack cannot be read is listed: better one too many.
+/// After a clean check and the runtime's shutdown, which began at `shutdown`: waits for the
+/// runtime's threads (the grace period, at least [`SHUTDOWN_TIMEOUT`]), then checks those still
+/// running a blocking job nothing tracks (see `runtime_threads`) in the test's scope, like plain
+/// threads. Not those running a task of the test (tracked `leakcheck::tokio::spawn_blocking`
+/// closures), nor workers (a task keeps them): the check judged those. A thread whose stack
+/// cannot be read is listed: better one too many.
 fn check_after_shutdown(
     scope: &Arc<Scope>,
-    into: &Arc<Scope>,
     runtime: &TestRuntime,
     options: Options,
-    timeout: Duration,
+    grace: Duration,
     shutdown: Instant,
 ) -> Result<(), LeakReport> {
+    let off = config::get().mode == Mode::Off;
+    let timeout = if off {
+        SHUTDOWN_TIMEOUT
+    } else {
+        grace.max(SHUTDOWN_TIMEOUT)
+    };
+    let tracked = wait_for_jobs(scope, runtime, shutdown + timeout);
+    if off {
+        return Ok(());
+    }
+    let jobs = stuck_jobs(runtime, &tracked, |runs_a_worker| {
+        runs_a_worker != Some(true)
+    });
+    if runtime.threads().relist(&jobs, scope) == 0 {
+        return Ok(());
+    }
+    Check::new(options.timeout(Duration::ZERO)).run_blocking_with(jobs_extras(shutdown))
+}
+
+/// After a check that found leaks and the runtime's shutdown: like [`check_after_shutdown`],
+/// but the test fails anyway, so it waits only [`LEAKED_SHUTDOWN_TIMEOUT`], lists only threads
+/// whose stacks show they run no worker (better one too few), and hands the report back
+/// undelivered, for the leaks' report to include. The threads are listed in a scope of their
+/// own, under the test's name, so that the leaks' report's survivors are not reported twice.
+fn check_after_leak(
+    scope: &Arc<Scope>,
+    runtime: &TestRuntime,
+    options: Options,
+    shutdown: Instant,
+) -> Result<(), LeakReport> {
+    let tracked = wait_for_jobs(scope, runtime, shutdown + LEAKED_SHUTDOWN_TIMEOUT);
+    let jobs = stuck_jobs(runtime, &tracked, |runs_a_worker| {
+        runs_a_worker == Some(false)
+    });
+    let jobs_scope = open_scope(scope.label.clone());
+    if runtime.threads().relist(&jobs, &jobs_scope) == 0 {
+        return Ok(());
+    }
+    let _in_jobs_scope = context::enter(jobs_scope, None);
+    Check::new(options.timeout(Duration::ZERO))
+        .deferring_delivery()
+        .run_blocking_with(jobs_extras(shutdown))
+}
+
+/// Waits until `deadline` for the runtime's threads to stop, but for those that run tasks of
+/// the test's `scope` (the check judged those), whose thread ids it returns.
+fn wait_for_jobs(scope: &Scope, runtime: &TestRuntime, deadline: Instant) -> HashSet<i32> {
     let tracked: HashSet<i32> = scope
         .live_tasks()
         .iter()
         .filter_map(|task| Some(task.os_thread()?.tid()))
         .collect();
-    let off = config::get().mode == Mode::Off;
-    let timeout = if off { SHUTDOWN_TIMEOUT } else { timeout };
     runtime
         .threads()
-        .wait_for_stops(shutdown + timeout, |tid| tracked.contains(&tid));
-    if off {
-        return Ok(());
-    }
+        .wait_for_stops(deadline, |tid| tracked.contains(&tid));
+    tracked
+}
+
+/// The runtime's threads still running but for the `tracked` ones, that `listed` accepts given
+/// whether their live stack shows a worker's loop (`None`: it cannot be read).
+fn stuck_jobs(
+    runtime: &TestRuntime,
+    tracked: &HashSet<i32>,
+    listed: impl Fn(Option<bool>) -> bool,
+) -> Vec<ThreadHandle> {
     let budget = LiveStackBudget::new();
-    let jobs: Vec<ThreadHandle> = runtime
+    runtime
         .threads()
         .still_running()
         .into_iter()
         .filter(|thread| {
             !tracked.contains(&thread.tid())
-                && plain_threads::runs_a_runtime_worker(thread, &budget) != Some(true)
+                && listed(plain_threads::runs_a_runtime_worker(thread, &budget))
         })
-        .collect();
-    if runtime.threads().relist(&jobs, into) == 0 {
-        return Ok(());
-    }
-    let waited = shutdown.elapsed();
-    // The shutdown was their grace period.
-    let check = Check::new(options.timeout(Duration::ZERO));
+        .collect()
+}
+
+/// What the report of stuck blocking jobs says besides the threads: what they are, and that the
+/// shutdown was their grace period.
+fn jobs_extras(shutdown: Instant) -> ReportExtras {
     let note = "threads of this test's tokio runtime were still running when its shutdown \
                 stopped waiting, in blocking jobs that have not returned (`spawn_blocking`, or \
                 tokio's own blocking I/O): tokio counts such jobs as no task, and cannot stop \
@@ -338,11 +368,11 @@ fn check_after_shutdown(
                 the pool started it; the job is the code its stack shows. To accept one, \
                 `ignore_function` a function in its stack"
         .to_owned();
-    check.run_blocking_with(ReportExtras {
+    ReportExtras {
         notes: vec![note],
-        waited_before: waited,
+        waited_before: shutdown.elapsed(),
         ..ReportExtras::default()
-    })
+    }
 }
 
 fn unidentified_note(count: usize) -> String {
