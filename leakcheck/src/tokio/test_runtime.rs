@@ -297,6 +297,7 @@ fn check_after_shutdown(
     if runtime.threads().relist(&jobs, scope) == 0 {
         return Ok(());
     }
+    let _in_scope = context::enter(Arc::clone(scope), None);
     Check::new(options.timeout(Duration::ZERO)).run_blocking_with(jobs_extras(shutdown))
 }
 
@@ -315,6 +316,9 @@ fn check_after_leak(
     let jobs = stuck_jobs(runtime, &tracked, |runs_a_worker| {
         runs_a_worker == Some(false)
     });
+    if jobs.is_empty() {
+        return Ok(());
+    }
     let jobs_scope = open_scope(scope.label.clone());
     if runtime.threads().relist(&jobs, &jobs_scope) == 0 {
         return Ok(());
