@@ -72,6 +72,21 @@ impl LeakReport {
         }
     }
 
+    /// Adds what `later` found, a check of another scope for the same test (stuck blocking jobs
+    /// after a tokio test's shutdown): its survivors, after ours, its notes that this report does
+    /// not have already, and its wait. What was checked and how many tasks exited while waiting
+    /// stay this report's.
+    pub(crate) fn include(&mut self, later: LeakReport) {
+        self.waited += later.waited;
+        self.tasks.extend(later.tasks);
+        self.unidentified_async += later.unidentified_async;
+        for note in later.notes {
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
+        }
+    }
+
     /// Why the check could not run at all, if it could not: a malformed `LEAKCHECK*` variable
     /// or project ignore file, named with the values it accepts. Such a report has no tasks.
     pub fn check_error(&self) -> Option<&str> {
@@ -114,23 +129,6 @@ impl LeakReport {
     /// How many leaks the report holds, identified or not.
     pub fn leak_count(&self) -> usize {
         self.tasks.len() + self.unidentified_async
-    }
-}
-
-impl LeakReport {
-    /// Adds what `later` found, a check of another scope for the same test (stuck blocking jobs
-    /// after a tokio test's shutdown): its survivors, after ours, its notes that this report does
-    /// not have already, and its wait. What was checked and how many tasks exited while waiting
-    /// stay this report's.
-    pub(crate) fn include(&mut self, later: LeakReport) {
-        self.waited += later.waited;
-        self.tasks.extend(later.tasks);
-        self.unidentified_async += later.unidentified_async;
-        for note in later.notes {
-            if !self.notes.contains(&note) {
-                self.notes.push(note);
-            }
-        }
     }
 }
 

@@ -7,9 +7,9 @@
 //! anything leakcheck sees spawn, and tokio cannot stop it: if it never returns, its thread
 //! outlives the runtime's shutdown, stuck. So each thread keeps the record it was created with
 //! (ended while it is the harness's), and a thread still running a job once the shutdown gave
-//! up waiting is listed again in the test's scope, where the test's check reports it like
-//! any plain thread: where it waits, its live stack, and the user's line that made the pool
-//! start it.
+//! up waiting is listed again under the test's name (in the test's scope, or after a leak in a
+//! scope of its own), where a check reports it like any plain thread: where it waits, its live
+//! stack, and the user's line that made the pool start it.
 //!
 //! Not listed again (the caller decides, with [`RuntimeThreads::still_running`]): the runtime's
 //! workers, which only a task blocking inside its poll keeps alive, a task the test's check
@@ -103,8 +103,8 @@ impl RuntimeThreads {
             .collect()
     }
 
-    /// Lists the threads `threads` that are still alive in `scope`, the test's (see the module
-    /// documentation); returns how many were listed.
+    /// Lists the threads `threads` that are still alive in `scope`, one under the test's name
+    /// (see the module documentation); returns how many were listed.
     pub(crate) fn relist(&self, threads: &[os::ThreadHandle], scope: &Arc<Scope>) -> usize {
         let mut alive = self.alive.lock();
         let mut listed = 0;
