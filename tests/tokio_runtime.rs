@@ -720,6 +720,61 @@ fn with_task_dumps_survivors_have_async_stacks() {
     }
 }
 
+/// tokio's dump polls every task to trace it, then wakes it to be polled again for real, on a
+/// worker. The report shows each survivor as it was when the grace period ended, not in the
+/// middle of that poll: here the survivor's polls after its first take 200 ms, and it is
+/// reported blocked where it waits, with its async stack.
+#[cfg(all(tokio_unstable, tokio_taskdump, target_os = "linux"))]
+#[test]
+fn with_task_dumps_the_polls_the_dump_causes_do_not_change_the_reported_state() {
+    /// Polls `inner`, lingering in every poll but the first.
+    struct SlowRepolls<F> {
+        inner: std::pin::Pin<Box<F>>,
+        polls: u32,
+    }
+    impl<F: std::future::Future> std::future::Future for SlowRepolls<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            self.polls += 1;
+            if self.polls > 1 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            self.inner.as_mut().poll(cx)
+        }
+    }
+    let (site_tx, site_rx) = std::sync::mpsc::channel();
+    let report = leak_report(
+        "tokio_runtime::repolled",
+        quick(),
+        config(TokioFlavor::MultiThread),
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<u32>(1);
+            tx.send(1).await.unwrap();
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let (send, site) = spawned_here!(leakcheck::waiting("chan send", tx.send(2)));
+                site_tx.send(site).unwrap();
+                started_tx.send(()).unwrap();
+                let slow = SlowRepolls {
+                    inner: Box::pin(send),
+                    polls: 0,
+                };
+                let _ = slow.await;
+            });
+            started_rx.await.unwrap();
+            std::mem::forget(rx);
+        },
+    );
+    let blocked_at = site_rx.recv().unwrap();
+    assert_contains(&report, "1 unexpected task");
+    assert_contains(&report, "1 × async task, blocked in `chan send`");
+    assert_contains(&report, &format!("blocked at   {blocked_at}"));
+    assert_contains(&report, "stack (from the runtime's task dump)");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Through the attribute.
 

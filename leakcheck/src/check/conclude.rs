@@ -20,7 +20,7 @@ impl Check {
     ) -> Result<(), LeakReport> {
         // The verdict is the deadline's: a survivor that ends while its report is being built
         // (symbolising stacks takes a while) was still alive when its time was up.
-        let mut tasks = snapshot::leaked_tasks(&survivors, extras.stacks, &self.live_stacks);
+        let mut tasks = snapshot::leaked_tasks(&survivors, &self.live_stacks);
         tasks.extend(self.untracked_survivors());
         let mut notes = extras.notes;
         notes.extend(self.hidden_notes());

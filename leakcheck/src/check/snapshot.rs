@@ -9,7 +9,7 @@ use crate::os::LiveStackBudget;
 use crate::plain_threads;
 use crate::registry::{Shared, TaskRecord};
 use crate::report::{
-    resolve_stacks_whole, LeakedTask, ParentTask, PendingStack, Site, Stack, StackOrigin,
+    resolve_stacks_whole, LeakedTask, ParentTask, PendingStack, Site, StackOrigin,
 };
 use crate::vocab::{TaskId, TaskState};
 
@@ -29,10 +29,9 @@ enum SpawnKey {
     Thread(TaskId),
 }
 
-/// Snapshots the survivors for a report. `dumped` holds stacks a runtime's task dump gave.
+/// Snapshots the survivors for a report.
 pub(crate) fn leaked_tasks(
     records: &[Shared<TaskRecord>],
-    mut dumped: HashMap<TaskId, Stack>,
     live_stacks: &LiveStackBudget,
 ) -> Vec<LeakedTask> {
     let now = clock::now();
@@ -50,44 +49,35 @@ pub(crate) fn leaked_tasks(
             .flatten();
         let blocked_at = blocked.as_ref().map(|b| Site::from_location(b.site));
         let mut stack_unavailable = None;
-        let dumped_stack = if dumped.is_empty() {
-            None
-        } else {
-            dumped.remove(&record.id)
-        };
-        let stack = if let Some(stack) = dumped_stack {
-            Some(PendingStack::Resolved(stack))
-        } else {
-            let live_stack = record.os_thread().and_then(|thread| {
-                let spawn = match record.created() {
-                    Some(_) => SpawnKey::Thread(record.id),
-                    None => SpawnKey::Location(record.spawn_site),
-                };
-                let key = (spawn, blocked_at.clone());
-                if !live.contains_key(&key) && live.len() >= LIVE_STACKS {
-                    return None;
+        let live_stack = record.os_thread().and_then(|thread| {
+            let spawn = match record.created() {
+                Some(_) => SpawnKey::Thread(record.id),
+                None => SpawnKey::Location(record.spawn_site),
+            };
+            let key = (spawn, blocked_at.clone());
+            if !live.contains_key(&key) && live.len() >= LIVE_STACKS {
+                return None;
+            }
+            let taken = live
+                .entry(key)
+                .or_insert_with(|| live_stacks.take(thread).map(Arc::from));
+            match taken {
+                Ok(ips) => Some(PendingStack::Addresses(StackOrigin::Live, Arc::clone(ips))),
+                Err(why) => {
+                    stack_unavailable = Some(why.clone());
+                    None
                 }
-                let taken = live
-                    .entry(key)
-                    .or_insert_with(|| live_stacks.take(thread).map(Arc::from));
-                match taken {
-                    Ok(ips) => Some(PendingStack::Addresses(StackOrigin::Live, Arc::clone(ips))),
-                    Err(why) => {
-                        stack_unavailable = Some(why.clone());
-                        None
-                    }
-                }
+            }
+        });
+        let stack = live_stack
+            .or_else(|| {
+                let stack = blocked.as_ref()?.stack.clone()?;
+                Some(PendingStack::Backtrace(StackOrigin::WhenBlocked, stack))
+            })
+            .or_else(|| {
+                let backtrace = Arc::clone(record.spawn_backtrace()?);
+                Some(PendingStack::Backtrace(StackOrigin::AtSpawn, backtrace))
             });
-            live_stack
-                .or_else(|| {
-                    let stack = blocked.as_ref()?.stack.clone()?;
-                    Some(PendingStack::Backtrace(StackOrigin::WhenBlocked, stack))
-                })
-                .or_else(|| {
-                    let backtrace = Arc::clone(record.spawn_backtrace()?);
-                    Some(PendingStack::Backtrace(StackOrigin::AtSpawn, backtrace))
-                })
-        };
         if stack.is_some() {
             stack_unavailable = None;
         }

@@ -16,7 +16,7 @@ use crate::options::Options;
 use crate::os::LiveStackBudget;
 use crate::plain_threads;
 use crate::registry::{exit_signal, ExitSubscription, Scope, Shared, TaskRecord};
-use crate::report::{LeakReport, Site, Stack};
+use crate::report::{LeakReport, Site};
 use crate::vocab::TaskId;
 
 /// Whether a survivor counts, and if not, what forgave it.
@@ -296,11 +296,10 @@ pub(crate) enum Scan {
     Final,
 }
 
-/// What a runtime adds to a report: stacks from its task dump, counts of tasks it knows and
-/// leakcheck does not, and remarks.
+/// What a runtime adds to a report: counts of tasks it knows and leakcheck does not, and
+/// remarks.
 #[derive(Default)]
 pub(crate) struct ReportExtras {
-    pub(crate) stacks: HashMap<TaskId, Stack>,
     pub(crate) unidentified_async: usize,
     pub(crate) notes: Vec<String>,
     /// How long the survivors were waited for before the check began (a runtime's shutdown).

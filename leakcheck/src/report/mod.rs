@@ -12,6 +12,7 @@ mod stack;
 mod text;
 mod trim;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -83,6 +84,17 @@ impl LeakReport {
         for note in later.notes {
             if !self.notes.contains(&note) {
                 self.notes.push(note);
+            }
+        }
+    }
+
+    /// Gives the survivors in `stacks` (by task) the stacks a runtime's task dump took after the
+    /// report was built, in place of what the report had.
+    pub(crate) fn attach_stacks(&mut self, mut stacks: HashMap<TaskId, Stack>) {
+        for task in &mut self.tasks {
+            if let Some(stack) = task.id.and_then(|id| stacks.remove(&id)) {
+                task.stack = Some(stack);
+                task.stack_unavailable = None;
             }
         }
     }

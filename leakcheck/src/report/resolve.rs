@@ -25,8 +25,6 @@ pub(crate) enum PendingStack {
     Backtrace(StackOrigin, Arc<backtrace::Backtrace>),
     /// Instruction pointers, innermost first (a live stack).
     Addresses(StackOrigin, Arc<[usize]>),
-    /// Frames already symbolised elsewhere (a runtime's task dump).
-    Resolved(Stack),
 }
 
 impl PendingStack {
@@ -34,14 +32,12 @@ impl PendingStack {
         match self {
             PendingStack::Backtrace(_, bt) => bt.frames().iter().map(|f| f.ip() as usize).collect(),
             PendingStack::Addresses(_, ips) => ips.to_vec(),
-            PendingStack::Resolved(_) => Vec::new(),
         }
     }
 
     fn origin(&self) -> StackOrigin {
         match self {
             PendingStack::Backtrace(origin, _) | PendingStack::Addresses(origin, _) => *origin,
-            PendingStack::Resolved(stack) => stack.origin,
         }
     }
 }
@@ -68,9 +64,6 @@ pub(crate) fn resolve_stacks_whole(stacks: &[Option<PendingStack>]) -> Vec<Optio
         .iter()
         .map(|pending| {
             let pending = pending.as_ref()?;
-            if let PendingStack::Resolved(stack) = pending {
-                return Some((stack.clone(), Arc::default()));
-            }
             let key = (pending.origin(), pending.addresses());
             if let Some(resolved) = by_addresses.get(&key) {
                 return Some(resolved.clone());

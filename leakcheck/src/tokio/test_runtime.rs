@@ -1,6 +1,6 @@
 //! The runtime `#[leak_test(tokio)]` builds for a test, and the check it runs inside it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ::tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
 use ::tokio::time::Sleep;
 
-use super::dump::{self, Dumped};
+use super::dump;
 use super::runtime_tasks::TestRuntime;
 use crate::check::{test_name, Check, ReportExtras};
 use crate::config::{self, Mode};
@@ -202,6 +202,10 @@ impl TestRt {
 
 /// Waits for the survivors without blocking the runtime, then reports them with what the runtime
 /// knows: how many of its tasks leakcheck does not know, and (with task dumps) async stacks.
+///
+/// The stacks are added to a report already built: tokio's dump polls every task to trace it,
+/// then wakes it to be polled again, and a report built after the dump could catch a survivor
+/// in that poll, `running` instead of where it waits.
 async fn check_inside(
     check: Check,
     grace: Duration,
@@ -211,13 +215,10 @@ async fn check_inside(
     // Whether the last look found unidentified runtime tasks, whose exit nothing signals.
     let counting = Cell::new(false);
     let grace_over = Cell::new(false);
-    let dumped: RefCell<Option<Dumped>> = RefCell::new(None);
 
     let sleep = async {
         ::tokio::time::sleep(grace).await;
         grace_over.set(true);
-        // The report is about to be built: take the stacks while the survivors still run.
-        *dumped.borrow_mut() = dump::take(handle, runtime).await;
     };
 
     let extras = |survivors: &[Shared<TaskRecord>]| {
@@ -229,11 +230,6 @@ async fn check_inside(
         };
         if unidentified > 0 {
             extras.notes.push(unidentified_note(unidentified));
-        }
-        match dumped.borrow_mut().take() {
-            Some(Ok(stacks)) => extras.stacks = stacks,
-            Some(Err(why)) => extras.notes.push(why),
-            None => {}
         }
         if grace_over.get()
             && cfg!(tokio_unstable)
@@ -265,7 +261,22 @@ async fn check_inside(
         Poll::Ready(())
     };
 
-    check.run_async(sleep, extras, recheck).await
+    let Err(mut report) = check.run_async(sleep, extras, recheck).await else {
+        return Ok(());
+    };
+    // The survivors still run (the runtime is not shut down yet): take their stacks now.
+    if report
+        .tasks()
+        .iter()
+        .any(|task| task.kind() == TaskKind::Async)
+    {
+        match dump::take(handle, runtime).await {
+            Some(Ok(stacks)) => report.attach_stacks(stacks),
+            Some(Err(why)) => report.notes.push(why),
+            None => {}
+        }
+    }
+    Err(report)
 }
 
 /// After a clean check and the runtime's shutdown, which began at `shutdown`: waits for the
