@@ -775,6 +775,75 @@ fn with_task_dumps_the_polls_the_dump_causes_do_not_change_the_reported_state() 
     assert_contains(&report, "stack (from the runtime's task dump)");
 }
 
+/// With task dumps, a pending task's leaf future says what it waits on, and its own frame where:
+/// plain tasks and tracked ones, on both flavors. A task whose trace reaches no tokio resource
+/// says why it has no stack.
+#[cfg(all(tokio_unstable, tokio_taskdump, target_os = "linux"))]
+#[test]
+fn with_task_dumps_a_pending_task_is_blocked_where_its_async_stack_waits() {
+    const SOURCE: &str = include_str!("tokio_runtime.rs");
+    let line = |marker| common::marked_line(SOURCE, marker).0;
+    for flavor in FLAVORS {
+        let (sites_tx, sites_rx) = std::sync::mpsc::channel();
+        let report = leak_report(
+            "tokio_runtime::inferred",
+            quick(),
+            config(flavor),
+            async move {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+                let lock = Arc::new(tokio::sync::Mutex::new(()));
+                std::mem::forget(Arc::clone(&lock).lock_owned().await);
+                let (_, receiving) = spawned_here!(tokio::spawn(async move {
+                    let _ = rx.recv().await; // site: receiving
+                }));
+                let (_, locking) = spawned_here!(tokio::spawn(async move {
+                    let _ = lock.lock().await; // site: locking
+                }));
+                let (_, ticking) = spawned_here!(leakcheck::tokio::spawn(async move {
+                    let mut every = tokio::time::interval(Duration::from_secs(3600));
+                    every.tick().await;
+                    every.tick().await; // site: ticking
+                }));
+                let (_, pending) = spawned_here!(tokio::spawn(std::future::pending::<()>()));
+                tokio::task::yield_now().await;
+                std::mem::forget(tx);
+                sites_tx
+                    .send([receiving, locking, ticking, pending])
+                    .unwrap();
+            },
+        );
+        let [receiving, locking, ticking, pending] = sites_rx.recv().unwrap();
+        assert_contains(&report, "4 unexpected tasks");
+        for (reason, site, marker) in [
+            ("chan receive", receiving, "receiving"),
+            ("mutex lock", locking, "locking"),
+            ("interval tick", ticking, "ticking"),
+        ] {
+            let group = format!(
+                "1 × async task, blocked in `{reason}` (inferred from its async stack), pending for"
+            );
+            let at = report
+                .find(&group)
+                .unwrap_or_else(|| panic!("{flavor:?}: no {group:?} in\n{report}"));
+            let section = &report[at..];
+            let section = &section[..section[1..]
+                .find("\n  1 × ")
+                .map_or(section.len(), |end| end + 1)];
+            assert_contains(section, &format!("spawned at   {site}"));
+            assert_contains(
+                section,
+                &format!("blocked at   tests/tokio_runtime.rs:{}", line(marker)),
+            );
+            assert_contains(section, "stack (from the runtime's task dump)");
+        }
+        assert_contains(&report, &format!("spawned at   {pending}"));
+        assert_contains(
+            &report,
+            "stack        not available: the runtime's task dump traced nothing",
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Through the attribute.
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock;
+use crate::infer;
 use crate::os::LiveStackBudget;
 use crate::plain_threads;
 use crate::registry::{Shared, TaskRecord};
@@ -138,7 +139,7 @@ pub(crate) fn leaked_tasks(
             && task.state == TaskState::Running
             && stack.origin == StackOrigin::Live
         {
-            if let Some(wait) = plain_threads::inferred_wait(&frames) {
+            if let Some(wait) = infer::wait::infer_wait_site(&frames) {
                 task.state = TaskState::Blocked;
                 task.blocked_on = Some(wait.reason.to_owned());
                 task.blocked_at = wait.blocked_at;

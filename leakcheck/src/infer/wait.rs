@@ -1,11 +1,12 @@
-//! What a thread is blocked on, read from its live stack.
+//! What a thread is blocked on, read from its live stack; and what an async task waits on, read
+//! from the stack a tokio task dump took of it.
 //!
-//! The rule: take the innermost run of library frames (from the interrupted instruction out to
-//! the first frame of the user's code), and in it the *outermost* frame that names a blocking
-//! operation. Outermost, because blocking operations are built on each other: crossbeam's
-//! `recv` parks the thread, std's `Barrier::wait` waits on a condition variable, and the
-//! operation the user called is the one to name. The user's frame just outside the run is where
-//! the thread blocked.
+//! The rule: take the innermost run of library frames (from the interrupted instruction, or the
+//! leaf future, out to the first frame of the user's code), and in it the *outermost* frame that
+//! names a blocking operation. Outermost, because blocking operations are built on each other:
+//! crossbeam's `recv` parks the thread, std's `Barrier::wait` waits on a condition variable,
+//! tokio's `Mutex::lock` waits on its semaphore, and the operation the user called is the one to
+//! name. The user's frame just outside the run is where the thread (or task) blocked.
 //!
 //! The names are the ones leakcheck's instrumented primitives and annotations use (`chan send`,
 //! `chan receive`, `mutex lock`, ...), so inferred and annotated reasons group alike. A send on a
@@ -13,11 +14,11 @@
 //! zero-capacity one.
 //!
 //! The prefixes were taken from real stacks of each operation (std 1.95, crossbeam-channel 0.5,
-//! parking_lot 0.12 and 0.13) in debug builds; older std paths (`std::sync::mutex::`,
-//! `std::thread::park`) are listed too.
+//! parking_lot 0.12 and 0.13, tokio 1.54's task dumps and blocking calls) in debug builds; older
+//! std paths (`std::sync::mutex::`, `std::thread::park`) are listed too.
 
 use super::{is_library_frame, normalise};
-use crate::report::Frame;
+use crate::report::{Frame, Site};
 
 /// A wait reason inferred from a stack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,18 @@ struct Operation {
 /// Every operation recognised, each with every prefix known to name it.
 const OPERATIONS: &[Operation] = &[
     Operation {
+        // Before `chan send`: a sender waiting for its receivers to go, not to send.
+        reason: "chan closed",
+        prefixes: &[
+            "tokio::sync::mpsc::bounded::Sender::closed",
+            "tokio::sync::mpsc::unbounded::UnboundedSender::closed",
+            "tokio::sync::oneshot::Sender::closed",
+            "tokio::sync::oneshot::Sender::poll_closed",
+            "tokio::sync::broadcast::Sender::closed",
+            "tokio::sync::watch::Sender::closed",
+        ],
+    },
+    Operation {
         reason: "chan send",
         prefixes: &[
             "std::sync::mpmc::array::Channel::send",
@@ -51,6 +64,8 @@ const OPERATIONS: &[Operation] = &[
             "crossbeam_channel::flavors::array::Channel::send",
             "crossbeam_channel::flavors::zero::Channel::send",
             "crossbeam_channel::flavors::list::Channel::send",
+            // `send`, `reserve`, `send_timeout`, `blocking_send`...
+            "tokio::sync::mpsc::bounded::Sender::",
         ],
     },
     Operation {
@@ -69,6 +84,21 @@ const OPERATIONS: &[Operation] = &[
             "crossbeam_channel::flavors::array::Channel::recv",
             "crossbeam_channel::flavors::zero::Channel::recv",
             "crossbeam_channel::flavors::list::Channel::recv",
+            "tokio::sync::mpsc::bounded::Receiver::",
+            "tokio::sync::mpsc::unbounded::UnboundedReceiver::",
+            "tokio::sync::mpsc::chan::Rx::recv",
+            "tokio::sync::oneshot::Receiver::",
+            "tokio::sync::oneshot::Inner::poll_recv",
+            "tokio::sync::broadcast::Receiver::",
+            "tokio::sync::broadcast::Recv::",
+        ],
+    },
+    Operation {
+        reason: "watch change",
+        prefixes: &[
+            "tokio::sync::watch::Receiver::changed",
+            "tokio::sync::watch::Receiver::wait_for",
+            "tokio::sync::watch::changed_impl",
         ],
     },
     Operation {
@@ -86,6 +116,8 @@ const OPERATIONS: &[Operation] = &[
             "parking_lot::raw_fair_mutex::RawFairMutex::lock_slow",
             "lock_api::mutex::Mutex::lock",
             "lock_api::remutex::ReentrantMutex::lock",
+            // `lock`, `lock_owned`, `blocking_lock`, and the `acquire` inside them.
+            "tokio::sync::mutex::Mutex::",
         ],
     },
     Operation {
@@ -110,6 +142,8 @@ const OPERATIONS: &[Operation] = &[
             "std::sync::rwlock::RwLock::read",
             "parking_lot::raw_rwlock::RawRwLock::lock_shared",
             "lock_api::rwlock::RwLock::read",
+            "tokio::sync::rwlock::RwLock::read",
+            "tokio::sync::rwlock::RwLock::blocking_read",
         ],
     },
     Operation {
@@ -121,6 +155,8 @@ const OPERATIONS: &[Operation] = &[
             "std::sync::rwlock::RwLock::write",
             "parking_lot::raw_rwlock::RawRwLock::lock_exclusive",
             "lock_api::rwlock::RwLock::write",
+            "tokio::sync::rwlock::RwLock::write",
+            "tokio::sync::rwlock::RwLock::blocking_write",
         ],
     },
     Operation {
@@ -138,6 +174,8 @@ const OPERATIONS: &[Operation] = &[
             "std::sys::thread::unix::Thread::join",
             "std::sys::pal::unix::thread::Thread::join",
             "std::thread::scoped::scope",
+            "tokio::runtime::task::join::JoinHandle::poll",
+            "tokio::task::join_set::JoinSet::join",
         ],
     },
     Operation {
@@ -164,7 +202,56 @@ const OPERATIONS: &[Operation] = &[
     },
     Operation {
         reason: "barrier wait",
-        prefixes: &["std::sync::barrier::Barrier::wait"],
+        prefixes: &[
+            "std::sync::barrier::Barrier::wait",
+            "tokio::sync::barrier::Barrier::wait",
+        ],
+    },
+    Operation {
+        reason: "semaphore acquire",
+        prefixes: &[
+            "tokio::sync::semaphore::Semaphore::acquire",
+            "tokio::sync::batch_semaphore::Acquire::",
+        ],
+    },
+    Operation {
+        reason: "notify",
+        prefixes: &["tokio::sync::notify::Notified::"],
+    },
+    Operation {
+        // A `Sleep`, alone or inside a `timeout` whose future waits on nothing tokio traces.
+        reason: "sleep",
+        prefixes: &["tokio::time::sleep::Sleep::"],
+    },
+    Operation {
+        reason: "interval tick",
+        prefixes: &[
+            "tokio::time::interval::Interval::tick",
+            "tokio::time::interval::Interval::poll_tick",
+        ],
+    },
+    Operation {
+        reason: "I/O read",
+        prefixes: &[
+            "tokio::runtime::io::registration::Registration::poll_read_ready",
+            "tokio::runtime::io::registration::Registration::poll_read_io",
+        ],
+    },
+    Operation {
+        reason: "I/O write",
+        prefixes: &[
+            "tokio::runtime::io::registration::Registration::poll_write_ready",
+            "tokio::runtime::io::registration::Registration::poll_write_io",
+        ],
+    },
+    Operation {
+        // Readiness of either kind (`readable()`, `ready()`), or a driver leakcheck does not
+        // name more closely.
+        reason: "I/O",
+        prefixes: &[
+            "tokio::runtime::io::registration::",
+            "tokio::runtime::io::scheduled_io::",
+        ],
     },
 ];
 
@@ -174,6 +261,7 @@ const SEND_DETAILS: &[(&str, &str)] = &[
     ("crossbeam_channel::flavors::array::", "buffer full"),
     ("std::sync::mpmc::zero::", "rendezvous"),
     ("crossbeam_channel::flavors::zero::", "rendezvous"),
+    ("tokio::sync::mpsc::bounded::", "buffer full"),
 ];
 
 /// What the thread whose live stack is `frames` (innermost first) is blocked on, if the stack
@@ -202,6 +290,28 @@ pub(crate) fn infer_wait(frames: &[Frame]) -> Option<InferredWait> {
         reason,
         detail,
         blocked_at: (run_end < frames.len()).then_some(run_end),
+    })
+}
+
+/// A wait reason inferred from a stack, with the user's call it blocked in as a site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SiteWait {
+    pub(crate) reason: &'static str,
+    pub(crate) detail: Option<&'static str>,
+    pub(crate) blocked_at: Option<Site>,
+}
+
+/// [`infer_wait`], with the user's frame it points at as a site.
+pub(crate) fn infer_wait_site(frames: &[Frame]) -> Option<SiteWait> {
+    let wait = infer_wait(frames)?;
+    let blocked_at = wait.blocked_at.and_then(|at| {
+        let frame = &frames[at];
+        Some(Site::new(frame.file()?, frame.line()?, 0))
+    });
+    Some(SiteWait {
+        reason: wait.reason,
+        detail: wait.detail,
+        blocked_at,
     })
 }
 
@@ -411,6 +521,160 @@ mod tests {
         for frames in [on_condvar, in_driver] {
             assert_eq!(infer_wait(&frames).unwrap().reason, "park");
         }
+    }
+
+    /// An async stack from a tokio task dump: `leaf` (tokio's frames, the leaf future first),
+    /// then the task's own async fn, then the runtime's frames that polled it.
+    fn dumped(leaf: &[&str]) -> Vec<Frame> {
+        let mut frames: Vec<Frame> = leaf.iter().map(|name| dep_frame(name)).collect();
+        frames.push(user(
+            "plain::leaks::{{closure}}::{{closure}}::h8f0ec1bd4a6d4bf1",
+        ));
+        frames.push(dep_frame(
+            "tokio::runtime::task::core::Core<T,S>::poll::{{closure}}::h1",
+        ));
+        frames
+    }
+
+    /// The stacks below are tokio 1.54's, from real task dumps of tasks blocked in each call.
+    #[test]
+    fn a_tokio_task_waits_in_the_call_its_async_fn_made() {
+        let cases: &[(&str, Option<&str>, &[&str])] = &[
+            (
+                "sleep",
+                None,
+                &[
+                    "tokio::time::sleep::Sleep::poll_elapsed::hb1ebd88832e8685f",
+                    "<tokio::time::sleep::Sleep as core::future::future::Future>::poll::h541cd83e573a8765",
+                ],
+            ),
+            (
+                "interval tick",
+                None,
+                &[
+                    "tokio::time::sleep::Sleep::poll_elapsed::hb1ebd88832e8685f",
+                    "<tokio::time::sleep::Sleep as core::future::future::Future>::poll::h541cd83e573a8765",
+                    "tokio::time::interval::Interval::poll_tick::h0edc431e3c3af610",
+                    "tokio::time::interval::Interval::tick::{{closure}}::{{closure}}::h9d6c1766fb476249",
+                    "tokio::time::interval::Interval::tick::{{closure}}::h4e0b06ed13edd37c",
+                ],
+            ),
+            (
+                "chan receive",
+                None,
+                &[
+                    "tokio::sync::mpsc::chan::Rx<T,S>::recv::hbab2e7c36ba89cba",
+                    "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}::{{closure}}::h750d0d4e47086be0",
+                    "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}::hb188f46926714307",
+                ],
+            ),
+            (
+                "chan receive",
+                None,
+                &[
+                    "tokio::sync::oneshot::Inner<T>::poll_recv::h3c73a301ef6920fe",
+                    "<tokio::sync::oneshot::Receiver<T> as core::future::future::Future>::poll::h5180e897572147b4",
+                ],
+            ),
+            (
+                "chan send",
+                Some("buffer full"),
+                &[
+                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                    "tokio::sync::mpsc::bounded::Sender<T>::reserve_inner::{{closure}}::h92646d72dd20404d",
+                    "tokio::sync::mpsc::bounded::Sender<T>::reserve::{{closure}}::ha17787f395f64e66",
+                    "tokio::sync::mpsc::bounded::Sender<T>::send::{{closure}}::hcda22f9090cfe3b9",
+                ],
+            ),
+            (
+                // The lock, not the semaphore inside it.
+                "mutex lock",
+                None,
+                &[
+                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                    "tokio::sync::mutex::Mutex<T>::acquire::{{closure}}::h3e5972af6ea46b80",
+                    "tokio::sync::mutex::Mutex<T>::lock::{{closure}}::{{closure}}::h8e65ca7e8c5a9f8c",
+                    "tokio::sync::mutex::Mutex<T>::lock::{{closure}}::h67b8a1b34a80b6d8",
+                ],
+            ),
+            (
+                "rwlock write",
+                None,
+                &[
+                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                    "tokio::sync::rwlock::RwLock<T>::write::{{closure}}::{{closure}}::hebf8d5ff360e779e",
+                    "tokio::sync::rwlock::RwLock<T>::write::{{closure}}::hb55ce865f529fbcd",
+                ],
+            ),
+            (
+                "semaphore acquire",
+                None,
+                &[
+                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                    "tokio::sync::semaphore::Semaphore::acquire::{{closure}}::ha955a02d7480c6d1",
+                ],
+            ),
+            (
+                // The barrier, not the watch channel inside it.
+                "barrier wait",
+                None,
+                &[
+                    "tokio::sync::notify::NotifiedProject::poll_notified::he324215c524387d0",
+                    "tokio::sync::notify::Notified::poll_notified::hfad2c0ee5123b1af",
+                    "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h61ae4c0f7de25c85",
+                    "tokio::sync::watch::changed_impl::{{closure}}::he7f8a2a48ec24e76",
+                    "tokio::sync::watch::Receiver<T>::changed::{{closure}}::h44f563ac7f4dd955",
+                    "tokio::sync::barrier::Barrier::wait_internal::{{closure}}::hc6ca3163d0d9a588",
+                    "tokio::sync::barrier::Barrier::wait::{{closure}}::hee1d9bece9daef2d",
+                ],
+            ),
+            (
+                "notify",
+                None,
+                &[
+                    "tokio::sync::notify::NotifiedProject::poll_notified::he324215c524387d0",
+                    "tokio::sync::notify::Notified::poll_notified::hfad2c0ee5123b1af",
+                    "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h61ae4c0f7de25c85",
+                ],
+            ),
+            (
+                "join",
+                None,
+                &["<tokio::runtime::task::join::JoinHandle<T> as core::future::future::Future>::poll::hc9b1dbbcb1962863"],
+            ),
+            (
+                "I/O read",
+                None,
+                &[
+                    "tokio::runtime::io::registration::Registration::poll_ready::h694320dc1880cea6",
+                    "tokio::runtime::io::registration::Registration::poll_read_ready::he33a0700969b5474",
+                    "tokio::io::poll_evented::PollEvented<E>::poll_read::h17cd797016054b46",
+                    "tokio::net::tcp::stream::TcpStream::poll_read_priv::h03f9025890da2c38",
+                    "<tokio::io::util::read::Read<R> as core::future::future::Future>::poll::h208d3c722e2715ec",
+                ],
+            ),
+        ];
+        for (reason, detail, leaf) in cases {
+            let frames = dumped(leaf);
+            let wait = infer_wait(&frames).unwrap_or_else(|| panic!("nothing inferred: {leaf:?}"));
+            assert_eq!((wait.reason, wait.detail), (*reason, *detail), "{leaf:?}");
+            assert_eq!(
+                wait.blocked_at,
+                Some(leaf.len()),
+                "the task's own frame: {leaf:?}"
+            );
+            let site = infer_wait_site(&frames).unwrap().blocked_at.unwrap();
+            assert_eq!(site.to_string(), "tests/plain.rs:1", "{leaf:?}");
+        }
+    }
+
+    #[test]
+    fn a_sender_waiting_for_its_receivers_to_go_is_not_sending() {
+        let frames = dumped(&[
+            "tokio::sync::notify::Notified::poll_notified::h1",
+            "tokio::sync::mpsc::bounded::Sender<T>::closed::{{closure}}::h1",
+        ]);
+        assert_eq!(infer_wait(&frames).unwrap().reason, "chan closed");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) use facts::{
 };
 #[cfg(feature = "tokio")]
 pub(crate) use observe::runs_a_runtime_worker;
-pub(crate) use observe::{inferred_wait, is_idle_pool_thread, name_of};
+pub(crate) use observe::{is_idle_pool_thread, name_of};
 
 /// How threads leakcheck did not spawn are found in this process; reports say it once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::infer;
 use crate::infer::pool::PoolThread;
 use crate::os;
 use crate::registry::TaskRecord;
-use crate::report::{resolve_stacks_whole, Frame, PendingStack, Site, StackOrigin};
+use crate::report::{resolve_stacks_whole, Frame, PendingStack, StackOrigin};
 
 /// The name a plain thread shows: its kernel name, unless that is still the one it started with,
 /// inherited from its creator: an unnamed thread, which must not read as its creator (a test).
@@ -17,28 +17,6 @@ pub(crate) fn name_of(record: &TaskRecord) -> Option<String> {
     let started_as = creation.start_name.get()?;
     let started_as = started_as.split(|&b| b == 0).next().unwrap_or_default();
     (status.name.as_bytes() != started_as).then_some(status.name)
-}
-
-/// A wait reason read from a live stack, for a thread that carries no annotation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct InferredWait {
-    pub(crate) reason: &'static str,
-    pub(crate) detail: Option<&'static str>,
-    pub(crate) blocked_at: Option<Site>,
-}
-
-/// What the untrimmed live stack `frames` says the thread waits on.
-pub(crate) fn inferred_wait(frames: &[Frame]) -> Option<InferredWait> {
-    let wait = infer::wait::infer_wait(frames)?;
-    let blocked_at = wait.blocked_at.and_then(|at| {
-        let frame = &frames[at];
-        Some(Site::new(frame.file()?, frame.line()?, 0))
-    });
-    Some(InferredWait {
-        reason: wait.reason,
-        detail: wait.detail,
-        blocked_at,
-    })
 }
 
 /// Whether the live stack of `thread` shows a tokio runtime's worker loop (see

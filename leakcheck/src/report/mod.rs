@@ -12,7 +12,6 @@ mod stack;
 mod text;
 mod trim;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -84,17 +83,6 @@ impl LeakReport {
         for note in later.notes {
             if !self.notes.contains(&note) {
                 self.notes.push(note);
-            }
-        }
-    }
-
-    /// Gives the survivors in `stacks` (by task) the stacks a runtime's task dump took after the
-    /// report was built, in place of what the report had.
-    pub(crate) fn attach_stacks(&mut self, mut stacks: HashMap<TaskId, Stack>) {
-        for task in &mut self.tasks {
-            if let Some(stack) = task.id.and_then(|id| stacks.remove(&id)) {
-                task.stack = Some(stack);
-                task.stack_unavailable = None;
             }
         }
     }
@@ -363,8 +351,9 @@ impl LeakedTask {
     pub fn blocked_at(&self) -> Option<&Site> {
         self.blocked_at.as_ref()
     }
-    /// Whether [`blocked_on`](Self::blocked_on) was inferred from the thread's live stack (a
-    /// thread no annotation describes) rather than recorded by an instrumented call.
+    /// Whether [`blocked_on`](Self::blocked_on) was inferred from a stack rather than recorded by
+    /// an instrumented call: a thread's live stack (a thread no annotation describes), or the
+    /// async stack a tokio task dump took of a pending task.
     pub fn wait_is_inferred(&self) -> bool {
         self.wait_inferred
     }

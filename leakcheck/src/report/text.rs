@@ -91,16 +91,19 @@ fn render_group(out: &mut String, group: &Group<'_>) {
         TaskState::Blocked => {
             let reason = task.blocked_on.as_deref().unwrap_or("an unknown call");
             if task.wait_inferred {
-                // Read from the stack: the stack cannot say since when.
+                let is_async = task.kind == TaskKind::Async;
+                let stack = if is_async { "async stack" } else { "stack" };
                 let _ = write!(
                     out,
-                    "blocked in `{}` (inferred from its stack",
+                    "blocked in `{}` (inferred from its {stack}",
                     escape(reason)
                 );
                 if let Some(detail) = &task.wait_detail {
                     let _ = write!(out, ": {}", escape(detail));
                 }
-                let _ = write!(out, "), alive for {duration}");
+                // A thread's stack cannot say since when it waits; a task's last poll can.
+                let since = if is_async { "pending" } else { "alive" };
+                let _ = write!(out, "), {since} for {duration}");
             } else {
                 let _ = write!(out, "blocked in `{}` for {duration}", escape(reason));
             }

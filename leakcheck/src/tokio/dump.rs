@@ -10,24 +10,43 @@ use std::collections::HashMap;
 use ::tokio::runtime::Handle;
 
 use super::runtime_tasks::TestRuntime;
-use crate::report::Stack;
-use crate::vocab::TaskId;
+use crate::infer::wait::SiteWait;
+use crate::report::{LeakReport, Stack};
+use crate::vocab::{TaskId, TaskKind, TaskState};
 
-/// The stacks of the runtime's tasks leakcheck knows, by task, or why there are none.
-pub(super) type Dumped = Result<HashMap<TaskId, Stack>, String>;
+/// What the runtime's task dump says of one of the tasks leakcheck knows.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
+pub(super) enum Dumped {
+    /// Its async stack, from its leaf future out, and what that leaf says it waits on.
+    Stack(Stack, Option<SiteWait>),
+    /// Why it has none.
+    Unavailable(&'static str),
+}
+
+/// The dump's word on the runtime's tasks leakcheck knows, by task, or why there is none.
+pub(super) type Dump = Result<HashMap<TaskId, Dumped>, String>;
 
 /// Whether this build can take task dumps.
 pub(super) const AVAILABLE: bool = cfg!(leakcheck_taskdump);
+
+/// Why a known task has no stack: tokio traces only tasks that are idle when the dump is taken.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
+const NOT_IDLE: &str =
+    "the runtime's task dump skipped it: it was being polled, or was woken, when the dump was taken";
+/// Why a known task has no stack: polled for the trace, its future reached no tokio resource.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
+const NO_LEAF: &str = "the runtime's task dump traced nothing: polled for the trace, its future reached no tokio resource (it awaits `pending()`, another crate's future, or a set such as `FuturesUnordered` that polls only woken futures)";
 
 /// Takes the runtime's task dump and joins it, by tokio task id, to the tasks the runtime's
 /// hooks registered. Must run inside the runtime (a current-thread runtime dumps only from
 /// within). `None` when this build cannot take task dumps.
 #[cfg(leakcheck_taskdump)]
-pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumped> {
+pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dump> {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::report::{resolve_stacks, PendingStack, StackOrigin};
+    use crate::infer::wait::infer_wait_site;
+    use crate::report::{resolve_stacks_whole, PendingStack, StackOrigin};
 
     /// How long the dump may take. tokio's dump does not finish while a worker thread is blocked
     /// (which a leak test may well have done), so it is always bounded.
@@ -41,6 +60,12 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumpe
             DUMP_TIMEOUT.as_secs()
         )));
     };
+    // Every task the runtime knows is skipped, until the dump shows it.
+    let mut dumped: HashMap<TaskId, Dumped> = runtime
+        .record_ids()
+        .into_iter()
+        .map(|id| (id, Dumped::Unavailable(NOT_IDLE)))
+        .collect();
     let mut ids = Vec::new();
     let mut pending = Vec::new();
     for task in dump.tasks().iter() {
@@ -50,6 +75,7 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumpe
         // One backtrace per leaf future the task waits on; the first is the one it waits on
         // first, which is what the report shows.
         let Some(backtrace) = task.trace().resolve_backtraces().into_iter().next() else {
+            dumped.insert(record.id, Dumped::Unavailable(NO_LEAF));
             continue;
         };
         let addresses: Arc<[usize]> = backtrace
@@ -62,16 +88,45 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dumpe
             addresses,
         )));
     }
-    let stacks = ids
-        .into_iter()
-        .zip(resolve_stacks(&pending))
-        .filter_map(|(id, stack)| Some((id, stack?)))
-        .collect();
-    Some(Ok(stacks))
+    for (id, resolved) in ids.into_iter().zip(resolve_stacks_whole(&pending)) {
+        if let Some((stack, frames)) = resolved {
+            let wait = infer_wait_site(&frames);
+            dumped.insert(id, Dumped::Stack(stack, wait));
+        }
+    }
+    Some(Ok(dumped))
 }
 
 /// This build cannot take task dumps.
 #[cfg(not(leakcheck_taskdump))]
-pub(super) async fn take(_handle: &Handle, _runtime: &TestRuntime) -> Option<Dumped> {
+pub(super) async fn take(_handle: &Handle, _runtime: &TestRuntime) -> Option<Dump> {
     None
+}
+
+/// Gives the survivors of `report` what the dump says of them: their async stacks, in place of
+/// what the report had, and for a task merely pending, what its stack says it waits on.
+pub(super) fn attach(report: &mut LeakReport, mut dumped: HashMap<TaskId, Dumped>) {
+    for task in &mut report.tasks {
+        match task.id.and_then(|id| dumped.remove(&id)) {
+            Some(Dumped::Stack(stack, wait)) => {
+                task.stack = Some(stack);
+                task.stack_unavailable = None;
+                // `blocked` in an annotation, `lost`, `scheduled` or `running` say more, or
+                // are more certain, than a stack's leaf.
+                if let (TaskKind::Async, TaskState::Idle, Some(wait)) =
+                    (task.kind, task.state, wait)
+                {
+                    task.state = TaskState::Blocked;
+                    task.blocked_on = Some(wait.reason.to_owned());
+                    task.blocked_at = wait.blocked_at;
+                    task.wait_inferred = true;
+                    task.wait_detail = wait.detail.map(str::to_owned);
+                }
+            }
+            Some(Dumped::Unavailable(why)) if task.stack.is_none() => {
+                task.stack_unavailable = Some(why.to_owned());
+            }
+            Some(Dumped::Unavailable(_)) | None => {}
+        }
+    }
 }

@@ -66,7 +66,11 @@
 //! - **`RUSTFLAGS="--cfg tokio_unstable --cfg tokio_taskdump"`** (Linux on x86, x86_64, aarch64,
 //!   s390x): leakcheck also enables tokio's `taskdump` feature, and a failing check takes the
 //!   runtime's task dump (under a timeout) and shows each survivor's async stack, joined by tokio
-//!   task id.
+//!   task id. The dump is taken once the report is built, so its own polls of the tasks never
+//!   show in their states. A pending task whose stack ends in a tokio call reads `blocked` in it
+//!   (`chan receive`, `mutex lock`, `interval tick`, ... "inferred from its async stack"), at the
+//!   line of its own code that awaits it; one with no stack says why (tokio traces only idle
+//!   tasks, and only as far as a tokio resource).
 //!
 //! `start_paused` needs tokio's `test-util` feature, which leakcheck's `tokio` feature enables.
 //! With it, the grace period passes on tokio's paused clock, which advances by itself when the

@@ -176,6 +176,16 @@ impl TestRuntime {
     pub(crate) fn record_of(&self, id: ::tokio::task::Id) -> Option<Shared<TaskRecord>> {
         self.known.of(id).lock().get(&id).map(|known| known.share())
     }
+
+    /// The records of every runtime task the hooks registered (and that has not ended).
+    #[cfg(leakcheck_taskdump)]
+    pub(crate) fn record_ids(&self) -> Vec<crate::vocab::TaskId> {
+        let mut ids = Vec::new();
+        for shard in &self.known.shards {
+            ids.extend(shard.lock().values().map(|known| known.share().id));
+        }
+        ids
+    }
 }
 
 /// Keeps a [`TestRuntime`] findable; see [`TestRuntime::register`].

@@ -271,7 +271,7 @@ async fn check_inside(
         .any(|task| task.kind() == TaskKind::Async)
     {
         match dump::take(handle, runtime).await {
-            Some(Ok(stacks)) => report.attach_stacks(stacks),
+            Some(Ok(dumped)) => dump::attach(&mut report, dumped),
             Some(Err(why)) => report.notes.push(why),
             None => {}
         }
