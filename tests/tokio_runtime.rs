@@ -376,6 +376,37 @@ fn start_paused_lets_timers_of_survivors_fire_in_the_grace_period() {
     );
 }
 
+/// On the paused clock, a timer beyond the grace period is a survivor, and the report says that
+/// the grace period ran on that clock: its headline's wait, in real time, is next to nothing.
+#[test]
+fn start_paused_reports_a_timer_beyond_the_grace_period_and_the_clock_it_waited_on() {
+    let (report, site) = {
+        let (site_tx, site_rx) = std::sync::mpsc::channel();
+        let report = leak_report(
+            "tokio_runtime::paused_leak",
+            Options::new().timeout(Duration::from_secs(2)),
+            TokioTestConfig {
+                flavor: TokioFlavor::CurrentThread,
+                worker_threads: None,
+                start_paused: true,
+            },
+            async move {
+                let (_, site) = spawned_here!(leakcheck::tokio::spawn(tokio::time::sleep(
+                    Duration::from_secs(3600)
+                )));
+                site_tx.send(site).unwrap();
+            },
+        );
+        (report, site_rx.recv().unwrap())
+    };
+    assert_contains(&report, "1 unexpected task in test `paused_leak`");
+    assert_contains(&report, &site);
+    assert_contains(
+        &report,
+        "note: start_paused: the grace period ran on the runtime's paused clock, which advanced 2.0s",
+    );
+}
+
 #[test]
 #[should_panic(expected = "`start_paused` needs `flavor = \"current_thread\"`")]
 fn start_paused_on_a_multi_thread_runtime_is_refused_clearly() {

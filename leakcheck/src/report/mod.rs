@@ -22,6 +22,7 @@ use crate::vocab::{TaskId, TaskKind, TaskState};
 pub(crate) use group::name_pattern;
 pub(crate) use resolve::{resolve_stacks, resolve_stacks_whole, PendingStack};
 pub use stack::{Frame, Stack, StackOrigin};
+pub(crate) use text::human;
 
 /// A failed check: the tasks that survived the grace period, and what they were doing.
 ///

@@ -72,10 +72,10 @@
 //!   line of its own code that awaits it; one with no stack says why (tokio traces only idle
 //!   tasks, and only as far as a tokio resource).
 //!
-//! `start_paused` needs tokio's `test-util` feature, which leakcheck's `tokio` feature enables.
-//! With it, the grace period passes on tokio's paused clock, which advances by itself when the
-//! runtime is idle: a survivor waiting on a timer gets to run, and the check does not wait in
-//! real time for nothing.
+//! `start_paused` needs tokio's `test-util` feature, which leakcheck's `tokio-test-util` feature
+//! enables. With it, the grace period passes on tokio's paused clock, which advances by itself
+//! when the runtime is idle: a survivor waiting on a timer gets to run, and the check does not
+//! wait in real time for nothing. A report then notes how far the paused clock advanced.
 //!
 //! `#[leak_test]` stacked on `#[tokio::test]` is a compile error that says to write
 //! `#[leak_test(tokio)]` instead: under `#[tokio::test]` the runtime is built and shut down

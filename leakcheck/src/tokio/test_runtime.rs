@@ -102,7 +102,7 @@ where
 
     let (output, verdict) = runtime.block_on(async {
         let output = CatchUnwind(body).await;
-        let verdict = check_inside(check, grace, &handle, &test_runtime).await;
+        let verdict = check_inside(check, grace, &handle, &test_runtime, config.start_paused).await;
         (output, verdict)
     });
     // Its tasks dropped at once (which may end blocking jobs), its threads told to stop.
@@ -211,7 +211,9 @@ async fn check_inside(
     grace: Duration,
     handle: &Handle,
     runtime: &TestRuntime,
+    paused: bool,
 ) -> Result<(), LeakReport> {
+    let on_the_runtime_clock = ::tokio::time::Instant::now();
     // Whether the last look found unidentified runtime tasks, whose exit nothing signals.
     let counting = Cell::new(false);
     let grace_over = Cell::new(false);
@@ -264,6 +266,14 @@ async fn check_inside(
     let Err(mut report) = check.run_async(sleep, extras, recheck).await else {
         return Ok(());
     };
+    if paused {
+        // The headline's wait is real time; the grace period ran on the paused clock.
+        report.notes.push(format!(
+            "start_paused: the grace period ran on the runtime's paused clock, which advanced {} \
+             while the check waited; a survivor waiting on a timer set further ahead is reported",
+            crate::report::human(on_the_runtime_clock.elapsed()),
+        ));
+    }
     // The survivors still run (the runtime is not shut down yet): take their stacks now.
     if report
         .tasks()
