@@ -260,6 +260,12 @@ fn a_plain_thread_blocked_on_a_rendezvous_is_reported_where_it_was_spawned() {
         "{text}"
     );
     assert!(!text.contains("were not checked here"), "{text}");
+    // The JSON report says as much.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let group = &json["groups"][0];
+    assert_eq!(group["blocked_on"], "chan send", "{json}");
+    assert_eq!(group["wait_inferred"], true, "{json}");
+    assert_eq!(group["wait_detail"], "rendezvous", "{json}");
     drop(receiver);
 }
 

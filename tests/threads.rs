@@ -396,6 +396,8 @@ fn the_json_report_carries_the_same_content() {
     assert_eq!(groups[0]["task_ids"].as_array().unwrap().len(), 2);
     assert_eq!(groups[0]["state"], "blocked");
     assert_eq!(groups[0]["blocked_on"], "chan send");
+    // Recorded by the instrumented channel, not read from a stack.
+    assert_eq!(groups[0]["wait_inferred"], false);
     assert_eq!(groups[0]["spawned_at"]["line"], spawn_line);
     assert_eq!(groups[0]["spawned_at"]["file"], FILE);
     drop(rx);

@@ -93,6 +93,13 @@ struct JsonGroup<'a> {
     wakers_observed: Option<bool>,
     blocked_on: Option<&'a str>,
     blocked_at: Option<&'a Site>,
+    /// For a `blocked` task: whether its reason was read from a stack (a thread's live stack, a
+    /// task dump's async stack) rather than recorded by an instrumented call or annotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_inferred: Option<bool>,
+    /// What more an inferred wait's stack says: `buffer full`, `rendezvous`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_detail: Option<&'a str>,
     in_state_for: Range,
     last_polled_ago: Option<Range>,
     #[serde(serialize_with = "seconds")]
@@ -128,6 +135,8 @@ fn json_group<'a>(group: &'a Group<'a>) -> JsonGroup<'a> {
             .then_some(task.wakers_observed),
         blocked_on: task.blocked_on.as_deref(),
         blocked_at: task.blocked_at.as_ref(),
+        wait_inferred: (task.state == TaskState::Blocked).then_some(task.wait_inferred),
+        wait_detail: task.wait_detail.as_deref(),
         in_state_for: group.in_state_for().into(),
         last_polled_ago: group.last_polled_ago().map(Range::from),
         oldest: group.tasks.iter().map(|t| t.age).max().unwrap_or_default(),
