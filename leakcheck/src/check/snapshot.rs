@@ -140,11 +140,7 @@ pub(crate) fn leaked_tasks(
             && stack.origin == StackOrigin::Live
         {
             if let Some(wait) = infer::wait::infer_wait_site(&frames) {
-                task.state = TaskState::Blocked;
-                task.blocked_on = Some(wait.reason.to_owned());
-                task.blocked_at = wait.blocked_at;
-                task.wait_inferred = true;
-                task.wait_detail = wait.detail.map(str::to_owned);
+                wait.mark(task);
             }
         }
         task.stack = Some(stack);

@@ -1,6 +1,7 @@
 //! What a thread's stack says about it, for threads that carry no annotation: what it waits on
-//! ([`wait`]), whether it belongs to the process rather than a test ([`once`]), whether it is a
-//! pool thread with nothing to do ([`pool`]), and where it was created ([`creation_site`]).
+//! ([`wait`], which also reads a pending task's async stack from a tokio task dump), whether it
+//! belongs to the process rather than a test ([`once`]), whether it is a pool thread with
+//! nothing to do ([`pool`]), and where it was created ([`creation_site`]).
 //!
 //! Every function here is pure: it reads symbolised frames, innermost first, as reports have
 //! them before trimming. Function names are matched after [`normalise`], which makes the two

@@ -18,7 +18,8 @@
 //! std paths (`std::sync::mutex::`, `std::thread::park`) are listed too.
 
 use super::{is_library_frame, normalise};
-use crate::report::{Frame, Site};
+use crate::report::{Frame, LeakedTask, Site};
+use crate::vocab::TaskState;
 
 /// A wait reason inferred from a stack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,20 +38,9 @@ struct Operation {
     prefixes: &'static [&'static str],
 }
 
-/// Every operation recognised, each with every prefix known to name it.
-const OPERATIONS: &[Operation] = &[
-    Operation {
-        // Before `chan send`: a sender waiting for its receivers to go, not to send.
-        reason: "chan closed",
-        prefixes: &[
-            "tokio::sync::mpsc::bounded::Sender::closed",
-            "tokio::sync::mpsc::unbounded::UnboundedSender::closed",
-            "tokio::sync::oneshot::Sender::closed",
-            "tokio::sync::oneshot::Sender::poll_closed",
-            "tokio::sync::broadcast::Sender::closed",
-            "tokio::sync::watch::Sender::closed",
-        ],
-    },
+/// The operations a thread blocks in, each with every prefix known to name it. Only calls that
+/// block the thread are listed: a live stack caught in the middle of a poll is running.
+const THREAD_OPERATIONS: &[Operation] = &[
     Operation {
         reason: "chan send",
         prefixes: &[
@@ -64,8 +54,7 @@ const OPERATIONS: &[Operation] = &[
             "crossbeam_channel::flavors::array::Channel::send",
             "crossbeam_channel::flavors::zero::Channel::send",
             "crossbeam_channel::flavors::list::Channel::send",
-            // `send`, `reserve`, `send_timeout`, `blocking_send`...
-            "tokio::sync::mpsc::bounded::Sender::",
+            "tokio::sync::mpsc::bounded::Sender::blocking_send",
         ],
     },
     Operation {
@@ -84,21 +73,11 @@ const OPERATIONS: &[Operation] = &[
             "crossbeam_channel::flavors::array::Channel::recv",
             "crossbeam_channel::flavors::zero::Channel::recv",
             "crossbeam_channel::flavors::list::Channel::recv",
-            "tokio::sync::mpsc::bounded::Receiver::",
-            "tokio::sync::mpsc::unbounded::UnboundedReceiver::",
-            "tokio::sync::mpsc::chan::Rx::recv",
-            "tokio::sync::oneshot::Receiver::",
-            "tokio::sync::oneshot::Inner::poll_recv",
-            "tokio::sync::broadcast::Receiver::",
-            "tokio::sync::broadcast::Recv::",
-        ],
-    },
-    Operation {
-        reason: "watch change",
-        prefixes: &[
-            "tokio::sync::watch::Receiver::changed",
-            "tokio::sync::watch::Receiver::wait_for",
-            "tokio::sync::watch::changed_impl",
+            // `blocking_recv` and `blocking_recv_many`.
+            "tokio::sync::mpsc::bounded::Receiver::blocking_recv",
+            "tokio::sync::mpsc::unbounded::UnboundedReceiver::blocking_recv",
+            "tokio::sync::oneshot::Receiver::blocking_recv",
+            "tokio::sync::broadcast::Receiver::blocking_recv",
         ],
     },
     Operation {
@@ -116,8 +95,8 @@ const OPERATIONS: &[Operation] = &[
             "parking_lot::raw_fair_mutex::RawFairMutex::lock_slow",
             "lock_api::mutex::Mutex::lock",
             "lock_api::remutex::ReentrantMutex::lock",
-            // `lock`, `lock_owned`, `blocking_lock`, and the `acquire` inside them.
-            "tokio::sync::mutex::Mutex::",
+            // `blocking_lock` and `blocking_lock_owned`.
+            "tokio::sync::mutex::Mutex::blocking_lock",
         ],
     },
     Operation {
@@ -142,7 +121,6 @@ const OPERATIONS: &[Operation] = &[
             "std::sync::rwlock::RwLock::read",
             "parking_lot::raw_rwlock::RawRwLock::lock_shared",
             "lock_api::rwlock::RwLock::read",
-            "tokio::sync::rwlock::RwLock::read",
             "tokio::sync::rwlock::RwLock::blocking_read",
         ],
     },
@@ -155,7 +133,6 @@ const OPERATIONS: &[Operation] = &[
             "std::sync::rwlock::RwLock::write",
             "parking_lot::raw_rwlock::RawRwLock::lock_exclusive",
             "lock_api::rwlock::RwLock::write",
-            "tokio::sync::rwlock::RwLock::write",
             "tokio::sync::rwlock::RwLock::blocking_write",
         ],
     },
@@ -174,8 +151,6 @@ const OPERATIONS: &[Operation] = &[
             "std::sys::thread::unix::Thread::join",
             "std::sys::pal::unix::thread::Thread::join",
             "std::thread::scoped::scope",
-            "tokio::runtime::task::join::JoinHandle::poll",
-            "tokio::task::join_set::JoinSet::join",
         ],
     },
     Operation {
@@ -202,10 +177,75 @@ const OPERATIONS: &[Operation] = &[
     },
     Operation {
         reason: "barrier wait",
+        prefixes: &["std::sync::barrier::Barrier::wait"],
+    },
+];
+
+/// The tokio futures a pending task's async stack (from a task dump) ends in, each with every
+/// prefix known to name it. Such a stack runs from the leaf future tokio traced out to the task's
+/// own future, so a poll path here is a wait.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
+const TASK_OPERATIONS: &[Operation] = &[
+    Operation {
+        // Before `chan send`: a sender waiting for its receivers to go, not to send.
+        reason: "chan closed",
         prefixes: &[
-            "std::sync::barrier::Barrier::wait",
-            "tokio::sync::barrier::Barrier::wait",
+            "tokio::sync::mpsc::bounded::Sender::closed",
+            "tokio::sync::mpsc::unbounded::UnboundedSender::closed",
+            "tokio::sync::mpsc::chan::Tx::closed",
+            "tokio::sync::oneshot::Sender::closed",
+            "tokio::sync::oneshot::Sender::poll_closed",
+            "tokio::sync::broadcast::Sender::closed",
+            "tokio::sync::watch::Sender::closed",
         ],
+    },
+    Operation {
+        // `send`, `reserve`, `reserve_many`, `send_timeout`...
+        reason: "chan send",
+        prefixes: &["tokio::sync::mpsc::bounded::Sender::"],
+    },
+    Operation {
+        reason: "chan receive",
+        prefixes: &[
+            "tokio::sync::mpsc::bounded::Receiver::",
+            "tokio::sync::mpsc::unbounded::UnboundedReceiver::",
+            "tokio::sync::mpsc::chan::Rx::recv",
+            "tokio::sync::oneshot::Receiver::",
+            "tokio::sync::oneshot::Inner::poll_recv",
+            "tokio::sync::broadcast::Receiver::",
+            "tokio::sync::broadcast::Recv::",
+        ],
+    },
+    Operation {
+        reason: "watch change",
+        prefixes: &[
+            "tokio::sync::watch::Receiver::changed",
+            "tokio::sync::watch::Receiver::wait_for",
+            "tokio::sync::watch::changed_impl",
+        ],
+    },
+    Operation {
+        // `lock`, `lock_owned`, and the `acquire` inside them.
+        reason: "mutex lock",
+        prefixes: &["tokio::sync::mutex::Mutex::"],
+    },
+    Operation {
+        // `read`, `read_owned`.
+        reason: "rwlock read",
+        prefixes: &["tokio::sync::rwlock::RwLock::read"],
+    },
+    Operation {
+        reason: "rwlock write",
+        prefixes: &["tokio::sync::rwlock::RwLock::write"],
+    },
+    Operation {
+        // Another task is initialising the cell.
+        reason: "once init",
+        prefixes: &["tokio::sync::once_cell::OnceCell::get_or"],
+    },
+    Operation {
+        reason: "barrier wait",
+        prefixes: &["tokio::sync::barrier::Barrier::wait"],
     },
     Operation {
         reason: "semaphore acquire",
@@ -216,10 +256,22 @@ const OPERATIONS: &[Operation] = &[
     },
     Operation {
         reason: "notify",
-        prefixes: &["tokio::sync::notify::Notified::"],
+        prefixes: &[
+            "tokio::sync::notify::Notified::",
+            "tokio::sync::notify::OwnedNotified::",
+            "tokio::sync::notify::NotifiedProject::",
+        ],
     },
     Operation {
-        // A `Sleep`, alone or inside a `timeout` whose future waits on nothing tokio traces.
+        reason: "join",
+        prefixes: &["tokio::runtime::task::join::JoinHandle::poll"],
+    },
+    Operation {
+        // A `timeout`'s own timer (see `infer_task_wait`).
+        reason: "timeout",
+        prefixes: &["tokio::time::timeout::poll_delay"],
+    },
+    Operation {
         reason: "sleep",
         prefixes: &["tokio::time::sleep::Sleep::"],
     },
@@ -245,15 +297,15 @@ const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
-        // Readiness of either kind (`readable()`, `ready()`), or a driver leakcheck does not
-        // name more closely.
+        // A registration's readiness of a kind the frame does not say.
         reason: "I/O",
-        prefixes: &[
-            "tokio::runtime::io::registration::",
-            "tokio::runtime::io::scheduled_io::",
-        ],
+        prefixes: &["tokio::runtime::io::registration::"],
     },
 ];
+
+/// The reason of a `timeout`'s own timer, which a task waits on beside the future it times out.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
+const TIMEOUT: &str = "timeout";
 
 /// Frames that say how a blocked send waits.
 const SEND_DETAILS: &[(&str, &str)] = &[
@@ -265,8 +317,19 @@ const SEND_DETAILS: &[(&str, &str)] = &[
 ];
 
 /// What the thread whose live stack is `frames` (innermost first) is blocked on, if the stack
-/// names a blocking operation in its innermost run of library frames.
+/// names a blocking call in its innermost run of library frames.
 pub(crate) fn infer_wait(frames: &[Frame]) -> Option<InferredWait> {
+    infer_in(frames, THREAD_OPERATIONS)
+}
+
+/// What a pending task whose async stack is `frames` (the leaf future first) waits in, if the
+/// stack names a tokio future in its innermost run of library frames.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
+pub(crate) fn infer_task_wait(frames: &[Frame]) -> Option<InferredWait> {
+    infer_in(frames, TASK_OPERATIONS)
+}
+
+fn infer_in(frames: &[Frame], operations: &[Operation]) -> Option<InferredWait> {
     let run_end = frames
         .iter()
         .position(|frame| !is_library_frame(frame))
@@ -275,7 +338,10 @@ pub(crate) fn infer_wait(frames: &[Frame]) -> Option<InferredWait> {
         .iter()
         .map(|frame| normalise(frame.function()))
         .collect();
-    let reason = names.iter().rev().find_map(|name| operation_of(name))?;
+    let reason = names
+        .iter()
+        .rev()
+        .find_map(|name| operation_of(name, operations))?;
     let detail = if reason == "chan send" {
         names.iter().find_map(|name| {
             SEND_DETAILS
@@ -301,22 +367,65 @@ pub(crate) struct SiteWait {
     pub(crate) blocked_at: Option<Site>,
 }
 
-/// [`infer_wait`], with the user's frame it points at as a site.
-pub(crate) fn infer_wait_site(frames: &[Frame]) -> Option<SiteWait> {
-    let wait = infer_wait(frames)?;
-    let blocked_at = wait.blocked_at.and_then(|at| {
-        let frame = &frames[at];
-        Some(Site::new(frame.file()?, frame.line()?, 0))
-    });
-    Some(SiteWait {
-        reason: wait.reason,
-        detail: wait.detail,
-        blocked_at,
-    })
+impl SiteWait {
+    /// Makes `task` read as blocked in this wait, inferred from its stack.
+    pub(crate) fn mark(self, task: &mut LeakedTask) {
+        task.state = TaskState::Blocked;
+        task.blocked_on = Some(self.reason.to_owned());
+        task.blocked_at = self.blocked_at;
+        task.wait_inferred = true;
+        task.wait_detail = self.detail.map(str::to_owned);
+    }
+
+    fn of(wait: InferredWait, frames: &[Frame]) -> SiteWait {
+        let blocked_at = wait.blocked_at.and_then(|at| {
+            let frame = &frames[at];
+            Some(Site::new(frame.file()?, frame.line()?, 0))
+        });
+        SiteWait {
+            reason: wait.reason,
+            detail: wait.detail,
+            blocked_at,
+        }
+    }
 }
 
-fn operation_of(name: &str) -> Option<&'static str> {
-    OPERATIONS
+/// [`infer_wait`], with the user's frame it points at as a site.
+pub(crate) fn infer_wait_site(frames: &[Frame]) -> Option<SiteWait> {
+    Some(SiteWait::of(infer_wait(frames)?, frames))
+}
+
+/// What a pending task waits in, from all the async stacks a task dump took of it (one per leaf
+/// future it waits on), and which of them to show: the first that says so, or the first.
+///
+/// A task that waits on several futures at once (`select!`, `join!`) is said to wait in one
+/// call only if every stack names that call at the same site; otherwise in none, since the
+/// order of its stacks is the order its futures were polled in, which `select!` draws at
+/// random. A `timeout`'s own timer does not count beside the future it times out.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
+pub(crate) fn infer_task_wait_site(stacks: &[&[Frame]]) -> (usize, Option<SiteWait>) {
+    let waits: Vec<Option<SiteWait>> = stacks
+        .iter()
+        .map(|frames| Some(SiteWait::of(infer_task_wait(frames)?, frames)))
+        .collect();
+    let timed_out = |wait: &Option<SiteWait>| wait.as_ref().is_some_and(|w| w.reason == TIMEOUT);
+    let only_timeouts = waits.iter().all(timed_out);
+    let mut counted = waits
+        .iter()
+        .enumerate()
+        .filter(|(_, wait)| only_timeouts || !timed_out(wait));
+    let Some((shown, Some(first))) = counted.next() else {
+        return (0, None);
+    };
+    if counted.all(|(_, wait)| wait.as_ref() == Some(first)) {
+        (shown, Some(first.clone()))
+    } else {
+        (0, None)
+    }
+}
+
+fn operation_of(name: &str, operations: &[Operation]) -> Option<&'static str> {
+    operations
         .iter()
         .find(|op| {
             op.prefixes
@@ -326,8 +435,9 @@ fn operation_of(name: &str) -> Option<&'static str> {
         .map(|op| op.reason)
 }
 
-/// `prefix` is a whole-segment prefix of `name`: `...::send` matches `...::send` and
-/// `...::send::{{closure}}`, not `...::send_timeout`... unless the prefix ends with `::`.
+/// `prefix` is a whole-segment prefix of `name`, or names a function whose name continues with
+/// `_`: `...::send` matches `...::send`, `...::send::{{closure}}` and `...::send_timeout`, not
+/// `...::sender`. A prefix that ends with `::` matches whatever follows.
 fn matches_prefix(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix).is_some_and(|rest| {
         prefix.ends_with("::") || rest.is_empty() || rest.starts_with("::") || rest.starts_with('_')
@@ -524,84 +634,183 @@ mod tests {
     }
 
     /// An async stack from a tokio task dump: `leaf` (tokio's frames, the leaf future first),
-    /// then the task's own async fn, then the runtime's frames that polled it.
+    /// then the task's own async fn, where tokio's traces end.
     fn dumped(leaf: &[&str]) -> Vec<Frame> {
         let mut frames: Vec<Frame> = leaf.iter().map(|name| dep_frame(name)).collect();
         frames.push(user(
             "plain::leaks::{{closure}}::{{closure}}::h8f0ec1bd4a6d4bf1",
         ));
-        frames.push(dep_frame(
-            "tokio::runtime::task::core::Core<T,S>::poll::{{closure}}::h1",
-        ));
         frames
     }
 
-    /// The stacks below are tokio 1.54's, from real task dumps of tasks blocked in each call.
-    #[test]
-    fn a_tokio_task_waits_in_the_call_its_async_fn_made() {
-        let cases: &[(&str, Option<&str>, &[&str])] = &[
-            (
-                "sleep",
-                None,
-                &[
-                    "tokio::time::sleep::Sleep::poll_elapsed::hb1ebd88832e8685f",
-                    "<tokio::time::sleep::Sleep as core::future::future::Future>::poll::h541cd83e573a8765",
-                ],
-            ),
+    const SLEEP: &[&str] = &[
+        "tokio::time::sleep::Sleep::poll_elapsed::hb1ebd88832e8685f",
+        "<tokio::time::sleep::Sleep as core::future::future::Future>::poll::h541cd83e573a8765",
+    ];
+    const RECV: &[&str] = &[
+        "tokio::sync::mpsc::chan::Rx<T,S>::recv::hbab2e7c36ba89cba",
+        "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}::{{closure}}::h750d0d4e47086be0",
+        "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}::hb188f46926714307",
+    ];
+    const NOTIFIED: &[&str] = &[
+        "tokio::sync::notify::NotifiedProject::poll_notified::he324215c524387d0",
+        "tokio::sync::notify::Notified::poll_notified::hfad2c0ee5123b1af",
+        "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h61ae4c0f7de25c85",
+    ];
+    const ACQUIRE: &str =
+        "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9";
+    const TIMEOUT_DELAY: &[&str] = &[
+        "tokio::time::timeout::poll_delay::{{closure}}::h2bb04df713d6b154",
+        "tokio::time::timeout::poll_delay::h5318482e3e284639",
+        "<tokio::time::timeout::Timeout<T> as core::future::future::Future>::poll::h3237ca5be176692a",
+    ];
+
+    /// Each case: the reason and detail expected, and the stack's tokio frames, leaf first.
+    type Case = (&'static str, Option<&'static str>, Vec<&'static str>);
+
+    /// The stacks of tasks pending in each call, from real task dumps (tokio 1.54).
+    fn task_cases() -> Vec<Case> {
+        let with = |a: &[&'static str], b: &[&'static str]| [a, b].concat();
+        vec![
+            ("sleep", None, SLEEP.to_vec()),
             (
                 "interval tick",
                 None,
-                &[
-                    "tokio::time::sleep::Sleep::poll_elapsed::hb1ebd88832e8685f",
-                    "<tokio::time::sleep::Sleep as core::future::future::Future>::poll::h541cd83e573a8765",
-                    "tokio::time::interval::Interval::poll_tick::h0edc431e3c3af610",
-                    "tokio::time::interval::Interval::tick::{{closure}}::{{closure}}::h9d6c1766fb476249",
-                    "tokio::time::interval::Interval::tick::{{closure}}::h4e0b06ed13edd37c",
+                with(
+                    SLEEP,
+                    &[
+                        "tokio::time::interval::Interval::poll_tick::h0edc431e3c3af610",
+                        "tokio::time::interval::Interval::tick::{{closure}}::{{closure}}::h9d6c1766fb476249",
+                        "tokio::time::interval::Interval::tick::{{closure}}::h4e0b06ed13edd37c",
+                    ],
+                ),
+            ),
+            // A `timeout` around a future tokio does not trace.
+            ("timeout", None, with(SLEEP, TIMEOUT_DELAY)),
+            ("chan receive", None, RECV.to_vec()),
+            (
+                "chan receive",
+                None,
+                vec![
+                    "tokio::sync::mpsc::chan::Rx<T,S>::recv::h344b55c2d2ca4c11",
+                    "tokio::sync::mpsc::unbounded::UnboundedReceiver<T>::poll_recv::h5c9351f33eadb2a1",
+                    "tokio::sync::mpsc::unbounded::UnboundedReceiver<T>::recv::{{closure}}::{{closure}}::h9abb923c73363d63",
+                    "tokio::sync::mpsc::unbounded::UnboundedReceiver<T>::recv::{{closure}}::h4a50f7c0dc77d7e0",
                 ],
             ),
             (
                 "chan receive",
                 None,
-                &[
-                    "tokio::sync::mpsc::chan::Rx<T,S>::recv::hbab2e7c36ba89cba",
-                    "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}::{{closure}}::h750d0d4e47086be0",
-                    "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}::hb188f46926714307",
-                ],
-            ),
-            (
-                "chan receive",
-                None,
-                &[
+                vec![
                     "tokio::sync::oneshot::Inner<T>::poll_recv::h3c73a301ef6920fe",
                     "<tokio::sync::oneshot::Receiver<T> as core::future::future::Future>::poll::h5180e897572147b4",
                 ],
             ),
             (
+                "chan receive",
+                None,
+                vec![
+                    "<tokio::sync::broadcast::Recv<T> as core::future::future::Future>::poll::hec3128e01009be31",
+                    "tokio::sync::broadcast::Receiver<T>::recv::{{closure}}::hb5e5cebec7a77e58",
+                ],
+            ),
+            (
                 "chan send",
                 Some("buffer full"),
-                &[
-                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                vec![
+                    ACQUIRE,
                     "tokio::sync::mpsc::bounded::Sender<T>::reserve_inner::{{closure}}::h92646d72dd20404d",
                     "tokio::sync::mpsc::bounded::Sender<T>::reserve::{{closure}}::ha17787f395f64e66",
                     "tokio::sync::mpsc::bounded::Sender<T>::send::{{closure}}::hcda22f9090cfe3b9",
                 ],
             ),
+            // A sender waiting for its receivers to go, on each kind of channel.
+            (
+                "chan closed",
+                None,
+                with(
+                    NOTIFIED,
+                    &[
+                        "tokio::sync::mpsc::chan::Tx<T,S>::closed::{{closure}}::h1",
+                        "tokio::sync::mpsc::bounded::Sender<T>::closed::{{closure}}::h1",
+                    ],
+                ),
+            ),
+            (
+                "chan closed",
+                None,
+                with(
+                    NOTIFIED,
+                    &[
+                        "tokio::sync::mpsc::chan::Tx<T,S>::closed::{{closure}}::h1",
+                        "tokio::sync::mpsc::unbounded::UnboundedSender<T>::closed::{{closure}}::h1",
+                    ],
+                ),
+            ),
+            (
+                "chan closed",
+                None,
+                vec![
+                    "tokio::sync::oneshot::Sender<T>::poll_closed::h1",
+                    "tokio::sync::oneshot::Sender<T>::closed::{{closure}}::{{closure}}::h1",
+                    "tokio::sync::oneshot::Sender<T>::closed::{{closure}}::h1",
+                ],
+            ),
+            (
+                "chan closed",
+                None,
+                with(
+                    NOTIFIED,
+                    &["tokio::sync::broadcast::Sender<T>::closed::{{closure}}::h1"],
+                ),
+            ),
+            (
+                "chan closed",
+                None,
+                with(
+                    NOTIFIED,
+                    &[
+                        "tokio::sync::watch::Sender<T>::closed::{{closure}}::{{closure}}::h1",
+                        "tokio::sync::watch::Sender<T>::closed::{{closure}}::h1",
+                    ],
+                ),
+            ),
+            (
+                "watch change",
+                None,
+                with(
+                    NOTIFIED,
+                    &[
+                        "tokio::sync::watch::changed_impl::{{closure}}::h5a89676a4c61ade4",
+                        "tokio::sync::watch::Receiver<T>::changed::{{closure}}::h513295a46a96f511",
+                    ],
+                ),
+            ),
             (
                 // The lock, not the semaphore inside it.
                 "mutex lock",
                 None,
-                &[
-                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                vec![
+                    ACQUIRE,
                     "tokio::sync::mutex::Mutex<T>::acquire::{{closure}}::h3e5972af6ea46b80",
                     "tokio::sync::mutex::Mutex<T>::lock::{{closure}}::{{closure}}::h8e65ca7e8c5a9f8c",
                     "tokio::sync::mutex::Mutex<T>::lock::{{closure}}::h67b8a1b34a80b6d8",
                 ],
             ),
             (
+                "rwlock read",
+                None,
+                vec![
+                    ACQUIRE,
+                    "tokio::sync::rwlock::RwLock<T>::read::{{closure}}::{{closure}}::h57be13e0b1a35a49",
+                    "tokio::sync::rwlock::RwLock<T>::read::{{closure}}::h749f77255cb4b5cc",
+                ],
+            ),
+            (
                 "rwlock write",
                 None,
-                &[
-                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                vec![
+                    ACQUIRE,
                     "tokio::sync::rwlock::RwLock<T>::write::{{closure}}::{{closure}}::hebf8d5ff360e779e",
                     "tokio::sync::rwlock::RwLock<T>::write::{{closure}}::hb55ce865f529fbcd",
                 ],
@@ -609,43 +818,54 @@ mod tests {
             (
                 "semaphore acquire",
                 None,
-                &[
-                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll::h3c66620100aa07a9",
+                vec![
+                    ACQUIRE,
                     "tokio::sync::semaphore::Semaphore::acquire::{{closure}}::ha955a02d7480c6d1",
+                ],
+            ),
+            (
+                // Another task is initialising the cell.
+                "once init",
+                None,
+                vec![
+                    ACQUIRE,
+                    "tokio::sync::semaphore::Semaphore::acquire::{{closure}}::h1",
+                    "tokio::sync::once_cell::OnceCell<T>::get_or_init::{{closure}}::h1",
                 ],
             ),
             (
                 // The barrier, not the watch channel inside it.
                 "barrier wait",
                 None,
-                &[
-                    "tokio::sync::notify::NotifiedProject::poll_notified::he324215c524387d0",
-                    "tokio::sync::notify::Notified::poll_notified::hfad2c0ee5123b1af",
-                    "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h61ae4c0f7de25c85",
-                    "tokio::sync::watch::changed_impl::{{closure}}::he7f8a2a48ec24e76",
-                    "tokio::sync::watch::Receiver<T>::changed::{{closure}}::h44f563ac7f4dd955",
-                    "tokio::sync::barrier::Barrier::wait_internal::{{closure}}::hc6ca3163d0d9a588",
-                    "tokio::sync::barrier::Barrier::wait::{{closure}}::hee1d9bece9daef2d",
-                ],
+                with(
+                    NOTIFIED,
+                    &[
+                        "tokio::sync::watch::changed_impl::{{closure}}::he7f8a2a48ec24e76",
+                        "tokio::sync::watch::Receiver<T>::changed::{{closure}}::h44f563ac7f4dd955",
+                        "tokio::sync::barrier::Barrier::wait_internal::{{closure}}::hc6ca3163d0d9a588",
+                        "tokio::sync::barrier::Barrier::wait::{{closure}}::hee1d9bece9daef2d",
+                    ],
+                ),
             ),
+            ("notify", None, NOTIFIED.to_vec()),
             (
                 "notify",
                 None,
-                &[
-                    "tokio::sync::notify::NotifiedProject::poll_notified::he324215c524387d0",
-                    "tokio::sync::notify::Notified::poll_notified::hfad2c0ee5123b1af",
-                    "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h61ae4c0f7de25c85",
+                vec![
+                    "tokio::sync::notify::NotifiedProject::poll_notified::h1",
+                    "tokio::sync::notify::OwnedNotified::poll_notified::h1",
+                    "<tokio::sync::notify::OwnedNotified as core::future::future::Future>::poll::h1",
                 ],
             ),
             (
                 "join",
                 None,
-                &["<tokio::runtime::task::join::JoinHandle<T> as core::future::future::Future>::poll::hc9b1dbbcb1962863"],
+                vec!["<tokio::runtime::task::join::JoinHandle<T> as core::future::future::Future>::poll::hc9b1dbbcb1962863"],
             ),
             (
                 "I/O read",
                 None,
-                &[
+                vec![
                     "tokio::runtime::io::registration::Registration::poll_ready::h694320dc1880cea6",
                     "tokio::runtime::io::registration::Registration::poll_read_ready::he33a0700969b5474",
                     "tokio::io::poll_evented::PollEvented<E>::poll_read::h17cd797016054b46",
@@ -653,28 +873,105 @@ mod tests {
                     "<tokio::io::util::read::Read<R> as core::future::future::Future>::poll::h208d3c722e2715ec",
                 ],
             ),
-        ];
-        for (reason, detail, leaf) in cases {
-            let frames = dumped(leaf);
-            let wait = infer_wait(&frames).unwrap_or_else(|| panic!("nothing inferred: {leaf:?}"));
-            assert_eq!((wait.reason, wait.detail), (*reason, *detail), "{leaf:?}");
+            (
+                "I/O write",
+                None,
+                vec![
+                    "tokio::runtime::io::registration::Registration::poll_ready::h1",
+                    "tokio::runtime::io::registration::Registration::poll_write_ready::h1",
+                    "tokio::io::poll_evented::PollEvented<E>::poll_write::h1",
+                    "tokio::net::tcp::stream::TcpStream::poll_write_priv::h1",
+                    "<tokio::io::util::write_all::WriteAll<W> as core::future::future::Future>::poll::h1",
+                ],
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_tokio_task_waits_in_the_call_its_async_fn_made() {
+        for (reason, detail, leaf) in task_cases() {
+            let frames = dumped(&leaf);
+            let wait =
+                infer_task_wait(&frames).unwrap_or_else(|| panic!("nothing inferred: {leaf:?}"));
+            assert_eq!((wait.reason, wait.detail), (reason, detail), "{leaf:?}");
             assert_eq!(
                 wait.blocked_at,
                 Some(leaf.len()),
                 "the task's own frame: {leaf:?}"
             );
-            let site = infer_wait_site(&frames).unwrap().blocked_at.unwrap();
-            assert_eq!(site.to_string(), "tests/plain.rs:1", "{leaf:?}");
+            let (shown, sited) = infer_task_wait_site(&[&frames]);
+            assert_eq!(shown, 0);
+            assert_eq!(
+                sited.unwrap().blocked_at.unwrap().to_string(),
+                "tests/plain.rs:1",
+                "{leaf:?}"
+            );
+            // Caught on a thread's live stack, the same frames are a poll, not a wait.
+            assert_eq!(infer_wait(&frames), None, "{leaf:?}");
         }
     }
 
     #[test]
-    fn a_sender_waiting_for_its_receivers_to_go_is_not_sending() {
-        let frames = dumped(&[
-            "tokio::sync::notify::Notified::poll_notified::h1",
-            "tokio::sync::mpsc::bounded::Sender<T>::closed::{{closure}}::h1",
+    fn a_thread_blocks_in_tokios_blocking_calls_only() {
+        for (reason, function) in [
+            (
+                "chan receive",
+                "tokio::sync::mpsc::bounded::Receiver<T>::blocking_recv::h1",
+            ),
+            (
+                "chan receive",
+                "tokio::sync::oneshot::Receiver<T>::blocking_recv::h1",
+            ),
+            (
+                "chan send",
+                "tokio::sync::mpsc::bounded::Sender<T>::blocking_send::h1",
+            ),
+            (
+                "mutex lock",
+                "tokio::sync::mutex::Mutex<T>::blocking_lock::h1",
+            ),
+            (
+                "rwlock write",
+                "tokio::sync::rwlock::RwLock<T>::blocking_write::h1",
+            ),
+        ] {
+            let frames = stack(&[
+                c_frame("syscall"),
+                dep_frame("tokio::runtime::park::Inner::park::h1"),
+                dep_frame("tokio::runtime::park::CachedParkThread::block_on::h1"),
+                dep_frame(function),
+            ]);
+            assert_eq!(infer_wait(&frames).unwrap().reason, reason, "{function}");
+        }
+        // A thread that drives a runtime of its own, caught in a `try_lock`: running.
+        let frames = stack(&[
+            dep_frame("tokio::sync::batch_semaphore::Semaphore::try_acquire::h1"),
+            dep_frame("tokio::sync::mutex::Mutex<T>::try_lock::h1"),
         ]);
-        assert_eq!(infer_wait(&frames).unwrap().reason, "chan closed");
+        assert_eq!(infer_wait(&frames), None);
+    }
+
+    #[test]
+    fn a_task_waiting_on_several_futures_waits_in_one_call_only_if_they_all_say_so() {
+        let recv = dumped(RECV);
+        let sleep = dumped(SLEEP);
+        let delay = dumped(&[SLEEP, TIMEOUT_DELAY].concat());
+        let reason = |stacks: &[&[Frame]]| {
+            let (shown, wait) = infer_task_wait_site(stacks);
+            (shown, wait.map(|wait| wait.reason))
+        };
+        // `timeout(d, rx.recv())`: the receive, whichever stack comes first.
+        assert_eq!(reason(&[&recv, &delay]), (0, Some("chan receive")));
+        assert_eq!(reason(&[&delay, &recv]), (1, Some("chan receive")));
+        // `select!` between a receive and a sleep: in neither, in whatever order it polled.
+        assert_eq!(reason(&[&recv, &sleep]), (0, None));
+        assert_eq!(reason(&[&sleep, &recv]), (0, None));
+        // `join!` of two receives at the same place: that receive.
+        assert_eq!(reason(&[&recv, &recv]), (0, Some("chan receive")));
+        // A stack that names no call leaves the task as it was.
+        let unknown = dumped(&["some_crate::Future::poll::h1"]);
+        assert_eq!(reason(&[&unknown, &recv]), (0, None));
+        assert_eq!(reason(&[]), (0, None));
     }
 
     #[test]

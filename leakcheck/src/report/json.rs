@@ -88,7 +88,8 @@ struct JsonGroup<'a> {
     scope: Option<&'a str>,
     runs: Option<&'a str>,
     state: TaskState,
-    /// For an `idle` async task: whether leakcheck saw its wakers, so that a held waker is known.
+    /// For an `idle` async task (or one whose wait a task dump's stack told): whether leakcheck
+    /// saw its wakers, so that a held waker is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     wakers_observed: Option<bool>,
     blocked_on: Option<&'a str>,
@@ -131,7 +132,9 @@ fn json_group<'a>(group: &'a Group<'a>) -> JsonGroup<'a> {
         scope: task.scope.as_deref(),
         runs: task.runs.as_deref(),
         state: task.state,
-        wakers_observed: (task.kind == TaskKind::Async && task.state == TaskState::Idle)
+        // Also for a wait inferred from a dump's stack: that task was `idle`.
+        wakers_observed: (task.kind == TaskKind::Async
+            && (task.state == TaskState::Idle || task.wait_inferred))
             .then_some(task.wakers_observed),
         blocked_on: task.blocked_on.as_deref(),
         blocked_at: task.blocked_at.as_ref(),
@@ -260,6 +263,59 @@ impl LeakReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::LeakedTask;
+
+    /// A report of one async task, blocked in `chan receive`, whose wakers leakcheck saw.
+    fn blocked_async_task(wait_inferred: bool) -> LeakReport {
+        let task = LeakedTask {
+            id: None,
+            kind: TaskKind::Async,
+            name: None,
+            spawned_at: Some(Site::new("src/lib.rs", 3, 5)),
+            user_site: None,
+            age: Duration::from_secs(1),
+            scope: Some("test `t`".to_owned()),
+            runs: None,
+            state: TaskState::Blocked,
+            in_state_for: Duration::from_secs(1),
+            blocked_on: Some("chan receive".to_owned()),
+            blocked_at: Some(Site::new("src/lib.rs", 4, 0)),
+            wait_inferred,
+            wait_detail: None,
+            last_polled_ago: Some(Duration::from_secs(1)),
+            wakers_observed: true,
+            parents: Vec::new(),
+            stack: None,
+            stack_unavailable: None,
+            os_thread: None,
+        };
+        LeakReport {
+            checked: "test `t`".to_owned(),
+            waited: Duration::from_secs(1),
+            exited_while_waiting: 0,
+            tasks: vec![task],
+            notes: Vec::new(),
+            unidentified_async: 0,
+            unusable: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_read_from_a_stack_says_so_and_keeps_what_is_known_of_the_wakers() {
+        let json: serde_json::Value =
+            serde_json::from_str(&blocked_async_task(true).to_json()).unwrap();
+        let group = &json["groups"][0];
+        assert_eq!(group["state"], "blocked", "{json}");
+        assert_eq!(group["wait_inferred"], true, "{json}");
+        assert_eq!(group["wakers_observed"], true, "{json}");
+
+        // An annotated wait says where it waits itself: nothing about wakers.
+        let json: serde_json::Value =
+            serde_json::from_str(&blocked_async_task(false).to_json()).unwrap();
+        let group = &json["groups"][0];
+        assert_eq!(group["wait_inferred"], false, "{json}");
+        assert!(group.get("wakers_observed").is_none(), "{json}");
+    }
 
     #[test]
     fn short_labels_read_as_they_are() {

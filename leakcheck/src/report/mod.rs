@@ -1,8 +1,10 @@
 //! The leak report: what a failing check says, for a person (text) and for tools (JSON).
 //!
 //! A report is built from owned snapshots ([`LeakedTask`]), never from live records, so it stays
-//! true to the moment of the check however the tasks move on afterwards. It knows nothing of the
-//! registry: plain data (this module), grouping, text, JSON, and stacks.
+//! true to the moment of the check however the tasks move on afterwards (a tokio runtime's task
+//! dump, taken a moment later, only adds async stacks and what they say a pending task waits
+//! in). It knows nothing of the registry: plain data (this module), grouping, text, JSON, and
+//! stacks.
 
 mod escape;
 mod group;
@@ -22,6 +24,7 @@ use crate::vocab::{TaskId, TaskKind, TaskState};
 pub(crate) use group::name_pattern;
 pub(crate) use resolve::{resolve_stacks, resolve_stacks_whole, PendingStack};
 pub use stack::{Frame, Stack, StackOrigin};
+#[cfg(feature = "tokio")]
 pub(crate) use text::human;
 
 /// A failed check: the tasks that survived the grace period, and what they were doing.
@@ -77,6 +80,7 @@ impl LeakReport {
     /// after a tokio test's shutdown): its survivors, after ours, its notes that this report does
     /// not have already, and its wait. What was checked and how many tasks exited while waiting
     /// stay this report's.
+    #[cfg(feature = "tokio")]
     pub(crate) fn include(&mut self, later: LeakReport) {
         self.waited += later.waited;
         self.tasks.extend(later.tasks);
@@ -277,7 +281,8 @@ pub struct LeakedTask {
     pub(crate) in_state_for: Duration,
     pub(crate) blocked_on: Option<String>,
     pub(crate) blocked_at: Option<Site>,
-    /// Whether `blocked_on` was read from the thread's live stack rather than recorded.
+    /// Whether `blocked_on` was read from a stack (a thread's live stack, a task dump's async
+    /// stack) rather than recorded.
     pub(crate) wait_inferred: bool,
     /// What more the stack says about the wait (`buffer full`, `rendezvous`).
     pub(crate) wait_detail: Option<String>,

@@ -54,8 +54,8 @@ pub(crate) fn resolve_stacks(stacks: &[Option<PendingStack>]) -> Vec<Option<Stac
 /// A resolved stack as reports show it, and all its frames, untrimmed.
 pub(crate) type WholeStack = (Stack, Arc<Vec<Frame>>);
 
-/// Like [`resolve_stacks`], with each stack's untrimmed frames as well (empty for a stack that
-/// was resolved elsewhere), for what only library frames tell: what a thread waits on.
+/// Like [`resolve_stacks`], with each stack's untrimmed frames as well, for what only library
+/// frames tell: what a thread, or a pending task, waits on.
 pub(crate) fn resolve_stacks_whole(stacks: &[Option<PendingStack>]) -> Vec<Option<WholeStack>> {
     let mut symbols = SymbolCache::new();
     let mut by_addresses: HashMap<(StackOrigin, Vec<usize>), WholeStack> = HashMap::new();

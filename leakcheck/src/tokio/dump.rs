@@ -5,7 +5,7 @@
 //! tokio's `taskdump` feature on and its build script sets `cfg(leakcheck_taskdump)`. Elsewhere
 //! [`take`] says there is nothing to take.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ::tokio::runtime::Handle;
 
@@ -29,23 +29,28 @@ pub(super) type Dump = Result<HashMap<TaskId, Dumped>, String>;
 /// Whether this build can take task dumps.
 pub(super) const AVAILABLE: bool = cfg!(leakcheck_taskdump);
 
-/// Why a known task has no stack: tokio traces only tasks that are idle when the dump is taken.
+/// Why a survivor the runtime knows has no stack: tokio's dump does not trace a task being
+/// polled, nor one just woken into a worker's own slot.
 #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
-const NOT_IDLE: &str =
-    "the runtime's task dump skipped it: it was being polled, or was woken, when the dump was taken";
-/// Why a known task has no stack: polled for the trace, its future reached no tokio resource.
+const NOT_TRACED: &str = "the runtime's task dump skipped it: it was being polled, or had just been woken, when the dump was taken";
+/// Why a survivor the runtime knows has no stack: polled for the trace, its future reached none
+/// of the points tokio traces.
 #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
-const NO_LEAF: &str = "the runtime's task dump traced nothing: polled for the trace, its future reached no tokio resource (it awaits `pending()`, another crate's future, or a set such as `FuturesUnordered` that polls only woken futures)";
+const NO_LEAF: &str = "the runtime's task dump traced nothing: polled for the trace, its future reached none of the points tokio traces (tokio's socket I/O such as `accept` and `recv`, `readable()`, `JoinSet`, and `FuturesUnordered` reach none; nor do `pending()` or other crates' futures)";
 
-/// Takes the runtime's task dump and joins it, by tokio task id, to the tasks the runtime's
-/// hooks registered. Must run inside the runtime (a current-thread runtime dumps only from
-/// within). `None` when this build cannot take task dumps.
+/// Takes the runtime's task dump and joins it, by tokio task id, to `survivors`, tasks the
+/// runtime's hooks registered. Must run inside the runtime (a current-thread runtime dumps only
+/// from within). `None` when this build cannot take task dumps.
 #[cfg(leakcheck_taskdump)]
-pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dump> {
+pub(super) async fn take(
+    handle: &Handle,
+    runtime: &TestRuntime,
+    survivors: &HashSet<TaskId>,
+) -> Option<Dump> {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::infer::wait::infer_wait_site;
+    use crate::infer::wait::infer_task_wait_site;
     use crate::report::{resolve_stacks_whole, PendingStack, StackOrigin};
 
     /// How long the dump may take. tokio's dump does not finish while a worker thread is blocked
@@ -60,37 +65,44 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dump>
             DUMP_TIMEOUT.as_secs()
         )));
     };
-    // Every task the runtime knows is skipped, until the dump shows it.
+    // Every survivor of this runtime is untraced, until the dump shows it.
     let mut dumped: HashMap<TaskId, Dumped> = runtime
         .record_ids()
         .into_iter()
-        .map(|id| (id, Dumped::Unavailable(NOT_IDLE)))
+        .filter(|id| survivors.contains(id))
+        .map(|id| (id, Dumped::Unavailable(NOT_TRACED)))
         .collect();
-    let mut ids = Vec::new();
+    // Each traced survivor's stacks (one per leaf future it waits on), resolved together.
+    let mut traced = Vec::new();
     let mut pending = Vec::new();
     for task in dump.tasks().iter() {
-        let Some(record) = runtime.record_of(task.id()) else {
+        let Some(id) = runtime
+            .record_of(task.id())
+            .map(|record| record.id)
+            .filter(|id| survivors.contains(id))
+        else {
             continue;
         };
-        // One backtrace per leaf future the task waits on; the first is the one it waits on
-        // first, which is what the report shows.
-        let Some(backtrace) = task.trace().resolve_backtraces().into_iter().next() else {
-            dumped.insert(record.id, Dumped::Unavailable(NO_LEAF));
+        let backtraces = task.trace().resolve_backtraces();
+        if backtraces.is_empty() {
+            dumped.insert(id, Dumped::Unavailable(NO_LEAF));
             continue;
-        };
-        let addresses: Arc<[usize]> = backtrace
-            .frames()
-            .map(|frame| frame.ip() as usize)
-            .collect();
-        ids.push(record.id);
-        pending.push(Some(PendingStack::Addresses(
-            StackOrigin::RuntimeDump,
-            addresses,
-        )));
+        }
+        traced.push((id, backtraces.len()));
+        pending.extend(backtraces.iter().map(|backtrace| {
+            let addresses: Arc<[usize]> = backtrace
+                .frames()
+                .map(|frame| frame.ip() as usize)
+                .collect();
+            Some(PendingStack::Addresses(StackOrigin::RuntimeDump, addresses))
+        }));
     }
-    for (id, resolved) in ids.into_iter().zip(resolve_stacks_whole(&pending)) {
-        if let Some((stack, frames)) = resolved {
-            let wait = infer_wait_site(&frames);
+    let mut resolved = resolve_stacks_whole(&pending).into_iter();
+    for (id, count) in traced {
+        let stacks: Vec<_> = resolved.by_ref().take(count).flatten().collect();
+        let frames: Vec<&[_]> = stacks.iter().map(|(_, frames)| frames.as_slice()).collect();
+        let (shown, wait) = infer_task_wait_site(&frames);
+        if let Some((stack, _)) = stacks.into_iter().nth(shown) {
             dumped.insert(id, Dumped::Stack(stack, wait));
         }
     }
@@ -99,7 +111,11 @@ pub(super) async fn take(handle: &Handle, runtime: &TestRuntime) -> Option<Dump>
 
 /// This build cannot take task dumps.
 #[cfg(not(leakcheck_taskdump))]
-pub(super) async fn take(_handle: &Handle, _runtime: &TestRuntime) -> Option<Dump> {
+pub(super) async fn take(
+    _handle: &Handle,
+    _runtime: &TestRuntime,
+    _survivors: &HashSet<TaskId>,
+) -> Option<Dump> {
     None
 }
 
@@ -116,11 +132,7 @@ pub(super) fn attach(report: &mut LeakReport, mut dumped: HashMap<TaskId, Dumped
                 if let (TaskKind::Async, TaskState::Idle, Some(wait)) =
                     (task.kind, task.state, wait)
                 {
-                    task.state = TaskState::Blocked;
-                    task.blocked_on = Some(wait.reason.to_owned());
-                    task.blocked_at = wait.blocked_at;
-                    task.wait_inferred = true;
-                    task.wait_detail = wait.detail.map(str::to_owned);
+                    wait.mark(task);
                 }
             }
             Some(Dumped::Unavailable(why)) if task.stack.is_none() => {

@@ -69,8 +69,9 @@
 //!   task id. The dump is taken once the report is built, so its own polls of the tasks never
 //!   show in their states. A pending task whose stack ends in a tokio call reads `blocked` in it
 //!   (`chan receive`, `mutex lock`, `interval tick`, ... "inferred from its async stack"), at the
-//!   line of its own code that awaits it; one with no stack says why (tokio traces only idle
-//!   tasks, and only as far as a tokio resource).
+//!   line of its own code that awaits it; one with no stack says why (tokio does not trace a
+//!   task being polled, and its trace stops short of some of its own futures: socket I/O,
+//!   `JoinSet`).
 //!
 //! `start_paused` needs tokio's `test-util` feature, which leakcheck's `tokio-test-util` feature
 //! enables. With it, the grace period passes on tokio's paused clock, which advances by itself

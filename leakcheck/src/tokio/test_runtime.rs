@@ -22,7 +22,7 @@ use crate::os::{LiveStackBudget, ThreadHandle};
 use crate::plain_threads;
 use crate::registry::{open_scope, Scope, ScopeLabel, Shared, TaskRecord};
 use crate::report::LeakReport;
-use crate::vocab::TaskKind;
+use crate::vocab::{TaskId, TaskKind};
 
 /// The runtime flavor of a `#[leak_test(tokio)]` test, as `flavor = "..."` says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -269,18 +269,21 @@ async fn check_inside(
     if paused {
         // The headline's wait is real time; the grace period ran on the paused clock.
         report.notes.push(format!(
-            "start_paused: the grace period ran on the runtime's paused clock, which advanced {} \
-             while the check waited; a survivor waiting on a timer set further ahead is reported",
+            "start_paused: the grace period ran on the runtime's clock, paused at the start, which \
+             advanced {} while the check waited; a survivor waiting on a timer set further ahead is \
+             reported",
             crate::report::human(on_the_runtime_clock.elapsed()),
         ));
     }
     // The survivors still run (the runtime is not shut down yet): take their stacks now.
-    if report
+    let async_survivors: HashSet<TaskId> = report
         .tasks()
         .iter()
-        .any(|task| task.kind() == TaskKind::Async)
-    {
-        match dump::take(handle, runtime).await {
+        .filter(|task| task.kind() == TaskKind::Async)
+        .filter_map(|task| task.id())
+        .collect();
+    if !async_survivors.is_empty() {
+        match dump::take(handle, runtime, &async_survivors).await {
             Some(Ok(dumped)) => dump::attach(&mut report, dumped),
             Some(Err(why)) => report.notes.push(why),
             None => {}
