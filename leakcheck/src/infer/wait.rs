@@ -239,8 +239,9 @@ const TASK_OPERATIONS: &[Operation] = &[
         prefixes: &["tokio::sync::rwlock::RwLock::write"],
     },
     Operation {
-        // Another task is initialising the cell.
-        reason: "once init",
+        // Another task is initialising the cell: only with the cell's semaphore just inside (see
+        // `infer_in`), since the task initialising it runs its initialiser in the same frame.
+        reason: ONCE_INIT,
         prefixes: &["tokio::sync::once_cell::OnceCell::get_or"],
     },
     Operation {
@@ -267,8 +268,8 @@ const TASK_OPERATIONS: &[Operation] = &[
         prefixes: &["tokio::runtime::task::join::JoinHandle::poll"],
     },
     Operation {
-        // A `timeout`'s own timer (see `infer_task_wait`).
-        reason: "timeout",
+        // A `timeout`'s own timer (see `infer_task_wait_site`).
+        reason: TIMEOUT,
         prefixes: &["tokio::time::timeout::poll_delay"],
     },
     Operation {
@@ -304,8 +305,14 @@ const TASK_OPERATIONS: &[Operation] = &[
 ];
 
 /// The reason of a `timeout`'s own timer, which a task waits on beside the future it times out.
-#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
 const TIMEOUT: &str = "timeout";
+/// A `timeout`'s poll, through which both its timer and its future are polled.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
+const TIMEOUT_POLL: &str = "tokio::time::timeout::Timeout::poll";
+/// The reason of a task waiting for another to initialise a `OnceCell`.
+const ONCE_INIT: &str = "once init";
+/// What must be just inside a `OnceCell` frame for [`ONCE_INIT`].
+const ONCE_INIT_INSIDE: &str = "tokio::sync::semaphore::Semaphore::acquire";
 
 /// Frames that say how a blocked send waits.
 const SEND_DETAILS: &[(&str, &str)] = &[
@@ -338,10 +345,18 @@ fn infer_in(frames: &[Frame], operations: &[Operation]) -> Option<InferredWait> 
         .iter()
         .map(|frame| normalise(frame.function()))
         .collect();
-    let reason = names
-        .iter()
-        .rev()
-        .find_map(|name| operation_of(name, operations))?;
+    let reason = (0..names.len()).rev().find_map(|at| {
+        let reason = operation_of(&names[at], operations)?;
+        let waits_for_another = |inside: &String| matches_prefix(inside, ONCE_INIT_INSIDE);
+        if reason == ONCE_INIT
+            && !at
+                .checked_sub(1)
+                .is_some_and(|i| waits_for_another(&names[i]))
+        {
+            return None; // The initialiser itself, waiting in what it runs.
+        }
+        Some(reason)
+    })?;
     let detail = if reason == "chan send" {
         names.iter().find_map(|name| {
             SEND_DETAILS
@@ -396,32 +411,51 @@ pub(crate) fn infer_wait_site(frames: &[Frame]) -> Option<SiteWait> {
 }
 
 /// What a pending task waits in, from all the async stacks a task dump took of it (one per leaf
-/// future it waits on), and which of them to show: the first that says so, or the first.
+/// future tokio traced), and which of them to show: the first that names that call, or the first
+/// that is no `timeout`'s own timer.
 ///
-/// A task that waits on several futures at once (`select!`, `join!`) is said to wait in one
-/// call only if every stack names that call at the same site; otherwise in none, since the
-/// order of its stacks is the order its futures were polled in, which `select!` draws at
-/// random. A `timeout`'s own timer does not count beside the future it times out.
+/// A task that waits on several futures at once (`select!`, `join!`) waits in one call only if
+/// every stack names that call at the same site: waiting in any of several calls is waiting in
+/// none of them. A `timeout`'s own timer is set aside when the future it times out has a stack
+/// of its own, through the same `timeout`; without one, the timer is what the task is seen to
+/// wait on (`timeout`). Futures tokio does not trace leave no stack, so they are not seen:
+/// `select!` between a receive and an `accept` reads `chan receive`.
 #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))] // Read from task dumps only.
 pub(crate) fn infer_task_wait_site(stacks: &[&[Frame]]) -> (usize, Option<SiteWait>) {
     let waits: Vec<Option<SiteWait>> = stacks
         .iter()
         .map(|frames| Some(SiteWait::of(infer_task_wait(frames)?, frames)))
         .collect();
-    let timed_out = |wait: &Option<SiteWait>| wait.as_ref().is_some_and(|w| w.reason == TIMEOUT);
-    let only_timeouts = waits.iter().all(timed_out);
-    let mut counted = waits
-        .iter()
-        .enumerate()
-        .filter(|(_, wait)| only_timeouts || !timed_out(wait));
-    let Some((shown, Some(first))) = counted.next() else {
-        return (0, None);
+    let is_timer = |at: usize| waits[at].as_ref().is_some_and(|w| w.reason == TIMEOUT);
+    // A timer beside its future: another stack, no timer, goes out through the same `timeout`.
+    let beside_its_future = |at: usize| {
+        let Some(outward) = outward_of_timeout(stacks[at]) else {
+            return false;
+        };
+        (0..stacks.len())
+            .any(|other| !is_timer(other) && outward_of_timeout(stacks[other]) == Some(outward))
     };
-    if counted.all(|(_, wait)| wait.as_ref() == Some(first)) {
-        (shown, Some(first.clone()))
+    let counted: Vec<usize> = (0..stacks.len())
+        .filter(|&at| !(is_timer(at) && beside_its_future(at)))
+        .collect();
+    let shown_anyway = (0..stacks.len()).find(|&at| !is_timer(at)).unwrap_or(0);
+    let Some(first) = counted.first().and_then(|&at| waits[at].as_ref()) else {
+        return (shown_anyway, None);
+    };
+    if counted.iter().all(|&at| waits[at].as_ref() == Some(first)) {
+        (counted[0], Some(first.clone()))
     } else {
-        (0, None)
+        (shown_anyway, None)
     }
+}
+
+/// The frames outward of the innermost `timeout` poll in `frames`, if any: the same for the
+/// stacks of a `timeout`'s timer and of the future it times out.
+fn outward_of_timeout(frames: &[Frame]) -> Option<&[Frame]> {
+    let at = frames
+        .iter()
+        .position(|frame| matches_prefix(&normalise(frame.function()), TIMEOUT_POLL))?;
+    Some(&frames[at + 1..])
 }
 
 fn operation_of(name: &str, operations: &[Operation]) -> Option<&'static str> {
@@ -953,16 +987,24 @@ mod tests {
 
     #[test]
     fn a_task_waiting_on_several_futures_waits_in_one_call_only_if_they_all_say_so() {
+        const TIMEOUT_POLL_FRAME: &str =
+            "<tokio::time::timeout::Timeout<T> as core::future::future::Future>::poll::h3237ca5be176692a";
         let recv = dumped(RECV);
         let sleep = dumped(SLEEP);
-        let delay = dumped(&[SLEEP, TIMEOUT_DELAY].concat());
+        let timer = dumped(&[SLEEP, TIMEOUT_DELAY].concat());
+        let timed_recv = dumped(&[RECV, &[TIMEOUT_POLL_FRAME]].concat());
         let reason = |stacks: &[&[Frame]]| {
             let (shown, wait) = infer_task_wait_site(stacks);
             (shown, wait.map(|wait| wait.reason))
         };
         // `timeout(d, rx.recv())`: the receive, whichever stack comes first.
-        assert_eq!(reason(&[&recv, &delay]), (0, Some("chan receive")));
-        assert_eq!(reason(&[&delay, &recv]), (1, Some("chan receive")));
+        assert_eq!(reason(&[&timed_recv, &timer]), (0, Some("chan receive")));
+        assert_eq!(reason(&[&timer, &timed_recv]), (1, Some("chan receive")));
+        // `timeout(d, listener.accept())`: tokio traces only the timer.
+        assert_eq!(reason(&[&timer]), (0, Some("timeout")));
+        // `select!` between a receive and a `timeout` of an untraced future: in neither.
+        assert_eq!(reason(&[&recv, &timer]), (0, None));
+        assert_eq!(reason(&[&timer, &recv]), (1, None));
         // `select!` between a receive and a sleep: in neither, in whatever order it polled.
         assert_eq!(reason(&[&recv, &sleep]), (0, None));
         assert_eq!(reason(&[&sleep, &recv]), (0, None));
@@ -972,6 +1014,20 @@ mod tests {
         let unknown = dumped(&["some_crate::Future::poll::h1"]);
         assert_eq!(reason(&[&unknown, &recv]), (0, None));
         assert_eq!(reason(&[]), (0, None));
+    }
+
+    #[test]
+    fn the_task_initialising_a_once_cell_waits_in_its_initialiser() {
+        // `cell.get_or_init(|| tokio::time::sleep(d))`: the initialiser's future is tokio's, so
+        // no frame of the task's own code comes between it and the cell.
+        let frames = dumped(
+            &[
+                SLEEP,
+                &["tokio::sync::once_cell::OnceCell<T>::get_or_init::{{closure}}::h1"],
+            ]
+            .concat(),
+        );
+        assert_eq!(infer_task_wait(&frames).unwrap().reason, "sleep");
     }
 
     #[test]

@@ -14,16 +14,17 @@ use crate::infer::wait::SiteWait;
 use crate::report::{LeakReport, Stack};
 use crate::vocab::{TaskId, TaskKind, TaskState};
 
-/// What the runtime's task dump says of one of the tasks leakcheck knows.
+/// What the runtime's task dump says of one of a report's async survivors.
 #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
 pub(super) enum Dumped {
-    /// Its async stack, from its leaf future out, and what that leaf says it waits on.
+    /// One of its async stacks (one per leaf future tokio traced; see
+    /// `infer::wait::infer_task_wait_site` for which), and the call they all say it waits in.
     Stack(Stack, Option<SiteWait>),
     /// Why it has none.
     Unavailable(&'static str),
 }
 
-/// The dump's word on the runtime's tasks leakcheck knows, by task, or why there is none.
+/// The dump's word on a report's async survivors, by task, or why there is none.
 pub(super) type Dump = Result<HashMap<TaskId, Dumped>, String>;
 
 /// Whether this build can take task dumps.
@@ -36,7 +37,10 @@ const NOT_TRACED: &str = "the runtime's task dump skipped it: it was being polle
 /// Why a survivor the runtime knows has no stack: polled for the trace, its future reached none
 /// of the points tokio traces.
 #[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
-const NO_LEAF: &str = "the runtime's task dump traced nothing: polled for the trace, its future reached none of the points tokio traces (tokio's socket I/O such as `accept` and `recv`, `readable()`, `JoinSet`, and `FuturesUnordered` reach none; nor do `pending()` or other crates' futures)";
+const NO_LEAF: &str = "the runtime's task dump traced nothing: polled for the trace, its future reached none of the points tokio traces (`accept`, `UdpSocket::recv`, `readable()`, `JoinSet` and `FuturesUnordered` reach none; nor do `pending()` or other crates' futures)";
+/// Why a survivor has no stack: its trace could not be symbolised.
+#[cfg_attr(not(leakcheck_taskdump), allow(dead_code))]
+const UNRESOLVED: &str = "the runtime's task dump traced it, but its stack could not be symbolised";
 
 /// Takes the runtime's task dump and joins it, by tokio task id, to `survivors`, tasks the
 /// runtime's hooks registered. Must run inside the runtime (a current-thread runtime dumps only
@@ -57,7 +61,8 @@ pub(super) async fn take(
     /// (which a leak test may well have done), so it is always bounded.
     const DUMP_TIMEOUT: Duration = Duration::from_secs(1);
 
-    // tokio takes the dump on a thread it creates for it: leakcheck's, not the test's.
+    // On a multi-thread runtime, tokio takes the dump on a thread it creates for it:
+    // leakcheck's, not the test's.
     let dump = crate::plain_threads::untracked(handle.dump());
     let Ok(dump) = ::tokio::time::timeout(DUMP_TIMEOUT, dump).await else {
         return Some(Err(format!(
@@ -99,7 +104,11 @@ pub(super) async fn take(
     }
     let mut resolved = resolve_stacks_whole(&pending).into_iter();
     for (id, count) in traced {
-        let stacks: Vec<_> = resolved.by_ref().take(count).flatten().collect();
+        // Every stack of the task, or none: one missing could change what they agree on.
+        let Some(stacks) = resolved.by_ref().take(count).collect::<Option<Vec<_>>>() else {
+            dumped.insert(id, Dumped::Unavailable(UNRESOLVED));
+            continue;
+        };
         let frames: Vec<&[_]> = stacks.iter().map(|(_, frames)| frames.as_slice()).collect();
         let (shown, wait) = infer_task_wait_site(&frames);
         if let Some((stack, _)) = stacks.into_iter().nth(shown) {

@@ -69,9 +69,12 @@
 //!   task id. The dump is taken once the report is built, so its own polls of the tasks never
 //!   show in their states. A pending task whose stack ends in a tokio call reads `blocked` in it
 //!   (`chan receive`, `mutex lock`, `interval tick`, ... "inferred from its async stack"), at the
-//!   line of its own code that awaits it; one with no stack says why (tokio does not trace a
-//!   task being polled, and its trace stops short of some of its own futures: socket I/O,
-//!   `JoinSet`).
+//!   line of its own code that awaits it. A task waiting on several futures (`select!`,
+//!   `join!`) has a stack for each that tokio traces, and reads `blocked` only if they all name
+//!   the same call; a `timeout`'s timer counts only when the future it times out is not traced.
+//!   A task with no stack says why: tokio does not trace a task being polled, and its trace
+//!   stops short of some of its own futures (`accept`, `UdpSocket::recv`, `readable()`,
+//!   `JoinSet`), which are then not seen at all.
 //!
 //! `start_paused` needs tokio's `test-util` feature, which leakcheck's `tokio-test-util` feature
 //! enables. With it, the grace period passes on tokio's paused clock, which advances by itself
