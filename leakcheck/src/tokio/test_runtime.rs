@@ -318,11 +318,14 @@ fn check_after_shutdown(
     let jobs = stuck_jobs(runtime, &tracked, |runs_a_worker| {
         runs_a_worker != Some(true)
     });
-    if runtime.threads().relist(&jobs, scope) == 0 {
-        return Ok(());
-    }
-    let _in_scope = context::enter(Arc::clone(scope), None);
-    Check::new(options.timeout(Duration::ZERO)).run_blocking_with(jobs_extras(shutdown))
+    check_jobs(
+        runtime,
+        &jobs,
+        Arc::clone(scope),
+        options,
+        shutdown,
+        Delivery::Now,
+    )
 }
 
 /// After a check that found leaks and the runtime's shutdown: like [`check_after_shutdown`],
@@ -344,13 +347,43 @@ fn check_after_leak(
         return Ok(());
     }
     let jobs_scope = open_scope(scope.label.clone());
-    if runtime.threads().relist(&jobs, &jobs_scope) == 0 {
+    check_jobs(
+        runtime,
+        &jobs,
+        jobs_scope,
+        options,
+        shutdown,
+        Delivery::Deferred,
+    )
+}
+
+/// Whether a report of stuck jobs is delivered at once, or handed back to be included.
+enum Delivery {
+    Now,
+    Deferred,
+}
+
+/// Lists the stuck `jobs` again in `scope` and checks them there, at once: the wait for the
+/// shutdown, which began at `shutdown`, was their grace period.
+fn check_jobs(
+    runtime: &TestRuntime,
+    jobs: &[ThreadHandle],
+    scope: Arc<Scope>,
+    options: Options,
+    shutdown: Instant,
+    delivery: Delivery,
+) -> Result<(), LeakReport> {
+    if runtime.threads().relist(jobs, &scope) == 0 {
         return Ok(());
     }
-    let _in_jobs_scope = context::enter(jobs_scope, None);
-    Check::new(options.timeout(Duration::ZERO))
-        .deferring_delivery()
-        .run_blocking_with(jobs_extras(shutdown))
+    // The check looks at the scope current when it is made.
+    let _in_scope = context::enter(scope, None);
+    let check = Check::new(options.timeout(Duration::ZERO));
+    let check = match delivery {
+        Delivery::Now => check,
+        Delivery::Deferred => check.deferring_delivery(),
+    };
+    check.run_blocking_with(jobs_extras(shutdown))
 }
 
 /// Waits until `deadline` for the runtime's threads to stop, but for those that run tasks of
