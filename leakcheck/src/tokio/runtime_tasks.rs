@@ -261,21 +261,24 @@ mod claims {
         /// At the first poll of a tracked future: claims the runtime task it is polled in,
         /// unless a [`ClaimedRoot`] made that task known already.
         fn first_poll(&self, record: &TaskRecord) {
-            if !wants_spawn_record() {
+            if !wants_spawn_record() || ROOT_POLLED.get() {
                 return;
             }
-            let Some(task) = ::tokio::task::try_id() else {
-                return;
-            };
-            if ROOT_POLLED.get() != Some(task) {
+            if let Some(task) = ::tokio::task::try_id() {
                 claim(record, task);
             }
         }
     }
 
     thread_local! {
-        /// The runtime task of the [`ClaimedRoot`] being polled on this thread, if any.
-        static ROOT_POLLED: Cell<Option<::tokio::task::Id>> = const { Cell::new(None) };
+        /// Whether a [`ClaimedRoot`] is being polled on this thread: what is first polled inside
+        /// it (itself included) runs in its runtime task, which its count makes known.
+        ///
+        /// A flag, not the task's id, so that a root's poll need not ask tokio for it. The only
+        /// other tasks a root's poll can poll are ones the test runtime does not count: a
+        /// `LocalSet`'s, and those of a runtime whose `block_on` runs inside it (in
+        /// `block_in_place`), never a test runtime (only the harness calls its `block_on`).
+        static ROOT_POLLED: Cell<bool> = const { Cell::new(false) };
     }
 
     pin_project_lite::pin_project! {
@@ -321,15 +324,14 @@ mod claims {
         type Output = F::Output;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-            // Its runtime task, asked each time rather than kept: a word more would take a small
-            // future out of tokio's smallest task cell.
-            let _restore = RestoreRootPolled(ROOT_POLLED.replace(::tokio::task::try_id()));
+            let _restore = RestoreRootPolled(ROOT_POLLED.replace(true));
             self.project().tracked.poll(cx)
         }
     }
 
-    /// Puts back the root polled before, when a [`ClaimedRoot`]'s poll ends or unwinds.
-    struct RestoreRootPolled(Option<::tokio::task::Id>);
+    /// Puts back whether a root was being polled before, when a [`ClaimedRoot`]'s poll ends or
+    /// unwinds.
+    struct RestoreRootPolled(bool);
 
     impl Drop for RestoreRootPolled {
         fn drop(&mut self) {
