@@ -17,9 +17,10 @@
 //! (all spawned, then all awaited). Each sample spawns from inside a task of the runtime (the
 //! common hot path: tasks spawning tasks).
 //!
-//! Every round measures each variant once, in rotating order, and each variant's ratio is taken
-//! against the plain sample of the same round, so that drift of the machine (frequency, other
-//! processes) hits both sides alike. Rows show the median time per task, the median ratio, and
+//! Every round measures each variant of one baseline once, in rotating order, and each variant's
+//! ratio is taken against the plain sample of the same round, so that drift of the machine
+//! (frequency, other processes) hits both sides alike. The two baselines' variants are measured
+//! apart, one after the other (see `bench`). Rows show the median time per task, the median ratio, and
 //! its spread (the 10th to 90th percentile of the per-round ratios).
 //!
 //! Run it with `cargo bench --bench async_spawn`; `-- --quick` (or `LEAKCHECK_BENCH_QUICK=1`) is a
@@ -207,16 +208,27 @@ fn quantile(values: &mut [f64], p: f64) -> f64 {
 
 /// Measures every variant and prints a row each; returns the worst median ratio of the tracked
 /// spawns (the leak_test row is judged by its added time instead).
+///
+/// The variants of one baseline take turns only among themselves, all rounds of one baseline
+/// before the next: a `#[leak_test(tokio)]` sample leaves the heap and caches in a state that
+/// slowed the tracked sample after it on the runtime built once by 10–15 ns per task (with 35
+/// more instructions: callgrind), which put the A/B of that row 0.06× above the same A/B run
+/// alone.
 fn bench(flavor: Flavor, runtime: &Runtime, pattern: Pattern, rounds: usize, tasks: usize) -> f64 {
     for variant in Variant::ALL {
         black_box(sample(flavor, runtime, pattern, variant, tasks / 10 + 1));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); Variant::ALL.len()];
-    for round in 0..rounds {
-        for offset in 0..Variant::ALL.len() {
-            let index = (round + offset) % Variant::ALL.len();
-            let time = sample(flavor, runtime, pattern, Variant::ALL[index], tasks);
-            times[index].push(time.as_secs_f64() * 1e9);
+    for baseline in [Variant::Plain, Variant::PlainFreshRuntime] {
+        let group: Vec<usize> = (0..Variant::ALL.len())
+            .filter(|&index| Variant::ALL[index].baseline() == baseline)
+            .collect();
+        for round in 0..rounds {
+            for offset in 0..group.len() {
+                let index = group[(round + offset) % group.len()];
+                let time = sample(flavor, runtime, pattern, Variant::ALL[index], tasks);
+                times[index].push(time.as_secs_f64() * 1e9);
+            }
         }
     }
     let mut worst = 0.0_f64;
