@@ -420,6 +420,109 @@ mod tests {
     }
 
     #[test]
+    fn clones_made_on_two_threads_in_one_poll_share_one_wrapper() {
+        /// Clones its waker on this thread and, at the same time, on a scoped thread.
+        struct ClonesTwice(Arc<Mutex<Vec<Waker>>>);
+        impl Future for ClonesTwice {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                let waker = cx.waker();
+                std::thread::scope(|threads| {
+                    threads.spawn(|| self.0.lock().unwrap().push(waker.clone()));
+                    self.0.lock().unwrap().push(waker.clone());
+                });
+                Poll::Pending
+            }
+        }
+        let scope = open_scope(ScopeLabel::Named("two clones".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let clones = Arc::new(Mutex::new(Vec::new()));
+        let mut tracked = Box::pin(track(ClonesTwice(Arc::clone(&clones))));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        assert!(tracked
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let mut clones = std::mem::take(&mut *clones.lock().unwrap());
+        assert_eq!(clones.len(), 2);
+        assert!(clones[0].will_wake(&clones[1]), "one wrapper for the poll");
+        drop(clones.pop());
+        assert_eq!(state_of(&scope), TaskState::Idle, "one clone is alive");
+        drop(clones.pop());
+        assert_eq!(state_of(&scope), TaskState::Lost, "both were counted");
+        assert_eq!(
+            Arc::strong_count(&executor),
+            2,
+            "the wrapper let go of the executor's waker"
+        );
+        drop(tracked);
+    }
+
+    #[test]
+    fn the_last_clone_wakes_the_executor_by_value_and_the_others_by_reference() {
+        let scope = open_scope(ScopeLabel::Named("wake paths".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let (slot, done) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+        let parked = Parked {
+            slot: Arc::clone(&slot),
+            done: Arc::clone(&done),
+        };
+        let mut tracked = Box::pin(track(parked));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        assert!(tracked
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let kept = slot.lock().unwrap().take().unwrap();
+        let other = kept.clone();
+        other.wake(); // `kept` is alive: woken by reference.
+        assert_eq!(executor.0.load(Ordering::SeqCst), 1);
+        assert_eq!(Arc::strong_count(&executor), 3, "the wrapper's reference");
+        kept.wake(); // The last clone: its reference goes to the executor's waker.
+        assert_eq!(executor.0.load(Ordering::SeqCst), 2);
+        assert_eq!(Arc::strong_count(&executor), 2, "consumed by the wake");
+        assert_eq!(state_of(&scope), TaskState::Scheduled);
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(
+            tracked.as_mut().poll(&mut Context::from_waker(&waker)),
+            Poll::Ready(7)
+        );
+    }
+
+    #[test]
+    fn a_poll_that_clones_its_waker_and_panics_leaves_no_wrapper_behind() {
+        struct ClonesThenPanics(Arc<Mutex<Option<Waker>>>);
+        impl Future for ClonesThenPanics {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                *self.0.lock().unwrap() = Some(cx.waker().clone());
+                panic!("after the clone");
+            }
+        }
+        let scope = open_scope(ScopeLabel::Named("clone then panic".into()));
+        let _in_scope = crate::context::enter(Arc::clone(&scope), None);
+        let slot = Arc::new(Mutex::new(None));
+        let mut tracked = Box::pin(track(ClonesThenPanics(Arc::clone(&slot))));
+        let executor = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&executor));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = tracked.as_mut().poll(&mut Context::from_waker(&waker));
+        }));
+        assert!(panicked.is_err());
+        // The clone made before the panic still wakes the task; the wrapper dies with it.
+        slot.lock().unwrap().take().unwrap().wake();
+        assert_eq!(executor.0.load(Ordering::SeqCst), 1);
+        drop(tracked);
+        assert_eq!(
+            Arc::strong_count(&executor),
+            2,
+            "the wrapper let go of the executor's waker"
+        );
+    }
+
+    #[test]
     fn a_poll_that_panics_leaves_the_task_whole_until_it_is_dropped() {
         /// Keeps a clone of its waker, then panics when polled again.
         struct PanicsOnSecondPoll(Option<Waker>);

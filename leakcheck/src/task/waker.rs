@@ -11,7 +11,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use crate::registry::{Listed, Shared, TaskRecord};
@@ -37,24 +37,17 @@ pub(super) fn poll_tracking_wakers<F: Future>(
             (future.poll(&mut Context::from_waker(&waker)), None)
         }
         None => {
-            let frame = PollFrame {
+            let mut frame = PollFrame {
                 record,
                 inner: cx.waker(),
-                created: OnceLock::new(),
+                created: AtomicPtr::new(ptr::null_mut()),
             };
             let raw = RawWaker::new((&frame as *const PollFrame<'_>).cast(), &FRAME_VTABLE);
             // SAFETY: the frame outlives the poll, and the waker cannot escape it: it is
             // only lent through the `Context`; a clone is an owned `WakerShared` waker.
             let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
             let result = future.poll(&mut Context::from_waker(&waker));
-            // Its state alone first: most polls make no wrapper, and moving the whole cell out
-            // right after it was built (a short poll) reads more than its state's last store
-            // wrote, which the CPU cannot forward from that store; the load waits for it.
-            let created = match frame.created.get() {
-                Some(_) => frame.created.into_inner(),
-                None => None,
-            };
-            (result, created)
+            (result, frame.take_created())
         }
     }
 }
@@ -155,8 +148,18 @@ unsafe fn shared_wake(data: *const ()) {
     // SAFETY: per this function's contract, the reference is ours to release.
     let shared = unsafe { Arc::from_raw(data.cast::<WakerShared>()) };
     shared.record.state.note_wake();
-    shared.inner.wake_by_ref();
-    shared.record.state.note_waker_dropped();
+    match Arc::try_unwrap(shared) {
+        // The last clone (as a waker that a channel wakes once usually is): it hands its own
+        // reference to the executor's waker on, which saves the executor a count up and down.
+        Ok(WakerShared { record, inner }) => {
+            inner.wake();
+            record.state.note_waker_dropped();
+        }
+        Err(shared) => {
+            shared.inner.wake_by_ref();
+            shared.record.state.note_waker_dropped();
+        }
+    }
 }
 
 /// # Safety
@@ -181,8 +184,29 @@ unsafe fn shared_drop(data: *const ()) {
 struct PollFrame<'a> {
     record: &'a Listed<TaskRecord>,
     inner: &'a Waker,
-    /// The wrapper made by a clone during this poll (shared by all clones of the poll).
-    created: OnceLock<Arc<WakerShared>>,
+    /// The wrapper made by a clone during this poll, shared by all clones of the poll: null, or
+    /// a reference from `Arc::into_raw` that the frame owns. Set by a compare-and-swap, not a
+    /// `OnceLock`, whose `Once` took a fifth of what a tracked task's wait for a message cost:
+    /// a waker lent to a poll may be cloned on another thread meanwhile (by a scoped thread),
+    /// so a clone that loses the race gives its wrapper back.
+    created: AtomicPtr<WakerShared>,
+}
+
+impl PollFrame<'_> {
+    /// The wrapper made during the poll, if any, taken out of the frame.
+    fn take_created(&mut self) -> Option<Arc<WakerShared>> {
+        let raw = std::mem::replace(self.created.get_mut(), ptr::null_mut());
+        // SAFETY: a non-null word came from `Arc::into_raw` in `frame_clone` and owned that
+        // reference; now out of the frame, it is taken back once, here.
+        (!raw.is_null()).then(|| unsafe { Arc::from_raw(raw) })
+    }
+}
+
+impl Drop for PollFrame<'_> {
+    /// A poll that unwinds leaves the wrapper it made here.
+    fn drop(&mut self) {
+        drop(self.take_created());
+    }
 }
 
 /// Lent wakers of a poll: the data pointer is a `PollFrame` on the polling stack.
@@ -198,14 +222,29 @@ static FRAME_VTABLE: RawWakerVTable = RawWakerVTable::new(
 unsafe fn frame_clone(data: *const ()) -> RawWaker {
     // SAFETY: per this function's contract.
     let frame = unsafe { &*data.cast::<PollFrame<'_>>() };
-    let shared = frame.created.get_or_init(|| {
-        Arc::new(WakerShared {
+    let mut shared = frame.created.load(Ordering::Acquire);
+    if shared.is_null() {
+        let new = Arc::into_raw(Arc::new(WakerShared {
             record: frame.record.share(),
             inner: frame.inner.clone(),
-        })
-    });
-    // SAFETY: `shared` is alive (held by the frame) for this call.
-    unsafe { shared_clone(Arc::as_ptr(shared).cast()) }
+        }))
+        .cast_mut();
+        shared = match frame.created.compare_exchange(
+            ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => new,
+            Err(made_meanwhile) => {
+                // SAFETY: `new` came from `Arc::into_raw` just now and was never shared.
+                drop(unsafe { Arc::from_raw(new) });
+                made_meanwhile
+            }
+        };
+    }
+    // SAFETY: `shared` is alive: the frame holds a reference to it until the poll ends.
+    unsafe { shared_clone(shared.cast_const().cast()) }
 }
 
 /// A lent waker is never owned, so it is never consumed by `wake`: both entries wake by reference.
